@@ -1,0 +1,3 @@
+"""Clickstream: self-hosted clickstream and web-bug tracking."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,244 @@
+"""Every setting, declared once: name, type, default, help.
+
+Sources, later wins: defaults < TOML file (``--config`` / ``CLICKSTREAM_CONFIG``) <
+environment ``CLICKSTREAM_<NAME>`` < command-line flags.  A bad value raises
+:class:`SettingsError` whose message is one line naming the key and what it accepts.
+
+Per-site overrides live in the TOML file under ``[sites.<site id>]`` and may set any
+setting marked ``per_site``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    per_site: bool = False
+    secret: bool = False
+
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    # where things run
+    S("host", str, "127.0.0.1", "Address the HTTP server listens on."),
+    S("port", int, 8000, "Port of the HTTP server (collector, API and dashboard).", min=0, max=65535),
+    S("workers", int, 1, "uvicorn worker processes for `clickstream collector`.", min=1, max=64),
+    S("data", str, "./clickstream-data", "Data directory of `serve`: chDB files, spool, token."),
+    S("kafka", str, "", "Kafka bootstrap servers; empty: `serve` starts the embedded Tansu broker."),
+    S("broker_port", int, 0, "Port of the embedded broker (0: a free port).", min=0, max=65535),
+    S("kafka_idempotence", str, "auto", "Idempotent producer: auto (on for --kafka, off for embedded Tansu), on, off.", choices=("auto", "on", "off")),
+    S("topic", str, "clickstream.hits", "Kafka topic of hits."),
+    S("topic_partitions", int, 6, "Partitions when the topic is created.", min=1, max=1024),
+    S("consumer_group", str, "clickstream-sessionizer", "Kafka consumer group of the sessionizers."),
+    S("clickhouse", str, "", "ClickHouse DSN: http(s)://user:pass@host:8123 or chdb:///abs/path; empty: chDB in <data>/chdb."),
+    S("database", str, "clickstream", "ClickHouse database of the tables."),
+    S("chdb_max_memory", str, "4G", "max_memory_usage for queries on the embedded chDB engine."),
+    S("api_token", str, "", "Bearer token of the admin API; empty: `serve` generates one into <data>/api_token.", secret=True),
+    S("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    # collector
+    S("sites", str, "", "Comma-separated allow list of site ids; empty: accept any well-formed site id."),
+    S("cookie_domain", str, "", "Domain attribute of the _cs_vid cookie (empty: host-only)."),
+    S("cookie_third_party", bool, False, "Set _cs_vid with SameSite=None; Secure (collector on another site)."),
+    S("max_url_length", int, 2000, "Longest accepted page URL / referrer.", min=100, max=16384),
+    S("max_props", int, 30, "Most custom x_* props per hit.", min=0, max=1000),
+    S("max_body_bytes", int, 65536, "Largest POST /collect body (413 above).", min=1024, max=16 * 1024 * 1024),
+    S("max_batch_events", int, 100, "Most events in one POST /collect array.", min=1, max=10000),
+    S("allowed_origins", str, "*", "CORS origins allowed to POST /collect (comma list, * for any).", per_site=True),
+    S("respect_dnt", bool, False, "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.", per_site=True),
+    S("ip_truncate", bool, True, "Truncate IPs before storage (IPv4 /24, IPv6 /48).", per_site=True),
+    S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
+    # sessionizer
+    S("session_timeout_min", float, 30.0, "Inactivity (event time) that ends a session, minutes.", min=1, max=24 * 60, per_site=True),
+    S("flush_interval_s", float, 1.0, "How often open sessions and new hits are written to ClickHouse.", min=0.05, max=60),
+    S("search_params", str, "q,query,s,search,searchword,k,keyword,keywords", "URL parameters that carry a site-search query.", per_site=True),
+    S("quick_back_s", float, 10.0, "A back-loop is a quick back when the time on the middle page is under this.", min=0, max=3600, per_site=True),
+)
+del S
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(setting: Setting, raw: Any, origin: str) -> Any:
+    where = f"setting {setting.name!r} ({origin})"
+    if setting.type is bool:
+        if isinstance(raw, bool):
+            value: Any = raw
+        elif isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            value = raw.strip().lower() in _TRUE
+        else:
+            raise SettingsError(f"{where}: {raw!r} is not a boolean (use true/false)")
+    elif setting.type in (int, float):
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = setting.type(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(
+                f"{where}: {raw!r} is not {'an integer' if setting.type is int else 'a number'}"
+            ) from None
+        if (setting.min is not None and value < setting.min) or (
+            setting.max is not None and value > setting.max
+        ):
+            raise SettingsError(f"{where}: {value} is outside {setting.min:g}..{setting.max:g}")
+    else:
+        if not isinstance(raw, str):
+            raise SettingsError(f"{where}: {raw!r} is not a string")
+        value = raw
+    if setting.choices and value not in setting.choices:
+        raise SettingsError(f"{where}: {value!r} is not one of {', '.join(setting.choices)}")
+    return value
+
+
+class Settings:
+    """Resolved settings; attribute access by name, per-site view with :meth:`for_site`."""
+
+    def __init__(self, values: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None):
+        self._values = dict(values)
+        self._sites = {k: dict(v) for k, v in (sites or {}).items()}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def replace(self, **changes: Any) -> Settings:
+        values = dict(self._values)
+        for name, raw in changes.items():
+            if name not in _BY_NAME:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name] = _convert(_BY_NAME[name], raw, "override")
+        return Settings(values, self._sites)
+
+    def for_site(self, site: str) -> Settings:
+        """Settings as seen by one site: its ``[sites.<id>]`` overrides applied."""
+        override = self._sites.get(site)
+        if not override:
+            return self
+        return Settings({**self._values, **override}, self._sites)
+
+    @property
+    def site_allow_list(self) -> frozenset[str]:
+        listed = {s.strip() for s in self._values["sites"].split(",") if s.strip()}
+        return frozenset(listed | set(self._sites))
+
+    @property
+    def search_param_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self._values["search_params"].split(",") if p.strip())
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self._values["data"]).expanduser().resolve()
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self._values["clickhouse"] or f"chdb://{self.data_dir / 'chdb'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self._values["kafka"]
+
+    @property
+    def idempotence(self) -> bool:
+        mode = self._values["kafka_idempotence"]
+        return (not self.embedded_broker) if mode == "auto" else mode == "on"
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolve settings from defaults, a TOML file, the environment and flags."""
+    env = os.environ if env is None else env
+    values = {s.name: s.default for s in SETTINGS}
+    sites: dict[str, dict[str, Any]] = {}
+    path = config_file or env.get("CLICKSTREAM_CONFIG")
+    if path:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise SettingsError(f"config file {str(path)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {str(path)!r}: {exc}") from None
+        table = doc.get("clickstream", doc)
+        for key, raw in table.items():
+            if key == "sites":
+                sites = _site_overrides(raw)
+                continue
+            setting = _lookup(key, "config file")
+            values[key] = _convert(setting, raw, "config file")
+    for setting in SETTINGS:
+        var = "CLICKSTREAM_" + setting.name.upper()
+        if var in env:
+            values[setting.name] = _convert(setting, env[var], f"env {var}")
+    for key, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        setting = _lookup(key, "flag")
+        values[key] = _convert(setting, raw, "flag --" + key.replace("_", "-"))
+    return Settings(values, sites)
+
+
+def _lookup(key: str, origin: str) -> Setting:
+    try:
+        return _BY_NAME[key]
+    except KeyError:
+        raise SettingsError(f"unknown setting {key!r} in {origin}") from None
+
+
+def _site_overrides(raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        raise SettingsError("setting 'sites' (config file): [sites.<id>] tables expected")
+    out: dict[str, dict[str, Any]] = {}
+    for site, table in raw.items():
+        if not isinstance(table, dict):
+            raise SettingsError(f"setting 'sites.{site}' (config file): a table expected")
+        out[site] = {}
+        for key, value in table.items():
+            setting = _lookup(key, f"[sites.{site}]")
+            if not setting.per_site:
+                raise SettingsError(f"setting {key!r} cannot be set per site (in [sites.{site}])")
+            out[site][key] = _convert(setting, value, f"[sites.{site}]")
+    return out
+
+
+def cli_flags(names: Callable[[Setting], bool] = lambda s: True) -> list[Setting]:
+    """Settings offered as command-line flags."""
+    return [s for s in SETTINGS if names(s)]
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from SETTINGS (a test keeps them equal)."""
+    rows = ["| setting | env | default | help |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "" if s.secret else s.default
+        extra = f" One of: {', '.join(s.choices)}." if s.choices else ""
+        extra += " Per site." if s.per_site else ""
+        rows.append(
+            f"| `{s.name}` | `CLICKSTREAM_{s.name.upper()}` | `{default}` | {s.help}{extra} |"
+        )
+    return "\n".join(rows)
