@@ -1,0 +1,17 @@
+-- One row per (site, visitor_id) ever linked: the CRM id it was last linked to, and the
+-- customer it resolves to now (that CRM id, or the one it was merged into).
+CREATE VIEW IF NOT EXISTS {db}.resolved_identities AS
+SELECT
+    i.site AS site,
+    i.visitor_id AS visitor_id,
+    i.crm_id AS linked_crm_id,
+    if(m.into_crm != '', m.into_crm, i.crm_id) AS crm_id
+FROM
+(
+    SELECT site, visitor_id, argMax(crm_id, (last_ts, version)) AS crm_id
+    FROM {db}.identities FINAL
+    GROUP BY site, visitor_id
+) AS i
+LEFT JOIN (SELECT site, from_crm, into_crm FROM {db}.crm_merges FINAL) AS m
+    ON i.site = m.site AND i.crm_id = m.from_crm
+SETTINGS join_use_nulls = 0
