@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from clickstream.metrics import METRICS
-from clickstream.settings import Settings
+from clickstream.settings import Settings, SettingsError
 
 SCOPES = ("read", "admin")
 SESSION_COOKIE = "_cs_session"
@@ -47,6 +47,13 @@ def digest(value: str) -> bytes:
             raise ValueError("a sha256:<hex> value needs 64 hex digits")
         return bytes.fromhex(hexpart)
     return hashlib.sha256(value.encode()).digest()
+
+
+def _setting_digest(name: str, value: str) -> bytes:
+    try:
+        return digest(value)
+    except ValueError as exc:
+        raise SettingsError(f"setting {name!r}: {exc}") from None
 
 
 def fingerprint(d: bytes) -> str:
@@ -79,13 +86,14 @@ class Credentials:
 
     @classmethod
     def from_settings(cls, settings: Settings, admin_token: str, secret: bytes | None = None) -> Credentials:
-        admin = digest(admin_token)
+        admin = _setting_digest("api_token", admin_token)
         if secret is None:
             secret = session_secret(settings.data_dir)
         return cls(
             admin=admin,
-            read=digest(settings.read_token) if settings.read_token else None,
-            password=digest(settings.dashboard_password) if settings.dashboard_password else None,
+            read=_setting_digest("read_token", settings.read_token) if settings.read_token else None,
+            password=(_setting_digest("dashboard_password", settings.dashboard_password)
+                      if settings.dashboard_password else None),
             key=hmac.new(secret, b"session\x1f" + admin, hashlib.sha256).digest(),
             session_s=int(settings.session_hours * 3600),
         )
