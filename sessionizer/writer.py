@@ -7,7 +7,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from clickstream import warehouse
+from clickstream import erase, warehouse
 from sessionizer.flags import SessionResult
 
 HIT_COLUMNS = [
@@ -82,8 +82,10 @@ class Writer:
     def __init__(self, client: Client, database: str):
         self.client = client
         self.db = warehouse.check_name(database)
+        self.erased = erase.erased_set(client, self.db)
 
     def write(self, results: list[SessionResult]) -> tuple[int, int]:
+        results = erase.drop_erased(results, self.erased)  # erased people stay erased on replay
         hits = [row for r in results for row in hit_rows(r)]
         sessions = [session_row(r) for r in results]
         identities = identity_rows(results)
