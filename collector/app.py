@@ -40,7 +40,9 @@ async def optout(request: Request) -> Response:
     if undo:
         response.delete_cookie(OPTOUT, path="/")
     else:
-        response.set_cookie(OPTOUT, "1", max_age=TWO_YEARS, path="/", samesite="lax")
+        # not HttpOnly: the tracker reads it to stay silent
+        response.set_cookie(OPTOUT, "1", max_age=TWO_YEARS, path="/", samesite="lax",
+                            secure=request.url.scheme == "https")
     return response
 
 
