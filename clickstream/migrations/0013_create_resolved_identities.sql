@@ -5,13 +5,15 @@ SELECT
     i.site AS site,
     i.visitor_id AS visitor_id,
     i.crm_id AS linked_crm_id,
-    if(m.into_crm != '', m.into_crm, i.crm_id) AS crm_id
+    if(m.m_into != '', m.m_into, i.crm_id) AS crm_id
 FROM
 (
     SELECT site, visitor_id, argMax(crm_id, (last_ts, version)) AS crm_id
     FROM {db}.identities FINAL
     GROUP BY site, visitor_id
 ) AS i
-LEFT JOIN (SELECT site, from_crm, into_crm FROM {db}.crm_merges FINAL) AS m
-    ON i.site = m.site AND i.crm_id = m.from_crm
+LEFT JOIN
+(
+    SELECT site AS m_site, from_crm AS m_from, into_crm AS m_into FROM {db}.crm_merges FINAL
+) AS m ON i.site = m.m_site AND i.crm_id = m.m_from
 SETTINGS join_use_nulls = 0

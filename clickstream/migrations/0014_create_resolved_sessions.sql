@@ -5,9 +5,14 @@ CREATE VIEW IF NOT EXISTS {db}.resolved_sessions AS
 SELECT
     s.* EXCEPT (crm_id),
     s.crm_id AS session_crm_id,
-    multiIf(r.crm_id != '', r.crm_id, m.into_crm != '', m.into_crm, s.crm_id) AS crm_id
+    multiIf(r.r_crm != '', r.r_crm, m.m_into != '', m.m_into, s.crm_id) AS crm_id
 FROM {db}.sessions AS s FINAL
-LEFT JOIN {db}.resolved_identities AS r ON s.site = r.site AND s.visitor_id = r.visitor_id
-LEFT JOIN (SELECT site, from_crm, into_crm FROM {db}.crm_merges FINAL) AS m
-    ON s.site = m.site AND s.crm_id = m.from_crm
+LEFT JOIN
+(
+    SELECT site AS r_site, visitor_id AS r_visitor, crm_id AS r_crm FROM {db}.resolved_identities
+) AS r ON s.site = r.r_site AND s.visitor_id = r.r_visitor
+LEFT JOIN
+(
+    SELECT site AS m_site, from_crm AS m_from, into_crm AS m_into FROM {db}.crm_merges FINAL
+) AS m ON s.site = m.m_site AND s.crm_id = m.m_from
 SETTINGS join_use_nulls = 0
