@@ -2,7 +2,7 @@
 -- hash of site, kind and id is kept: sha256(site || '\x1f' || kind || '\x1f' || id).
 CREATE TABLE IF NOT EXISTS {db}.erased
 (
-    id_hash FixedString(64),
+    id_hash String,
     kind LowCardinality(String) COMMENT 'visitor or crm',
     erased_at DateTime64(3, 'UTC')
 )
