@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -177,7 +177,7 @@ def require_scope(scope: str) -> Callable[[Endpoint], Endpoint]:
             if granted is None:
                 METRICS.inc("auth_refused_total", reason="unauthenticated")
                 if _wants_html(request) and _bearer(request) is None:
-                    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
                 return JSONResponse(
                     {"error": "authentication required (Authorization: Bearer <token>, or log in at /login)"},
                     status_code=401, headers={"WWW-Authenticate": "Bearer"},
