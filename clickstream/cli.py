@@ -206,4 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m clickstream.cli`: run the importable module's main, so that plugins raising
+    # clickstream.cli.CLIError are caught (this file would otherwise be a second module)
+    from clickstream.cli import main as _main
+
+    sys.exit(_main())
