@@ -29,6 +29,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
 from clickstream.identity import IdentityError, check_id, check_site
+from clickstream.metrics import METRICS
 
 if TYPE_CHECKING:
     from sessionizer.flags import SessionResult
@@ -103,6 +104,7 @@ def drop_erased(results: list[SessionResult], erased: ErasedSet) -> list[Session
         if erased.is_erased(site, r.session["visitor_id"], first) or any(
             (at := erased.erased_at(site, "crm", c)) is not None and first <= at for c in crms
         ):
+            METRICS.inc("erased_sessions_dropped_total")
             continue
         kept.append(r)
     return kept
