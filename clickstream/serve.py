@@ -106,8 +106,10 @@ class ClickstreamApp:
             await asyncio.to_thread(retention.apply, client, s.database, s)
         await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
         task = None
+        sweeper = None
         if self.roles.collector:
             await self.sink.start()
+            sweeper = asyncio.create_task(self._sweep_salts())
             app.state.sink = self.sink
         if self.roles.sessionizer:
             from sessionizer.loop import Sessionizer
@@ -118,6 +120,8 @@ class ClickstreamApp:
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             if self.roles.collector:
                 await self.sink.stop()
             if task is not None:
@@ -126,6 +130,13 @@ class ClickstreamApp:
                     await asyncio.wait_for(sz.drain(), 60)
                 sz.stop.set()
                 await task
+
+
+    async def _sweep_salts(self) -> None:
+        """Cookieless mode: yesterday's salt leaves the disk within a minute of midnight."""
+        while True:
+            await asyncio.sleep(60)
+            self.collector.salts.sweep()  # a few stat calls: on the loop, no race with salt()
 
 
 def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
