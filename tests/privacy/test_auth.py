@@ -19,7 +19,7 @@ from clickstream.settings import SettingsError, load
 from tests.privacy.conftest import ADMIN, PASSWORD, READER, bearer, client, make_app
 
 PUBLIC = frozenset({"/p.gif", "/collect", "/t.js", "/optout", "/r", "/healthz", "/metrics", "/login", "/logout"})
-PUBLIC_MOUNTS = frozenset({"/static"})
+PUBLIC_MOUNTS = frozenset({"/static", "/reports/static"})  # static assets (JS, CSS)
 
 
 def walk(routes: list, prefix: str = "") -> list[tuple[str, object]]:  # type: ignore[type-arg]
