@@ -86,16 +86,23 @@ class Credentials:
 
     @classmethod
     def from_settings(cls, settings: Settings, admin_token: str, secret: bytes | None = None) -> Credentials:
-        admin = _setting_digest("api_token", admin_token)
         if secret is None:
             secret = session_secret(settings.data_dir)
+        return cls.from_tokens(admin_token, settings.read_token, settings.dashboard_password, secret,
+                               settings.session_hours)
+
+    @classmethod
+    def from_tokens(cls, admin: str, read: str = "", password: str = "", secret: bytes = b"",
+                    session_hours: float = 12.0) -> Credentials:
+        """Without a Settings object (tests, embedding): ``app.state.credentials = ...``."""
+        key_secret = secret or secrets.token_bytes(32)
+        admin_d = _setting_digest("api_token", admin)
         return cls(
-            admin=admin,
-            read=_setting_digest("read_token", settings.read_token) if settings.read_token else None,
-            password=(_setting_digest("dashboard_password", settings.dashboard_password)
-                      if settings.dashboard_password else None),
-            key=hmac.new(secret, b"session\x1f" + admin, hashlib.sha256).digest(),
-            session_s=int(settings.session_hours * 3600),
+            admin=admin_d,
+            read=_setting_digest("read_token", read) if read else None,
+            password=_setting_digest("dashboard_password", password) if password else None,
+            key=hmac.new(key_secret, b"session\x1f" + admin_d, hashlib.sha256).digest(),
+            session_s=int(session_hours * 3600),
         )
 
     def token_scope(self, token: str) -> str | None:
@@ -149,7 +156,9 @@ def _same_origin(request: Request) -> bool:
 
 def authenticate(request: Request) -> tuple[str | None, str]:
     """(scope or None, actor name for the audit log)."""
-    creds: Credentials = request.app.state.credentials
+    creds: Credentials | None = getattr(request.app.state, "credentials", None)
+    if creds is None:  # an app without credentials configured: fail closed
+        return None, "nobody"
     token = _bearer(request)
     if token is not None:
         scope = creds.token_scope(token)

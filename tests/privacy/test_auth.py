@@ -87,6 +87,12 @@ async def test_a_read_scope_route_takes_read_and_admin_but_nothing_else() -> Non
         assert (await c.get("/api/reports/x", headers=bearer(ADMIN))).text.startswith("api:admin:")
     with pytest.raises(ValueError):
         auth.require_scope("root")
+    bare = Starlette(routes=[Route("/api/reports/x", report)])  # no credentials configured: closed
+    async with client(bare) as c:
+        assert (await c.get("/api/reports/x", headers=bearer(ADMIN))).status_code == 401
+    bare.state.credentials = auth.Credentials.from_tokens(ADMIN, read=READER)
+    async with client(bare) as c:
+        assert (await c.get("/api/reports/x", headers=bearer(READER))).status_code == 200
 
 
 def test_bad_hashed_setting_names_the_key() -> None:
