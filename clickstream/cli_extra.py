@@ -75,6 +75,8 @@ def cmd_identify(args: argparse.Namespace, settings: Settings) -> int:
 
     actor = f"cli:{getpass.getuser()}"
     modes = [bool(args.visitor or args.crm), bool(args.merge or args.into), bool(args.undo)]
+    fn: Callable[..., identity.Change]
+    fargs: tuple[str, ...]
     if sum(modes) != 1:
         raise _cli_error()("give --visitor V --crm C, or --merge FROM --into TO, or --undo CHANGE_ID")
     if modes[0]:

@@ -125,7 +125,7 @@ def person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str
     if visitor_id:
         return [check_id(visitor_id, "visitor_id")], []
     check_id(crm_id, "crm_id")
-    p = {"site": site, "c": crm_id}
+    p: dict[str, Any] = {"site": site, "c": crm_id}
     crms = sorted({crm_id} | {r[0] for r in _rows(
         client, f"SELECT from_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s AND into_crm = %(c)s",
         p, "erase:person")})
