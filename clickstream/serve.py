@@ -74,7 +74,7 @@ class ClickstreamApp:
                             settings.data_dir / "spool", settings.produce_timeout_s)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
-        route_list: list[BaseRoute] = list(api.routes()) + auth.routes() + privacy_api.routes()
+        route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes()]
         if roles.collector:
             route_list += collector_app.routes(self.collector)
         if roles.dashboard:
