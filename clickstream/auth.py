@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings, SettingsError
+from collector.ratelimit import RateLimiter
 
 SCOPES = ("read", "admin")
 SESSION_COOKIE = "_cs_session"
@@ -230,7 +231,19 @@ async def login_form(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+def _login_limiter(request: Request) -> RateLimiter:
+    """Per app and IP: 10 tries, then one every 6 s."""
+    limiter = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.login_limiter = RateLimiter(rate=1 / 6, burst=10)
+    return limiter
+
+
 async def login(request: Request) -> Response:
+    if not _login_limiter(request).allow(request.client.host if request.client else ""):
+        METRICS.inc("logins_total", result="throttled")
+        return HTMLResponse("too many login attempts: wait a minute", status_code=429,
+                            headers={"Retry-After": "6"})
     length = request.headers.get("content-length", "")
     if not length.isdigit() or int(length) > MAX_LOGIN_BODY:
         return HTMLResponse("login form too large", status_code=413)

@@ -7,6 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -159,3 +160,14 @@ async def test_security_headers_and_csp_on_html(tmp_path: Path) -> None:
         assert "strict-transport-security" not in (await c.get("/login")).headers
 
 
+
+
+async def test_login_attempts_are_throttled_per_address(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    transport = httpx.ASGITransport(app=app.app, client=("192.0.2.99", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cs.test") as c:
+        codes = [(await c.post("/login", data={"secret": f"guess{i}"})).status_code for i in range(12)]
+        assert codes == [401] * 10 + [429, 429]
+        assert (await c.post("/login", data={"secret": ADMIN})).status_code == 429  # even the right one, for now
+    async with client(app.app) as c:  # another address is not affected
+        assert (await c.post("/login", data={"secret": ADMIN})).status_code == 303
