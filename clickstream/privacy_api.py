@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +21,11 @@ from starlette.routing import Route
 
 from clickstream import erase as erase_mod
 from clickstream import identity
-from clickstream.api import ORJSONResponse, _body, error
+from clickstream.api import ORJSONResponse, _body, _clickhouse_message, error
 from clickstream.auth import require_scope
 
 MAX_BODY = 16 * 1024
+log = logging.getLogger("clickstream.privacy")
 
 
 async def _json_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any] | Response:
@@ -48,6 +50,9 @@ async def _run(request: Request, fn: Callable[..., Any], *args: Any) -> Response
         result = await run_in_threadpool(fn, state.warehouse, state.settings.database, *args)
     except identity.IdentityError as exc:
         return error(400, str(exc))
+    except Exception as exc:  # ClickHouse refused or is away: say so, no traceback
+        log.warning("%s failed: %s", fn.__name__, exc)
+        return error(503, f"warehouse error: {_clickhouse_message(exc)}")
     return ORJSONResponse(result.as_dict() if isinstance(result, identity.Change) else result)
 
 
