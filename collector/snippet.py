@@ -1,0 +1,121 @@
+"""The HTML webmasters paste: the JS loader, the bare pixel, and the email-open pixel.
+
+``snippet(site, collector_url)`` is what `clickstream snippet`, the dashboard's Install
+page and ``GET /api/snippet`` return.  The loader defines a queue stub so that
+``cs(...)`` calls made before ``/t.js`` arrives are kept (with their own time), then
+loads the tracker asynchronously, configured by ``data-*`` attributes.
+
+The pixels carry ``referrerpolicy="no-referrer-when-downgrade"``: by default a
+cross-origin image request's ``Referer`` holds only the site's origin, and the
+collector falls back to ``Referer`` for the page URL when ``u`` is absent.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from urllib.parse import urlencode, urlsplit
+
+MAX_SITE = 128
+MAX_COLLECTOR_URL = 500
+MAX_PARAM = 500
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# ESP merge tags (``{{email}}``, ``*|EMAIL|*``) must survive URL encoding
+_MERGE_TAG_SAFE = "{}|*"
+
+STUB = "window.cs=window.cs||function(){(cs.q=cs.q||[]).push([Date.now(),arguments])};"
+_PIXEL_ATTRS = (
+    'width="1" height="1" alt="" referrerpolicy="no-referrer-when-downgrade" '
+    'style="position:absolute;border:0"'
+)
+
+
+class SnippetError(ValueError):
+    """A site id or collector URL that cannot go into a snippet; the message says why."""
+
+
+def check_site(site: str) -> str:
+    if not isinstance(site, str) or not 0 < len(site) <= MAX_SITE or not SITE_RE.fullmatch(site):
+        raise SnippetError(
+            f"site id {site!r}: 1-{MAX_SITE} characters of letters, digits, '.', '_', '-'"
+        )
+    return site
+
+
+def check_collector_url(url: str) -> str:
+    """An absolute http(s) URL without query or fragment; returned without a trailing '/'."""
+    if not isinstance(url, str) or len(url) > MAX_COLLECTOR_URL:
+        raise SnippetError(
+            f"collector URL must be a string of at most {MAX_COLLECTOR_URL} characters"
+        )
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SnippetError(f"collector URL {url!r}: an absolute http:// or https:// URL expected")
+    if parts.query or parts.fragment or any(c in url for c in "\"'<> \t\r\n"):
+        raise SnippetError(f"collector URL {url!r}: no query, fragment, quotes or spaces")
+    return url.strip().rstrip("/")
+
+
+def snippet(site: str, collector_url: str, *, respect_dnt: bool = False) -> dict[str, str]:
+    """{"js": loader + <noscript> pixel, "pixel": the bare <img> web bug} for one site."""
+    site = check_site(site)
+    base = check_collector_url(collector_url)
+    pixel_src = f"{base}/p.gif?{urlencode({'s': site})}"
+    dnt = ' data-respect-dnt="true"' if respect_dnt else ""
+    js = (
+        f"<script>{STUB}</script>\n"
+        f'<script async src="{escape(base)}/t.js" data-site="{escape(site)}" '
+        f'data-collector="{escape(base)}"{dnt}></script>\n'
+        f'<noscript><img src="{escape(pixel_src)}" {_PIXEL_ATTRS}></noscript>'
+    )
+    return {"js": js, "pixel": f'<img src="{escape(pixel_src)}" {_PIXEL_ATTRS}>'}
+
+
+def email_pixel_url(
+    site: str,
+    collector_url: str,
+    campaign: str,
+    *,
+    source: str = "newsletter",
+    uid: str = "",
+    props: dict[str, str] | None = None,
+) -> str:
+    """The GET /p.gif URL of an email-open hit: ``e=email_open`` with campaign params.
+
+    ``uid`` is usually the ESP's merge tag for the recipient's CRM id (``{{crm_id}}``);
+    ``props`` become ``x_*`` params.  Merge-tag characters ``{ } | *`` are kept as is.
+    """
+    params = {
+        "s": check_site(site),
+        "e": "email_open",
+        "utm_source": source,
+        "utm_medium": "email",
+        "utm_campaign": campaign,
+    }
+    if uid:
+        params["uid"] = uid
+    for key, value in (props or {}).items():
+        params[f"x_{key}"] = value
+    for key, value in params.items():
+        if not isinstance(value, str) or not value or len(value) > MAX_PARAM:
+            raise SnippetError(
+                f"email pixel {key}: a non-empty string of at most {MAX_PARAM} characters"
+            )
+    if len(props or {}) > 30:
+        raise SnippetError("email pixel: at most 30 props")
+    query = urlencode(params, safe=_MERGE_TAG_SAFE)
+    return f"{check_collector_url(collector_url)}/p.gif?{query}"
+
+
+def email_pixel(
+    site: str,
+    collector_url: str,
+    campaign: str,
+    *,
+    source: str = "newsletter",
+    uid: str = "",
+    props: dict[str, str] | None = None,
+) -> str:
+    """The <img> tag to put at the end of an email body (see :func:`email_pixel_url`)."""
+    src = email_pixel_url(site, collector_url, campaign, source=source, uid=uid, props=props)
+    return f'<img src="{escape(src)}" width="1" height="1" alt="" style="border:0">'
