@@ -39,7 +39,8 @@
       vid += (b + 256).toString(16).slice(1);
     });
   }
-  d.cookie = '_cs_vid=' + vid + ';max-age=63072000;path=/;samesite=lax';
+  // 400 days: the longest lifetime Chromium keeps (RFC 6265bis), refreshed on every page
+  d.cookie = '_cs_vid=' + vid + ';max-age=34560000;path=/;samesite=lax';
 
   function load() {
     try {
