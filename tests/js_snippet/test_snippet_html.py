@@ -1,0 +1,104 @@
+"""collector.snippet: the loader, the pixel tags and their input checks."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from collector.snippet import SnippetError, email_pixel, email_pixel_url, snippet
+
+PIXEL_ATTRS = (
+    'width="1" height="1" alt="" referrerpolicy="no-referrer-when-downgrade" '
+    'style="position:absolute;border:0"'
+)
+
+
+def test_snippet_is_stub_loader_and_noscript_pixel() -> None:
+    got = snippet("shop", "https://stats.example.com/")
+    assert got == {
+        "js": (
+            "<script>window.cs=window.cs||function(){(cs.q=cs.q||[]).push([Date.now(),arguments])};"
+            "</script>\n"
+            '<script async src="https://stats.example.com/t.js" data-site="shop" '
+            'data-collector="https://stats.example.com"></script>\n'
+            f'<noscript><img src="https://stats.example.com/p.gif?s=shop" {PIXEL_ATTRS}></noscript>'
+        ),
+        "pixel": f'<img src="https://stats.example.com/p.gif?s=shop" {PIXEL_ATTRS}>',
+    }
+
+
+def test_snippet_with_respect_dnt_and_a_path_prefix() -> None:
+    got = snippet("blog.main", "http://127.0.0.1:8000/cs", respect_dnt=True)
+    assert (
+        '<script async src="http://127.0.0.1:8000/cs/t.js" data-site="blog.main" '
+        'data-collector="http://127.0.0.1:8000/cs" data-respect-dnt="true"></script>'
+    ) in got["js"]
+    assert got["pixel"].startswith('<img src="http://127.0.0.1:8000/cs/p.gif?s=blog.main" ')
+
+
+@pytest.mark.parametrize(
+    "site",
+    ["", "a" * 129, "shop site", 'x"><script>', "-lead", "ü", 42],
+    ids=["empty", "too-long", "space", "html", "leading-dash", "non-ascii", "not-str"],
+)
+def test_bad_site_ids_are_refused_with_the_rule(site: object) -> None:
+    with pytest.raises(SnippetError, match=r"1-128 characters of letters, digits"):
+        snippet(site, "https://c.example.com")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("c.example.com", "absolute http"),
+        ("ftp://c.example.com", "absolute http"),
+        ("javascript:alert(1)", "absolute http"),
+        ("https://", "absolute http"),
+        ("https://c.example.com/?a=1", "no query"),
+        ("https://c.example.com/#x", "no query"),
+        ('https://c.example.com/"onload="x', "no query"),
+        ("https://c.example.com/" + "a" * 500, "at most 500"),
+    ],
+)
+def test_bad_collector_urls_are_refused(url: str, why: str) -> None:
+    with pytest.raises(SnippetError, match=why):
+        snippet("shop", url)
+
+
+def test_email_pixel_keeps_merge_tags_and_carries_the_campaign() -> None:
+    url = email_pixel_url(
+        "shop", "https://c.example.com", "spring sale", uid="{{crm_id}}", props={"list": "vip"}
+    )
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "c.example.com", "/p.gif")
+    assert "uid={{crm_id}}" in parts.query
+    assert dict(parse_qsl(parts.query)) == {
+        "s": "shop",
+        "e": "email_open",
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "spring sale",
+        "uid": "{{crm_id}}",
+        "x_list": "vip",
+    }
+    tag = email_pixel("shop", "https://c.example.com", "c1", uid="*|CRM|*")
+    assert tag == (
+        '<img src="https://c.example.com/p.gif?s=shop&amp;e=email_open&amp;utm_source=newsletter'
+        '&amp;utm_medium=email&amp;utm_campaign=c1&amp;uid=*|CRM|*" width="1" height="1" alt="" '
+        'style="border:0">'
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"campaign": ""}, "utm_campaign: a non-empty string"),
+        ({"campaign": "c" * 501}, "utm_campaign: a non-empty string of at most 500"),
+        ({"campaign": "c", "source": ""}, "utm_source"),
+        ({"campaign": "c", "props": {"k": ""}}, "x_k"),
+        ({"campaign": "c", "props": {f"k{i}": "v" for i in range(31)}}, "at most 30 props"),
+    ],
+)
+def test_email_pixel_refuses_bad_params(kwargs: dict[str, object], why: str) -> None:
+    with pytest.raises(SnippetError, match=why):
+        email_pixel_url("shop", "https://c.example.com", **kwargs)  # type: ignore[arg-type]
