@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("allowed_origins", str, "*", "CORS origins allowed to POST /collect (comma list, * for any).", per_site=True),
     S("respect_dnt", bool, False, "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.", per_site=True),
     S("ip_truncate", bool, True, "Truncate IPs before storage (IPv4 /24, IPv6 /48).", per_site=True),
+    S("redirect_hosts", str, "", "Hosts GET /r may redirect to (comma list); others are refused.", per_site=True),
+    S("trust_proxy", bool, False, "Take the client IP from X-Forwarded-For (behind your own reverse proxy)."),
     S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
     # sessionizer
     S("session_timeout_min", float, 30.0, "Inactivity (event time) that ends a session, minutes.", min=1, max=24 * 60, per_site=True),
