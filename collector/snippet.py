@@ -12,14 +12,16 @@ collector falls back to ``Referer`` for the page URL when ``u`` is absent.
 
 from __future__ import annotations
 
-import re
 from html import escape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-MAX_SITE = 128
+from clickstream.hit import MAX_ID, MAX_PROP_VALUE
+from collector.validate import SITE_RE
+
+MAX_SITE = 64
 MAX_COLLECTOR_URL = 500
-MAX_PARAM = 500
-SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# the collector's limits (collector/validate.py) for the email pixel's params
+_EMAIL_LIMITS = {"u": 2000, "uid": MAX_ID, "utm_source": 200, "utm_campaign": 200}
 # ESP merge tags (``{{email}}``, ``*|EMAIL|*``) must survive URL encoding
 _MERGE_TAG_SAFE = "{}|*"
 
@@ -35,7 +37,7 @@ class SnippetError(ValueError):
 
 
 def check_site(site: str) -> str:
-    if not isinstance(site, str) or not 0 < len(site) <= MAX_SITE or not SITE_RE.fullmatch(site):
+    if not isinstance(site, str) or not 0 < len(site) <= MAX_SITE or not SITE_RE.match(site):
         raise SnippetError(
             f"site id {site!r}: 1-{MAX_SITE} characters of letters, digits, '.', '_', '-'"
         )
@@ -78,16 +80,21 @@ def email_pixel_url(
     *,
     source: str = "newsletter",
     uid: str = "",
+    url: str = "",
     props: dict[str, str] | None = None,
 ) -> str:
     """The GET /p.gif URL of an email-open hit: ``e=email_open`` with campaign params.
 
     ``uid`` is usually the ESP's merge tag for the recipient's CRM id (``{{crm_id}}``);
     ``props`` become ``x_*`` params.  Merge-tag characters ``{ } | *`` are kept as is.
+    An email client sends no page URL (the collector needs one): ``u`` is ``url``, by
+    default ``<collector>/email/<campaign>``.
     """
+    base = check_collector_url(collector_url)
     params = {
         "s": check_site(site),
         "e": "email_open",
+        "u": url or f"{base}/email/{quote(campaign, safe='')}",
         "utm_source": source,
         "utm_medium": "email",
         "utm_campaign": campaign,
@@ -97,14 +104,17 @@ def email_pixel_url(
     for key, value in (props or {}).items():
         params[f"x_{key}"] = value
     for key, value in params.items():
-        if not isinstance(value, str) or not value or len(value) > MAX_PARAM:
+        limit = _EMAIL_LIMITS.get(key, MAX_PROP_VALUE)
+        if not isinstance(value, str) or not value or len(value) > limit:
             raise SnippetError(
-                f"email pixel {key}: a non-empty string of at most {MAX_PARAM} characters"
+                f"email pixel {key}: a non-empty string of at most {limit} characters"
             )
+    if not params["u"].startswith(("http://", "https://")):
+        raise SnippetError(f"email pixel url {url!r}: an absolute http(s) URL expected")
     if len(props or {}) > 30:
         raise SnippetError("email pixel: at most 30 props")
     query = urlencode(params, safe=_MERGE_TAG_SAFE)
-    return f"{check_collector_url(collector_url)}/p.gif?{query}"
+    return f"{base}/p.gif?{query}"
 
 
 def email_pixel(
@@ -114,8 +124,11 @@ def email_pixel(
     *,
     source: str = "newsletter",
     uid: str = "",
+    url: str = "",
     props: dict[str, str] | None = None,
 ) -> str:
     """The <img> tag to put at the end of an email body (see :func:`email_pixel_url`)."""
-    src = email_pixel_url(site, collector_url, campaign, source=source, uid=uid, props=props)
+    src = email_pixel_url(
+        site, collector_url, campaign, source=source, uid=uid, url=url, props=props
+    )
     return f'<img src="{escape(src)}" width="1" height="1" alt="" style="border:0">'

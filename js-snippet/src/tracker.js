@@ -93,7 +93,7 @@
     for (var k in data) {
       var v = data[k];
       if (v == null || v === '') delete data[k];
-      else if (typeof v == 'string') data[k] = v.slice(0, /^[ur]$/.test(k) ? 2000 : /^x_/.test(k) ? 500 : /^(e|uid)$/.test(k) ? 128 : 1000);
+      else if (typeof v == 'string') data[k] = v.slice(0, /^[ur]$/.test(k) ? 2000 : /^x_/.test(k) ? 500 : k == 'e' ? 64 : k == 'uid' ? 128 : 1000);
     }
     send(data);
   }
@@ -128,8 +128,9 @@
     var props = {};
     var i = 0;
     if (cmd == 'event' && args[1]) {
-      for (var k in args[2]) if (i++ < 30) props['x_' + k.slice(0, 62)] = '' + args[2][k];
-      hit(args[1], props, created);
+      // the collector's limits: 30 props, names of 1-64 [A-Za-z0-9_.-], values of 500
+      for (var k in args[2]) if (i++ < 30) props['x_' + k.replace(/[^\w.-]/g, '_').slice(0, 64)] = '' + args[2][k];
+      hit(('' + args[1]).replace(/[^\w.:-]/g, '_'), props, created);
     }
     if (cmd == 'search') {
       props = { e: 'search', q: args[1], n: args[2] };

@@ -1,14 +1,20 @@
 """Validate a hit as the browser sent it against the collector's parameter contract.
 
 DESIGN.md, GET /p.gif and POST /collect: short names s u r e t q n uid vid cts sts nav,
-``utm_*`` and ``x_*``; limits from ``clickstream.hit``.
+``utm_*`` and ``x_*``; limits from ``clickstream.hit``; then the collector's own
+``collector.validate.build_hit`` must accept it (no Drop).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 from clickstream.hit import MAX_ID, MAX_PROP_KEY, MAX_PROP_VALUE, MAX_PROPS, MAX_TEXT, MAX_URL
+from clickstream.settings import load
+from collector.validate import Request, build_hit, normalize
+
+SETTINGS = load(env={})
 
 SHORT = {"s", "u", "r", "e", "t", "q", "n", "uid", "vid", "cts", "sts", "nav"}
 UTM = {"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"}
@@ -41,6 +47,9 @@ def check(params: dict[str, object]) -> None:
     assert len(props) <= MAX_PROPS, "too many props"
     for key in props:
         assert len(key) - 2 <= MAX_PROP_KEY and len(str(params[key])) <= MAX_PROP_VALUE
+    hit = build_hit(normalize(params), Request(received=int(time.time() * 1000)), SETTINGS)
+    assert (hit.site, hit.url, hit.visitor_id) == (params["s"], params["u"], params["vid"])
+    assert hit.event == params.get("e", "pageview")
 
 
 def stable(params: dict[str, object]) -> dict[str, object]:

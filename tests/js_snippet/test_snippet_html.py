@@ -39,11 +39,11 @@ def test_snippet_with_respect_dnt_and_a_path_prefix() -> None:
 
 @pytest.mark.parametrize(
     "site",
-    ["", "a" * 129, "shop site", 'x"><script>', "-lead", "ü", 42],
+    ["", "a" * 65, "shop site", 'x"><script>', "-lead", "ü", 42],
     ids=["empty", "too-long", "space", "html", "leading-dash", "non-ascii", "not-str"],
 )
 def test_bad_site_ids_are_refused_with_the_rule(site: object) -> None:
-    with pytest.raises(SnippetError, match=r"1-128 characters of letters, digits"):
+    with pytest.raises(SnippetError, match=r"1-64 characters of letters, digits"):
         snippet(site, "https://c.example.com")  # type: ignore[arg-type]
 
 
@@ -75,6 +75,7 @@ def test_email_pixel_keeps_merge_tags_and_carries_the_campaign() -> None:
     assert dict(parse_qsl(parts.query)) == {
         "s": "shop",
         "e": "email_open",
+        "u": "https://c.example.com/email/spring%20sale",
         "utm_source": "newsletter",
         "utm_medium": "email",
         "utm_campaign": "spring sale",
@@ -83,7 +84,8 @@ def test_email_pixel_keeps_merge_tags_and_carries_the_campaign() -> None:
     }
     tag = email_pixel("shop", "https://c.example.com", "c1", uid="*|CRM|*")
     assert tag == (
-        '<img src="https://c.example.com/p.gif?s=shop&amp;e=email_open&amp;utm_source=newsletter'
+        '<img src="https://c.example.com/p.gif?s=shop&amp;e=email_open'
+        "&amp;u=https%3A%2F%2Fc.example.com%2Femail%2Fc1&amp;utm_source=newsletter"
         '&amp;utm_medium=email&amp;utm_campaign=c1&amp;uid=*|CRM|*" width="1" height="1" alt="" '
         'style="border:0">'
     )
@@ -93,12 +95,32 @@ def test_email_pixel_keeps_merge_tags_and_carries_the_campaign() -> None:
     ("kwargs", "why"),
     [
         ({"campaign": ""}, "utm_campaign: a non-empty string"),
-        ({"campaign": "c" * 501}, "utm_campaign: a non-empty string of at most 500"),
+        ({"campaign": "c" * 201}, "utm_campaign: a non-empty string of at most 200"),
+        ({"campaign": "c", "uid": "u" * 129}, "uid: a non-empty string of at most 128"),
+        ({"campaign": "c", "props": {"k": "v" * 501}}, "x_k: a non-empty string of at most 500"),
         ({"campaign": "c", "source": ""}, "utm_source"),
         ({"campaign": "c", "props": {"k": ""}}, "x_k"),
+        ({"campaign": "c", "url": "mailto:x@example.com"}, "an absolute http"),
         ({"campaign": "c", "props": {f"k{i}": "v" for i in range(31)}}, "at most 30 props"),
     ],
 )
 def test_email_pixel_refuses_bad_params(kwargs: dict[str, object], why: str) -> None:
     with pytest.raises(SnippetError, match=why):
         email_pixel_url("shop", "https://c.example.com", **kwargs)  # type: ignore[arg-type]
+
+
+def test_email_pixel_is_accepted_by_the_collector_validator() -> None:
+    from clickstream.settings import load
+    from collector.validate import Request, build_hit, parse_qs
+
+    url = email_pixel_url("shop", "https://c.example.com", "spring", uid="crm-1")
+    params = parse_qs(urlsplit(url).query.encode())
+    hit = build_hit(params, Request(received=1_700_000_000_000), load(env={}))
+    assert (hit.event, hit.crm_id, hit.url, hit.utm_source, hit.utm_medium, hit.utm_campaign) == (
+        "email_open",
+        "crm-1",
+        "https://c.example.com/email/spring",
+        "newsletter",
+        "email",
+        "spring",
+    )

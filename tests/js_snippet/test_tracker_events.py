@@ -56,14 +56,22 @@ def test_bad_calls_are_dropped_or_cut_to_the_limits(web, context) -> None:
         const props = {};
         for (let i = 0; i < 40; i++) props['p' + i] = 'v'.repeat(600);
         cs('event', 'e'.repeat(300), props);
+        cs('event', 'Sign up!', {'plan name': 'pro', 'ok.key-1': true});
     }"""
     )
-    sent = web.recorder.wait(2, settle=0.5)
-    assert len(sent) == 2
+    sent = web.recorder.wait(3, settle=0.5)
+    assert len(sent) == 3
     big = stable(sent[1].params)
-    assert big["e"] == "e" * 128
+    assert big["e"] == "e" * 64
     assert sorted(k for k in big if k.startswith("x_")) == sorted(f"x_p{i}" for i in range(30))
     assert {len(str(v)) for k, v in big.items() if k.startswith("x_")} == {500}
+    assert stable(sent[2].params) == {
+        "s": "shop",
+        "e": "Sign_up_",
+        "u": url,
+        "x_plan_name": "pro",
+        "x_ok.key-1": "true",
+    }
 
 
 def test_loading_the_tracker_twice_sends_one_pageview(web, context) -> None:
