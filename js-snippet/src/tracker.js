@@ -152,7 +152,9 @@
     pending.forEach(function (p) {
       if (/^(search|identify)$/.test(p[1][0])) run(p[1], p[0]); // shape the first page hit
     });
-    page(nav0(), first, Math.round(performance.timeOrigin) || 0);
+    // the page's time: now, or its first queued call if earlier (never before the
+    // previous page's pagehide, unlike performance.timeOrigin)
+    page(nav0(), first, Math.min.apply(0, pending.map(function (p) { return p[0]; }).concat(now())));
     ready = 1;
     pending.forEach(function (p) {
       if (!/^(search|identify)$/.test(p[1][0])) run(p[1], p[0]);
