@@ -1,7 +1,7 @@
 """The HTML webmasters paste: the JS loader, the bare pixel, and the email-open pixel.
 
-``snippet(site, collector_url)`` is what `clickstream snippet`, the dashboard's Install
-page and ``GET /api/snippet`` return.  The loader defines a queue stub so that
+``snippet(site, collector_url)`` is what `clickstream snippet` (:func:`add_parser`), the
+dashboard's Install page and ``GET /api/snippet`` (:func:`api_snippet`) return.  The loader defines a queue stub so that
 ``cs(...)`` calls made before ``/t.js`` arrives are kept (with their own time), then
 loads the tracker asynchronously, configured by ``data-*`` attributes.
 
@@ -12,8 +12,15 @@ collector falls back to ``Referer`` for the page URL when ``u`` is absent.
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
 from html import escape
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from clickstream.hit import MAX_ID, MAX_PROP_VALUE
 from collector.validate import SITE_RE
@@ -132,3 +139,43 @@ def email_pixel(
         site, collector_url, campaign, source=source, uid=uid, url=url, props=props
     )
     return f'<img src="{escape(src)}" width="1" height="1" alt="" style="border:0">'
+
+
+async def api_snippet(request: Request) -> Response:
+    """GET /api/snippet?site=ID[&collector=URL] -> {"js": ..., "pixel": ...}."""
+    site = request.query_params.get("site", "")
+    base = request.query_params.get("collector") or str(request.base_url)
+    settings = request.app.state.settings
+    try:
+        doc = snippet(site, base, respect_dnt=bool(settings.for_site(site).respect_dnt))
+    except SnippetError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(doc)
+
+
+def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    """`clickstream snippet --site ID [--collector URL] [--email-campaign NAME]`."""
+    p = sub.add_parser("snippet", help="print the JS snippet and the pixel tag to paste")
+    p.add_argument("--site", required=True, help="site id, e.g. shop")
+    p.add_argument("--collector", help="collector base URL (default: http://HOST:PORT)")
+    p.add_argument("--email-campaign", help="also print an email-open pixel for this campaign")
+    add_setting_flags(p)
+    p.set_defaults(handler=cmd_snippet)
+
+
+def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
+    base = args.collector or f"http://{settings.host}:{settings.port}"
+    try:
+        doc = snippet(args.site, base, respect_dnt=bool(settings.for_site(args.site).respect_dnt))
+        email = email_pixel(args.site, base, args.email_campaign) if args.email_campaign else ""
+    except SnippetError as exc:
+        print(f"clickstream: error: {exc}", file=sys.stderr)
+        return 2
+    print("<!-- JS snippet: paste into every page's <head> -->")
+    print(doc["js"])
+    print("<!-- or the bare pixel (no JS) -->")
+    print(doc["pixel"])
+    if email:
+        print("<!-- email-open pixel: at the end of the email body -->")
+        print(email)
+    return 0

@@ -124,3 +124,55 @@ def test_email_pixel_is_accepted_by_the_collector_validator() -> None:
         "email",
         "spring",
     )
+
+
+def test_cli_snippet_prints_the_loader_the_pixel_and_an_email_pixel(capsys) -> None:
+    from clickstream.cli import main
+
+    base = "https://c.example.com"
+    assert main(["snippet", "--site", "shop", "--collector", base, "--email-campaign", "may"]) == 0
+    doc = snippet("shop", base)
+    assert capsys.readouterr().out == (
+        "<!-- JS snippet: paste into every page's <head> -->\n"
+        f"{doc['js']}\n"
+        "<!-- or the bare pixel (no JS) -->\n"
+        f"{doc['pixel']}\n"
+        "<!-- email-open pixel: at the end of the email body -->\n"
+        f"{email_pixel('shop', base, 'may')}\n"
+    )
+
+
+def test_cli_snippet_refuses_a_bad_site_in_one_line(capsys) -> None:
+    from clickstream.cli import main
+
+    assert main(["snippet", "--site", "my shop"]) == 2
+    assert capsys.readouterr().err == (
+        "clickstream: error: site id 'my shop': 1-64 characters of letters, digits, '.', '_', '-'\n"
+    )
+
+
+async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from clickstream.settings import load
+    from collector.snippet import api_snippet
+
+    (tmp_path / "c.toml").write_text("[sites.strict]\nrespect_dnt = true\n")
+    app = Starlette(routes=[Route("/api/snippet", api_snippet)])
+    app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://stats.example.com"
+    ) as client:
+        got = await client.get("/api/snippet", params={"site": "strict"})
+        assert got.status_code == 200
+        assert got.json() == snippet("strict", "http://stats.example.com", respect_dnt=True)
+        other = await client.get("/api/snippet?site=shop&collector=https://c.example.com/cs")
+        assert other.json() == snippet("shop", "https://c.example.com/cs")
+        bad = await client.get("/api/snippet?site=")
+        assert bad.status_code == 400
+        assert bad.json() == {
+            "error": "site id '': 1-64 characters of letters, digits, '.', '_', '-'"
+        }
