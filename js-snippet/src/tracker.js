@@ -29,7 +29,7 @@
   });
   cs.on = 1;
   var base = attr('collector') || new URL(me.src).origin;
-  var ready, uid, first, navType, lastUrl, ref = d.referrer;
+  var ready, uid, first, navType, lastUrl, batch, lastCts = 0, ref = d.referrer;
 
   // first-party visitor id, sent as `vid` (the collector prefers its own cookie)
   var vid = (d.cookie.match(/(?:^|; )_cs_vid=([\w-]{8,64})/) || [])[1];
@@ -63,24 +63,28 @@
     return nav.sendBeacon && nav.sendBeacon(base + '/collect', JSON.stringify(body));
   }
   function send(hit) {
-    hit.sts = now();
-    if (nav.onLine === false) return keep(hit);
-    if (beacon(hit)) return;
-    var img = new Image();
-    img.onerror = function () {
-      keep(hit);
-    };
-    img.src = base + '/p.gif?' + new URLSearchParams(hit);
+    batch ? batch.push(hit) : transmit([hit]);
+  }
+  // one request for the list: its hits share `sts` and the collector's receive time,
+  // so their derived times keep the client's order exactly
+  function transmit(list) {
+    var t = now();
+    list.forEach(function (hit) {
+      hit.sts = t;
+    });
+    if (nav.onLine === false) return list.forEach(keep);
+    if (beacon(list[1] ? list : list[0])) return;
+    list.forEach(function (hit) {
+      var img = new Image();
+      img.onerror = function () {
+        keep(hit);
+      };
+      img.src = base + '/p.gif?' + new URLSearchParams(hit);
+    });
   }
   function flush() {
     var list = load();
-    var t = now();
-    if (list.length && nav.onLine !== false) {
-      list.forEach(function (hit) {
-        hit.sts = t;
-      });
-      if (beacon(list)) store([]);
-    }
+    if (list.length) store([]), transmit(list);
   }
 
   function hit(event, data, created) {
@@ -89,7 +93,7 @@
     data.u = loc.href;
     data.vid = vid;
     data.uid = uid;
-    data.cts = created || now();
+    data.cts = lastCts = Math.max(created || now(), lastCts + 1); // strictly increasing
     for (var k in data) {
       var v = data[k];
       if (v == null || v === '') delete data[k];
@@ -152,14 +156,17 @@
     pending.forEach(function (p) {
       if (/^(search|identify)$/.test(p[1][0])) run(p[1], p[0]); // shape the first page hit
     });
-    // the page's time: now, or its first queued call if earlier (never before the
-    // previous page's pagehide, unlike performance.timeOrigin)
+    // the first page hit and the queued calls leave together; the page's time is now,
+    // or its first queued call if earlier (never before the previous page's pagehide,
+    // unlike performance.timeOrigin)
+    batch = [];
     page(nav0(), first, Math.min.apply(0, pending.map(function (p) { return p[0]; }).concat(now())));
     ready = 1;
     pending.forEach(function (p) {
       if (!/^(search|identify)$/.test(p[1][0])) run(p[1], p[0]);
     });
-    pending = [];
+    transmit(batch);
+    pending = batch = 0;
     flush();
   }
 

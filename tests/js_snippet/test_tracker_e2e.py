@@ -285,3 +285,11 @@ def test_dnt_and_gpc_are_respected_when_the_site_asks(live: Web, serve: Serve, b
     ) == [["private", 2]]
     metrics = httpx.get(serve.url + "/metrics").text
     assert 'hits_dropped_total{reason="opt_out_or_dnt"} 2' in metrics
+
+
+def test_serve_answers_t_js_with_the_committed_build(serve: Serve) -> None:
+    got = httpx.get(serve.url + "/t.js")
+    assert got.status_code == 200
+    assert got.headers["content-type"].startswith("application/javascript")
+    assert got.headers["cache-control"] == "public, max-age=3600"
+    assert got.content == (ROOT / "collector" / "static" / "t.js").read_bytes()

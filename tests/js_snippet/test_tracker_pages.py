@@ -175,3 +175,32 @@ def test_search_after_load_is_its_own_search_hit(web, context) -> None:
         "t": "App",
         "nav": "navigate",
     }
+
+
+def test_a_static_pixel_is_not_requested_again_on_back_but_the_tracker_is(web, context) -> None:
+    """The browser fact behind the tracker's design (DESIGN.md, GET /t.js)."""
+    from collector.snippet import snippet
+
+    pixel = snippet("bare", web.collector_url)["pixel"]
+    a = web.raw("/a", f"<title>A</title>{pixel}<a id=go href='/b'>B</a>")
+    b = web.raw("/b", f"<title>B</title>{snippet('bare', web.collector_url)['pixel']}")
+    web.page("/c", "C", body="<a id=go href='/d'>D</a>")
+    web.page("/d", "D")
+    page = context.new_page()
+    page.goto(a)
+    web.recorder.wait(1)
+    page.click("#go")
+    page.wait_for_url(b)
+    web.recorder.wait(2)
+    page.go_back()
+    page.wait_for_load_state("load")
+    static = web.recorder.wait(3, timeout=2)
+    assert [(s.kind, s.referer) for s in static] == [("pixel", a), ("pixel", b)]
+    web.recorder.clear()
+    page.goto(web.site_url + "/c")
+    web.recorder.wait(1)
+    page.click("#go")
+    web.recorder.wait(2)
+    page.go_back()
+    tracked = web.recorder.wait(3)
+    assert [s.params["nav"] for s in tracked] == ["navigate", "navigate", "back_forward"]
