@@ -216,5 +216,10 @@
     });
   });
 
-  d.readyState == 'loading' ? on(d, 'DOMContentLoaded', start) : start();
+  // a prerendered page counts when the visitor actually opens it
+  d.prerendering
+    ? on(d, 'prerenderingchange', start)
+    : d.readyState == 'loading'
+      ? on(d, 'DOMContentLoaded', start)
+      : start();
 })(window, document, navigator);

@@ -204,3 +204,18 @@ def test_a_static_pixel_is_not_requested_again_on_back_but_the_tracker_is(web, c
     page.go_back()
     tracked = web.recorder.wait(3)
     assert [s.params["nav"] for s in tracked] == ["navigate", "navigate", "back_forward"]
+
+
+def test_a_prerendered_page_counts_only_when_activated(web, context) -> None:
+    context.add_init_script(
+        "window.__pre = true;"
+        "Object.defineProperty(Document.prototype, 'prerendering', {get: () => window.__pre})"
+    )
+    url = web.page("/a", "A")
+    page = context.new_page()
+    page.goto(url)
+    page.evaluate("cs('event', 'early')")
+    assert web.recorder.wait(1, timeout=0.5) == []
+    page.evaluate("window.__pre = false; document.dispatchEvent(new Event('prerenderingchange'))")
+    sent = web.recorder.wait(2)
+    assert [(s.kind, s.params["e"]) for s in sent] == [("batch", "pageview"), ("batch", "early")]
