@@ -224,3 +224,25 @@ def test_noscript_pixel_sends_the_full_page_url_as_referer(web, browser) -> None
         ]
     finally:
         ctx.close()
+
+
+def test_collector_defaults_to_the_script_origin_and_no_site_means_no_tracking(
+    web, context
+) -> None:
+    stub = "<script>window.cs=window.cs||function(){(cs.q=cs.q||[]).push([Date.now(),arguments])};</script>"
+    plain = web.raw(
+        "/plain",
+        f'<title>P</title>{stub}<script async src="{web.collector_url}/t.js" data-site="shop"></script>',
+    )
+    nosite = web.raw(
+        "/nosite", f'<title>N</title>{stub}<script async src="{web.collector_url}/t.js"></script>'
+    )
+    page = context.new_page()
+    page.goto(nosite)
+    page.wait_for_load_state("load")
+    page.evaluate("cs('event', 'x')")
+    assert web.recorder.wait(1, timeout=0.5) == []
+    assert page.evaluate("cs.q.length") == 1  # still the stub: nothing loaded, nothing lost
+    page.goto(plain)
+    sent = web.recorder.wait(1)
+    assert [(s.kind, stable(s.params)["u"]) for s in sent] == [("beacon", plain)]
