@@ -97,7 +97,8 @@
     for (var k in data) {
       var v = data[k];
       if (v == null || v === '') delete data[k];
-      else if (typeof v == 'string') data[k] = v.slice(0, /^[ur]$/.test(k) ? 2000 : /^x_/.test(k) ? 500 : k == 'e' ? 64 : k == 'uid' ? 128 : 1000);
+      // the collector drops a hit with a NUL byte, or a field over its limit
+      else if (typeof v == 'string') data[k] = v.replace(/\0/g, '').slice(0, /^[ur]$/.test(k) ? 2000 : /^x_/.test(k) ? 500 : k == 'e' ? 64 : k == 'uid' ? 128 : 1000);
     }
     send(data);
   }
@@ -137,10 +138,11 @@
       hit(('' + args[1]).replace(/[^\w.:-]/g, '_'), props, created);
     }
     if (cmd == 'search') {
-      props = { e: 'search', q: args[1], n: args[2] };
+      // a result count the collector accepts (0..999999999) or none: never a guess
+      props = { e: 'search', q: args[1], n: /^\d{1,9}$/.test(args[2]) ? +args[2] : null };
       ready ? page('navigate', props, created) : (first = props);
     }
-    if (cmd == 'identify') {
+    if (cmd == 'identify' && args[1]) {
       uid = '' + args[1];
       if (ready) hit('identify', {}, created);
     }

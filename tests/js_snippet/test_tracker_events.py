@@ -59,10 +59,22 @@ def test_bad_calls_are_dropped_or_cut_to_the_limits(web, context) -> None:
         for (let i = 0; i < 40; i++) props['p' + i] = 'v'.repeat(600);
         cs('event', 'e'.repeat(300), props);
         cs('event', 'Sign up!', {'plan name': 'pro', 'ok.key-1': true});
+        cs('identify', '');                // empty id: dropped
+        cs('search', 'a\u0000b', 'many');  // NUL removed, a count that is not one: none
+        cs('search', 'c', -1);
+        cs('search', 'd', 2.5);
+        cs('search', 'e', '12');
     }"""
     )
-    sent = web.recorder.wait(3, settle=0.5)
-    assert len(sent) == 3
+    sent = web.recorder.wait(7, settle=0.5)
+    assert len(sent) == 7
+    assert [(s.params["q"], s.params.get("n")) for s in sent[3:]] == [
+        ("ab", None),
+        ("c", None),
+        ("d", None),
+        ("e", 12),
+    ]
+    assert "uid" not in sent[2].params
     big = stable(sent[1].params)
     assert big["e"] == "e" * 64
     assert sorted(k for k in big if k.startswith("x_")) == sorted(f"x_p{i}" for i in range(30))
