@@ -219,3 +219,20 @@ def test_a_prerendered_page_counts_only_when_activated(web, context) -> None:
     page.evaluate("window.__pre = false; document.dispatchEvent(new Event('prerenderingchange'))")
     sent = web.recorder.wait(2)
     assert [(s.kind, s.params["e"]) for s in sent] == [("batch", "pageview"), ("batch", "early")]
+
+
+def test_spa_back_without_the_navigation_api_falls_back_to_popstate(web, context) -> None:
+    context.add_init_script("Object.defineProperty(window, 'navigation', {value: undefined})")
+    url = web.page("/app", "App")
+    page = context.new_page()
+    page.goto(url)
+    page.evaluate("history.pushState({}, '', '/app/cart')")
+    web.recorder.wait(2)
+    page.go_back()
+    sent = web.recorder.wait(3)
+    assert page.evaluate("window.navigation") is None
+    assert [(s.params["u"], s.params["nav"]) for s in sent] == [
+        (url, "navigate"),
+        (url + "/cart", "navigate"),
+        (url, "back_forward"),
+    ]
