@@ -117,8 +117,13 @@ class Settings:
     def __init__(self, values: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None):
         self._values = dict(values)
         self._sites = {k: dict(v) for k, v in (sites or {}).items()}
+        self._site_views: dict[str, Settings] = {}
+        listed = {s.strip() for s in self._values["sites"].split(",") if s.strip()}
+        self._allow = frozenset(listed | set(self._sites))
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
@@ -140,12 +145,14 @@ class Settings:
         override = self._sites.get(site)
         if not override:
             return self
-        return Settings({**self._values, **override}, self._sites)
+        view = self._site_views.get(site)
+        if view is None:
+            view = self._site_views[site] = Settings({**self._values, **override}, self._sites)
+        return view
 
     @property
     def site_allow_list(self) -> frozenset[str]:
-        listed = {s.strip() for s in self._values["sites"].split(",") if s.strip()}
-        return frozenset(listed | set(self._sites))
+        return self._allow
 
     @property
     def search_param_set(self) -> frozenset[str]:
