@@ -1,28 +1,26 @@
 """End to end: real Chromium → `clickstream serve` (collector, Tansu, sessionizer, chDB) → rows.
 
-One ``serve`` subprocess for the module; each test is one browser context, i.e. one
+One ``clickstream serve`` subprocess for the module; each test is one browser context, i.e. one
 visitor, and reads back exactly that visitor's rows through ``POST /api/sql``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Web, launch
+
+from tests.conftest import Served, start_serve
+from tests.js_snippet.chromium import launch
+from tests.js_snippet.recorder import Web
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "e2e-token"
 # the allow list goes in the environment: TOML cannot hold both `sites = "..."` and
 # `[sites.strict]` (one key), which the settings loader reads from the same name
 CONFIG = """
@@ -31,81 +29,42 @@ respect_dnt = true
 """
 
 
-@dataclass
-class Serve:
-    url: str
-    log: Path
-
-    def post(self, path: str, body: str = "") -> httpx.Response:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        return httpx.post(self.url + path, content=body, headers=headers, timeout=60)
-
-    def sql(self, query: str) -> list[list[object]]:
-        response = self.post("/api/sql", query)
-        assert response.status_code == 200, response.text
-        return response.json()["rows"]
-
-    def flush(self) -> None:
-        assert self.post("/api/flush").status_code == 200
-
-    def wait_hits(self, where: str, count: int, timeout: float = 30) -> None:
-        """Until the sessionizer wrote ``count`` hits matching ``where`` (open sessions too)."""
-        deadline = time.monotonic() + timeout
-        query = f"SELECT count() FROM clickstream.hits FINAL WHERE {where}"
-        while (got := self.sql(query)[0][0]) < count:
-            assert time.monotonic() < deadline, f"{got} of {count} hits for {where}"
-            time.sleep(0.3)
-        assert got == count, f"{got} hits for {where}, expected {count}"
+def wait_hits(served: Served, where: str, count: int, timeout: float = 30) -> None:
+    """Until the sessionizer wrote ``count`` hits matching ``where`` (open sessions too)."""
+    deadline = time.monotonic() + timeout
+    query = f"SELECT count() FROM clickstream.hits FINAL WHERE {where}"
+    while (got := served.sql(query)[0][0]) < count:
+        assert time.monotonic() < deadline, f"{got} of {count} hits for {where}"
+        time.sleep(0.3)
+    assert got == count, f"{got} hits for {where}, expected {count}"
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("serve")
     (data / "clickstream.toml").write_text(CONFIG)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        CLICKSTREAM_API_TOKEN=TOKEN,
-        CLICKSTREAM_SITES="shop,private,strict",
-        CLICKSTREAM_CONFIG=str(data / "clickstream.toml"),
-        CLICKSTREAM_FLUSH_INTERVAL_S="0.3",
-    )
-    log = data / "serve.log"
-    cmd = [sys.executable, "-m", "clickstream.cli", "serve", "--port", str(port)]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--data", str(data)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Serve(f"http://127.0.0.1:{port}", log)
+    env = {
+        "CLICKSTREAM_SITES": "shop,private,strict",
+        "CLICKSTREAM_CONFIG": str(data / "clickstream.toml"),
+    }
+    served = start_serve(data / "data", env=env)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"clickstream serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"serve not healthy: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield server
+        yield served
     finally:
-        proc.terminate()
         try:
-            proc.wait(60)
+            code = served.stop()
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            served.proc.kill()
+            served.proc.wait()
+            raise
+        assert code == 0, served.log.read_text()[-3000:]
 
 
 @pytest.fixture
-def live(serve: Serve, servers: tuple[object, dict[str, str], str, str]) -> Iterator[Web]:
+def live(served: Served, servers: tuple[object, dict[str, str], str, str]) -> Iterator[Web]:
     recorder, pages, _, site_url = servers
     pages.clear()
-    yield Web(serve.url, site_url, recorder, pages)  # type: ignore[arg-type]
+    yield Web(served.url, site_url, recorder, pages)  # type: ignore[arg-type]
 
 
 def visitor(context: object) -> str:
@@ -113,8 +72,8 @@ def visitor(context: object) -> str:
     return cookies["_cs_vid"]
 
 
-def session(serve: Serve, vid: str, columns: str) -> list[object]:
-    rows = serve.sql(
+def session(served: Served, vid: str, columns: str) -> list[object]:
+    rows = served.sql(
         f"SELECT {columns} FROM clickstream.sessions FINAL WHERE visitor_id = '{vid}' AND is_closed"
     )
     assert len(rows) == 1, rows
@@ -123,7 +82,7 @@ def session(serve: Serve, vid: str, columns: str) -> list[object]:
 
 @pytest.mark.parametrize("bfcache", [False, True], ids=["reloaded", "bfcache"])
 def test_back_button_makes_a_back_loop_with_nav_back_forward(
-    live: Web, serve: Serve, playwright: object, bfcache: bool
+    live: Web, served: Served, playwright: object, bfcache: bool
 ) -> None:
     browser = launch(playwright, bfcache=bfcache)
     try:
@@ -133,15 +92,15 @@ def test_back_button_makes_a_back_loop_with_nav_back_forward(
         live.page("/b", "B")
         page.goto(a)
         vid = visitor(context)
-        serve.wait_hits(f"visitor_id = '{vid}'", 1)
+        wait_hits(served, f"visitor_id = '{vid}'", 1)
         page.click("#go")
-        serve.wait_hits(f"visitor_id = '{vid}'", 2)
+        wait_hits(served, f"visitor_id = '{vid}'", 2)
         page.go_back(wait_until="commit")
-        serve.wait_hits(f"visitor_id = '{vid}'", 3)
+        wait_hits(served, f"visitor_id = '{vid}'", 3)
     finally:
         browser.close()  # type: ignore[attr-defined]
-    serve.flush()
-    rows = serve.sql(
+    served.flush()
+    rows = served.sql(
         "SELECT page, nav, is_back_loop, is_quick_back, prev_page, next_page, seq, source "
         f"FROM clickstream.hits FINAL WHERE visitor_id = '{vid}' ORDER BY seq"
     )
@@ -150,7 +109,7 @@ def test_back_button_makes_a_back_loop_with_nav_back_forward(
         ["/b", "navigate", 0, 0, "/a", "/a", 2, "beacon"],
         ["/a", "back_forward", 1, 1, "/b", "", 3, "beacon"],
     ]
-    assert session(serve, vid, "paths, back_loops, quick_backs, back_loop_paths, pageviews") == [
+    assert session(served, vid, "paths, back_loops, quick_backs, back_loop_paths, pageviews") == [
         ["/a", "/b", "/a"],
         1,
         1,
@@ -159,34 +118,34 @@ def test_back_button_makes_a_back_loop_with_nav_back_forward(
     ]
 
 
-def test_search_with_zero_results_is_a_dead_end(live: Web, serve: Serve, context) -> None:
+def test_search_with_zero_results_is_a_dead_end(live: Web, served: Served, context) -> None:
     url = live.page("/search", "Search", before="cs('search', 'unobtainium', 0);")
     page = context.new_page()
     page.goto(url + "?q=unobtainium")
     vid = visitor(context)
-    serve.wait_hits(f"visitor_id = '{vid}'", 1)
-    serve.flush()
-    rows = serve.sql(
+    wait_hits(served, f"visitor_id = '{vid}'", 1)
+    served.flush()
+    rows = served.sql(
         "SELECT event, page, search_query, search_results, is_dead_end_search "
         f"FROM clickstream.hits FINAL WHERE visitor_id = '{vid}'"
     )
     assert rows == [["search", "/search?q=unobtainium", "unobtainium", 0, 1]]
-    assert session(serve, vid, "searches, dead_end_searches, dead_end_terms") == [
+    assert session(served, vid, "searches, dead_end_searches, dead_end_terms") == [
         1,
         1,
         ["unobtainium"],
     ]
 
 
-def test_spa_route_changes_are_pageviews(live: Web, serve: Serve, context) -> None:
+def test_spa_route_changes_are_pageviews(live: Web, served: Served, context) -> None:
     page = context.new_page()
     page.goto(live.page("/app", "App"))
     page.evaluate("history.pushState({}, '', '/app/cart')")
     page.evaluate("history.pushState({}, '', '/app/checkout?step=1')")
     vid = visitor(context)
-    serve.wait_hits(f"visitor_id = '{vid}'", 3)
-    serve.flush()
-    rows = serve.sql(
+    wait_hits(served, f"visitor_id = '{vid}'", 3)
+    served.flush()
+    rows = served.sql(
         "SELECT event, page, referrer, nav FROM clickstream.hits FINAL "
         f"WHERE visitor_id = '{vid}' ORDER BY seq"
     )
@@ -196,21 +155,21 @@ def test_spa_route_changes_are_pageviews(live: Web, serve: Serve, context) -> No
         ["pageview", "/app/cart", f"{base}/app", "navigate"],
         ["pageview", "/app/checkout?step=1", f"{base}/app/cart", "navigate"],
     ]
-    assert session(serve, vid, "pageviews, entry_path, exit_path") == [
+    assert session(served, vid, "pageviews, entry_path, exit_path") == [
         3,
         "/app",
         "/app/checkout?step=1",
     ]
 
 
-def test_events_queued_before_load_arrive(live: Web, serve: Serve, context) -> None:
+def test_events_queued_before_load_arrive(live: Web, served: Served, context) -> None:
     before = "cs('event', 'signup', {plan: 'pro', revenue: 49.5});"
     page = context.new_page()
     page.goto(live.page("/welcome", "Welcome", before=before))
     vid = visitor(context)
-    serve.wait_hits(f"visitor_id = '{vid}'", 2)
-    serve.flush()
-    rows = serve.sql(
+    wait_hits(served, f"visitor_id = '{vid}'", 2)
+    served.flush()
+    rows = served.sql(
         "SELECT event, page, props FROM clickstream.hits FINAL "
         f"WHERE visitor_id = '{vid}' ORDER BY seq"
     )
@@ -218,18 +177,18 @@ def test_events_queued_before_load_arrive(live: Web, serve: Serve, context) -> N
         ["pageview", "/welcome", {}],
         ["signup", "", {"plan": "pro", "revenue": "49.5"}],
     ]
-    assert session(serve, vid, "hits, pageviews, revenue") == [2, 1, 49.5]
+    assert session(served, vid, "hits, pageviews, revenue") == [2, 1, 49.5]
 
 
-def test_pagehide_event_arrives_by_beacon(live: Web, serve: Serve, context) -> None:
+def test_pagehide_event_arrives_by_beacon(live: Web, served: Served, context) -> None:
     before = "addEventListener('pagehide', () => cs('event', 'leave'));"
     page = context.new_page()
     page.goto(live.page("/a", "A", before=before))
     page.goto(live.page("/b", "B"))
     vid = visitor(context)
-    serve.wait_hits(f"visitor_id = '{vid}'", 3)
-    serve.flush()
-    rows = serve.sql(
+    wait_hits(served, f"visitor_id = '{vid}'", 3)
+    served.flush()
+    rows = served.sql(
         "SELECT event, url, source FROM clickstream.hits FINAL "
         f"WHERE visitor_id = '{vid}' ORDER BY seq"
     )
@@ -240,21 +199,21 @@ def test_pagehide_event_arrives_by_beacon(live: Web, serve: Serve, context) -> N
     ]
 
 
-def test_identify_links_the_visitor_to_the_crm_id(live: Web, serve: Serve, context) -> None:
+def test_identify_links_the_visitor_to_the_crm_id(live: Web, served: Served, context) -> None:
     page = context.new_page()
     page.goto(live.page("/login", "Login"))
     vid = visitor(context)
-    serve.wait_hits(f"visitor_id = '{vid}'", 1)
+    wait_hits(served, f"visitor_id = '{vid}'", 1)
     page.evaluate("cs('identify', 'crm-1001')")
-    serve.wait_hits(f"visitor_id = '{vid}'", 2)
-    serve.flush()
-    assert serve.sql(
+    wait_hits(served, f"visitor_id = '{vid}'", 2)
+    served.flush()
+    assert served.sql(
         f"SELECT site, crm_id FROM clickstream.identities FINAL WHERE visitor_id = '{vid}'"
     ) == [["shop", "crm-1001"]]
-    assert session(serve, vid, "crm_id") == ["crm-1001"]
+    assert session(served, vid, "crm_id") == ["crm-1001"]
 
 
-def test_dnt_and_gpc_are_respected_when_the_site_asks(live: Web, serve: Serve, browser) -> None:
+def test_dnt_and_gpc_are_respected_when_the_site_asks(live: Web, served: Served, browser) -> None:
     def visit(site: str, path: str, respect: bool, **ctx: object) -> str:
         context = browser.new_context(**ctx)
         try:
@@ -278,17 +237,17 @@ def test_dnt_and_gpc_are_respected_when_the_site_asks(live: Web, serve: Serve, b
     assert strict_vid
     # neither asks: tracked
     control_vid = visit("private", "/p2", respect=False)
-    serve.wait_hits(f"visitor_id = '{control_vid}'", 2)
-    assert serve.sql(
+    wait_hits(served, f"visitor_id = '{control_vid}'", 2)
+    assert served.sql(
         "SELECT site, count() FROM clickstream.hits FINAL "
         "WHERE site IN ('private', 'strict') GROUP BY site ORDER BY site"
     ) == [["private", 2]]
-    metrics = httpx.get(serve.url + "/metrics").text
+    metrics = httpx.get(served.url + "/metrics").text
     assert 'hits_dropped_total{reason="opt_out_or_dnt"} 2' in metrics
 
 
-def test_serve_answers_t_js_with_the_committed_build(serve: Serve) -> None:
-    got = httpx.get(serve.url + "/t.js")
+def test_serve_answers_t_js_with_the_committed_build(served: Served) -> None:
+    got = httpx.get(served.url + "/t.js")
     assert got.status_code == 200
     assert got.headers["content-type"].startswith("application/javascript")
     assert got.headers["cache-control"] == "public, max-age=3600"

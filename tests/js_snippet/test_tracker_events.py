@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from js_hitcheck import stable
+
+from tests.js_snippet.hitcheck import stable
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,9 @@ hit is checked against the parameter contract by ``js_hitcheck.stable``.
 from __future__ import annotations
 
 import pytest
-from js_hitcheck import stable
+
+from tests.js_snippet.chromium import launch
+from tests.js_snippet.hitcheck import stable
 
 pytestmark = pytest.mark.browser
 
@@ -74,8 +76,6 @@ def test_back_button_without_bfcache_is_back_forward_from_navigation_timing(web,
 
 
 def test_back_button_from_bfcache_sends_back_forward_on_pageshow(web, playwright) -> None:
-    from conftest import launch
-
     browser = launch(playwright, bfcache=True)
     try:
         page = browser.new_page()

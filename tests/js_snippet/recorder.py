@@ -155,3 +155,25 @@ def page_html(
         f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>{js}</head>"
         f"<body>{body}</body></html>"
     )
+
+
+SITE = "shop"
+
+
+@dataclass
+class Web:
+    """The two origins of a test: pages on ``site_url``, hits recorded from ``collector_url``."""
+
+    collector_url: str
+    site_url: str
+    recorder: Recorder
+    pages: dict[str, str] = field(default_factory=dict)
+
+    def page(self, path: str, title: str, body: str = "", before: str = "", **kw: bool) -> str:
+        """Serve a page with the snippet at ``path``; returns its absolute URL."""
+        self.pages[path] = page_html(SITE, self.collector_url, title, body, before, **kw)
+        return self.site_url + path
+
+    def raw(self, path: str, html: str) -> str:
+        self.pages[path] = html
+        return self.site_url + path
