@@ -159,3 +159,22 @@ def test_runner_keeps_going_after_failure_and_timeout(
     assert "    (no [figure] lines) async ran" in text
     with pytest.raises(ValueError, match="timeout must be"):
         run_one("good", 0, package="benchrun", cwd=tmp_path)
+
+
+@pytest.mark.parametrize("hits", ["9999", "100000001", "many"])
+def test_storage_bench_refuses_bad_sizes(hits: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.storage import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--hits", hits])
+    assert exc.value.code == 2
+    assert "--hits" in capsys.readouterr().err
+
+
+def test_pixel_bench_refuses_unknown_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.pixel import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--only", "nginx1,apache"])
+    assert exc.value.code == 2
+    assert "unknown target(s) apache" in capsys.readouterr().err
