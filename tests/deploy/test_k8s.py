@@ -14,7 +14,7 @@ SETTING_ENV = {f"CLICKSTREAM_{s.name.upper()}" for s in SETTINGS}
 
 
 def _docs() -> list[dict[str, Any]]:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for path in sorted(K8S.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
