@@ -1,17 +1,26 @@
-"""Pixel req/s: nginx ``empty_gif`` vs a bare ASGI app vs ``clickstream serve``, same box.
+"""Pixel req/s: nginx ``empty_gif`` vs a bare ASGI app vs the collector vs ``clickstream serve``.
 
 Each server answers ``GET /p.gif?s=bench&u=https://a.example/x`` with a 1x1 GIF; wrk
-(``-t2 -c50 -d10s`` by default) measures each in turn, then the ratios are printed against
-the targets of issue 9 (serve ≥ 0.25 × nginx with one worker).
+(``-t2 -c50 -d10s`` by default) measures each in turn on this box, then the ratios are
+printed against the targets of issue 9 (serve ≥ 0.25 × nginx with one worker; the
+collector's full path ≥ 0.8 × the bare ASGI app, one worker each). After the serve run,
+the hits are followed to ClickHouse (``/api/sql``) for the end-to-end hits/s.
 
-    python -m bench.pixel [--seconds 10] [--only nginx1,nginx2,bare,serve]
+    python -m bench.pixel [--seconds 10] [--only nginx1,nginx2,bare,collector,serve]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
 import tempfile
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +106,58 @@ def serve_available() -> bool:
     return (ROOT / "clickstream" / "serve.py").exists()
 
 
+def cli_available() -> bool:
+    return (ROOT / "clickstream" / "cli.py").exists()
+
+
+_LAUNCH_CLI = "import sys; from clickstream.cli import main; sys.exit(main())"
+
+
 def serve_command(port: int, data: Path) -> list[str]:
-    launcher = "import sys; from clickstream.cli import main; sys.exit(main())"
     return [
-        python(), "-c", launcher, "serve", "--host", "127.0.0.1", "--port", str(port),
+        python(), "-c", _LAUNCH_CLI, "serve", "--host", "127.0.0.1", "--port", str(port),
         "--data", str(data),
     ]  # fmt: skip
 
 
+def collector_command(port: int, bootstrap: str) -> list[str]:
+    """The production collector role, one uvicorn worker, against a Kafka bootstrap."""
+    return [
+        python(), "-c", _LAUNCH_CLI, "collector", "--host", "127.0.0.1", "--port", str(port),
+        "--kafka", bootstrap,
+    ]  # fmt: skip
+
+
+def role_env(data: Path, token: str, collector: bool) -> dict[str, str]:
+    """Environment of a clickstream child. ``serve`` keeps its defaults; the collector
+    target gets one worker and a Tansu-compatible (non-idempotent) producer."""
+    env = {
+        **os.environ,
+        "CLICKSTREAM_DATA": str(data),
+        "CLICKSTREAM_API_TOKEN": token,
+        "CLICKSTREAM_LOG_LEVEL": "warning",
+    }
+    if collector:
+        env["CLICKSTREAM_WORKERS"] = "1"
+        env["CLICKSTREAM_KAFKA_IDEMPOTENCE"] = "off"  # Tansu's memory storage rejects it
+    return env
+
+
 def measure(
-    label: str, cmd: list[str], port: int, wrk: str, tmp: Path, seconds: int, start_timeout: float
+    label: str,
+    cmd: list[str],
+    port: int,
+    wrk: str,
+    tmp: Path,
+    seconds: int,
+    start_timeout: float,
+    env: dict[str, str] | None = None,
+    after: Callable[[WrkResult, float], None] | None = None,
 ) -> WrkResult:
-    """Start the server, check it answers a GIF, run wrk, stop it."""
+    """Start the server, check it answers a GIF, run wrk, call ``after`` (still running), stop."""
     log = tmp / f"{label}.log"
     url = f"http://127.0.0.1:{port}{PATH}"
-    with process(cmd, log) as proc:
+    with process(cmd, log, env=env) as proc:
         first = wait_http(url, proc, log, timeout=start_timeout)
         if (
             first.status != 200
@@ -121,7 +167,40 @@ def measure(
             raise BenchError(
                 f"{label} answered {first.status} {first.content_type!r} {first.body[:20]!r}, not a GIF"
             )
-        return run_wrk(wrk, url, seconds=seconds)
+        started = time.monotonic()
+        result = run_wrk(wrk, url, seconds=seconds)
+        if after is not None:
+            after(result, started)
+        return result
+
+
+def sql_count(port: int, token: str, sql: str) -> int:
+    """One integer from ``POST /api/sql`` of a running serve."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/sql", data=sql.encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return int(json.loads(r.read())["rows"][0][0])
+
+
+def drain(port: int, token: str, expected: int, timeout: float = 120.0) -> tuple[int, float]:
+    """Wait until ``expected`` hits are queryable (or the count stops growing for 15 s)."""
+    sql = "SELECT count() FROM clickstream.hits FINAL"
+    deadline, last, last_change = time.monotonic() + timeout, -1, time.monotonic()
+    while True:
+        try:
+            count = sql_count(port, token, sql)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise BenchError(f"/api/sql failed while draining: {exc}") from exc
+        now = time.monotonic()
+        if count >= expected:
+            return count, now
+        if count != last:
+            last, last_change = count, now
+        if now - last_change > 15 or now > deadline:
+            return count, now
+        time.sleep(0.25)
 
 
 def _ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
@@ -134,6 +213,7 @@ RATIOS = (
     # name, numerator, denominator, target (minimum), note
     ("serve / nginx (1 worker)", "serve", "nginx1", 0.25, "issue 9 target"),
     ("serve / bare ASGI", "serve", "bare", None, ""),
+    ("collector / bare ASGI", "collector", "bare", 0.8, "issue 9 target, 1 worker each"),
     ("bare ASGI / nginx (1 worker)", "bare", "nginx1", None, "DESIGN.md: about 0.16-0.19 here"),
     ("nginx 2 workers / 1 worker", "nginx2", "nginx1", None, ""),
 )
@@ -155,13 +235,43 @@ def ratio_table(results: dict[str, WrkResult | None]) -> list[str]:
     return lines
 
 
-TARGETS = ("nginx1", "nginx2", "bare", "serve")
+TARGETS = ("nginx1", "nginx2", "bare", "collector", "serve")
 LABELS = {
     "nginx1": "nginx empty_gif, 1 worker",
     "nginx2": "nginx empty_gif, 2 workers",
     "bare": "bare ASGI GIF, 1 uvicorn process",
+    "collector": "clickstream collector, 1 worker, producing to Tansu",
     "serve": "clickstream serve (default)",
 }
+
+
+def _serve_drain(port: int, token: str) -> Callable[[WrkResult, float], None]:
+    def after(result: WrkResult, started: float) -> None:
+        ended = time.monotonic()
+        expected = result.requests + 1  # + the readiness probe
+        count, done = drain(port, token, expected)
+        figure(
+            "pixel.serve.end_to_end", count / (done - started), "hits/s",
+            f"pixel -> Kafka -> sessionizer -> ClickHouse; {count:,} of {expected:,} hits "
+            f"queryable {done - ended:.1f} s after the load stopped",
+        )  # fmt: skip
+        if count < expected:
+            raise BenchError(f"only {count:,} of {expected:,} hits reached ClickHouse")
+
+    return after
+
+
+@contextlib.contextmanager
+def _broker(tmp: Path) -> Iterator[str]:
+    """An embedded Tansu broker with the hits topic, for the collector target."""
+    from clickstream.broker import BrokerError, EmbeddedBroker, ensure_topic
+
+    try:
+        with EmbeddedBroker(log_path=tmp / "tansu.log") as broker:
+            asyncio.run(ensure_topic(broker.bootstrap, "clickstream.hits", 6))
+            yield broker.bootstrap
+    except BrokerError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,22 +292,35 @@ def main(argv: list[str] | None = None) -> int:
     tools = ensure_debian_packages({"nginx": "nginx-light", "wrk": "wrk"})
     results: dict[str, WrkResult | None] = {}
     failed = False
+    token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="bench-pixel-") as name:
         tmp = Path(name)
         for target in only:
             port = free_port()
-            if target.startswith("nginx"):
-                cmd, wait = nginx_command(tools["nginx"], tmp, port, int(target[-1])), 10.0
-            elif target == "bare":
-                cmd, wait = bare_command(port), 30.0
-            elif serve_available():
-                cmd, wait = serve_command(port, tmp / "serve-data"), 120.0
-            else:
-                print("pixel serve: not measured (clickstream/serve.py does not exist yet)")
+            env, after = None, None
+            if target in ("collector", "serve") and not (serve_available() and cli_available()):
+                print(
+                    f"pixel {target}: not measured (clickstream/cli.py and serve.py not there yet)"
+                )
                 results[target] = None
                 continue
             try:
-                r = measure(target, cmd, port, tools["wrk"], tmp, args.seconds, wait)
+                with contextlib.ExitStack() as stack:
+                    if target.startswith("nginx"):
+                        cmd, wait = nginx_command(tools["nginx"], tmp, port, int(target[-1])), 10.0
+                    elif target == "bare":
+                        cmd, wait = bare_command(port), 30.0
+                    elif target == "collector":
+                        bootstrap = stack.enter_context(_broker(tmp))
+                        cmd, wait = collector_command(port, bootstrap), 60.0
+                        env = role_env(tmp / "collector-data", token, collector=True)
+                    else:
+                        cmd, wait = serve_command(port, tmp / "serve-data"), 120.0
+                        env = role_env(tmp / "serve-data", token, collector=False)
+                        after = _serve_drain(port, token)
+                    r = measure(
+                        target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after
+                    )
             except BenchError as exc:
                 print(f"pixel {target}: FAILED: {exc}", flush=True)
                 results[target], failed = None, True

@@ -10,7 +10,16 @@ import pytest
 
 from bench.__main__ import discover, run_one, summary
 from bench.common import BenchError, WrkResult, parse_wrk, run_wrk
-from bench.pixel import GIF, bare_command, measure, nginx_command, ratio_table, serve_command
+from bench.pixel import (
+    GIF,
+    bare_command,
+    collector_command,
+    measure,
+    nginx_command,
+    ratio_table,
+    role_env,
+    serve_command,
+)
 
 WRK_OUTPUT = """\
 Running 10s test @ http://127.0.0.1:40000/p.gif?s=bench&u=https://a.example/x
@@ -74,6 +83,17 @@ def test_serve_command_runs_this_checkout(tmp_path: Path) -> None:
     assert cmd[3:] == ["serve", "--host", "127.0.0.1", "--port", "40124", "--data", str(tmp_path)]
 
 
+def test_collector_command_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd = collector_command(40125, "127.0.0.1:9092")
+    assert cmd[3:] == ["collector", "--host", "127.0.0.1", "--port", "40125",
+                       "--kafka", "127.0.0.1:9092"]  # fmt: skip
+    monkeypatch.delenv("CLICKSTREAM_WORKERS", raising=False)
+    env = role_env(tmp_path, "tok", collector=True)
+    assert (env["CLICKSTREAM_WORKERS"], env["CLICKSTREAM_KAFKA_IDEMPOTENCE"]) == ("1", "off")
+    assert (env["CLICKSTREAM_DATA"], env["CLICKSTREAM_API_TOKEN"]) == (str(tmp_path), "tok")
+    assert "CLICKSTREAM_WORKERS" not in role_env(tmp_path, "tok", collector=False)
+
+
 def test_gif_is_nginx_empty_gif() -> None:
     assert len(GIF) == 43
     assert GIF.startswith(b"GIF89a\x01\x00\x01\x00") and GIF.endswith(b";")
@@ -95,10 +115,11 @@ def _result(rps: float) -> WrkResult:
 
 def test_ratio_table_with_and_without_serve(capsys: pytest.CaptureFixture[str]) -> None:
     lines = ratio_table({"nginx1": _result(80000), "nginx2": _result(96000),
-                         "bare": _result(16000), "serve": _result(24000)})  # fmt: skip
+                         "bare": _result(16000), "collector": _result(14000), "serve": _result(24000)})  # fmt: skip
     assert lines[1:] == [
         "serve / nginx (1 worker)         0.300  >= 0.25  MET issue 9 target",
         "serve / bare ASGI                1.500",
+        "collector / bare ASGI            0.875  >= 0.8   MET issue 9 target, 1 worker each",
         "bare ASGI / nginx (1 worker)     0.200           DESIGN.md: about 0.16-0.19 here",
         "nginx 2 workers / 1 worker       1.200",
     ]
