@@ -135,9 +135,10 @@ def tail(log: Path, lines: int = 8) -> str:
 class WrkResult:
     requests_per_s: float
     requests: int
-    errors: int  # socket errors plus non-2xx/3xx answers
+    errors: int  # socket errors (connect, read, write, timeout) plus non-2xx/3xx answers
     p50_ms: float
     p99_ms: float
+    non_2xx: int = 0
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -157,8 +158,9 @@ def parse_wrk(output: str) -> WrkResult:
     if not rps or not total:
         raise BenchError(f"unreadable wrk output: {output.strip()[-300:]!r}")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors += int(non2xx.group(1)) if non2xx else 0
+    non2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    non2xx = int(non2xx_match.group(1)) if non2xx_match else 0
+    errors += non2xx
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
     return WrkResult(
@@ -167,6 +169,7 @@ def parse_wrk(output: str) -> WrkResult:
         errors=errors,
         p50_ms=_ms(p50.group(1)) if p50 else 0.0,
         p99_ms=_ms(p99.group(1)) if p99 else 0.0,
+        non_2xx=non2xx,
     )
 
 

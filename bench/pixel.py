@@ -251,9 +251,12 @@ def _serve_drain(port: int, token: str) -> Callable[[WrkResult, float], None]:
         expected = result.requests + 1  # + the readiness probe
         count, done = drain(port, token, expected)
         figure(
+            "pixel.serve.queryable_after_load_s", done - ended, "s",
+            f"{count:,} of {expected:,} hits queryable in ClickHouse this long after wrk stopped",
+        )  # fmt: skip
+        figure(
             "pixel.serve.end_to_end", count / (done - started), "hits/s",
-            f"pixel -> Kafka -> sessionizer -> ClickHouse; {count:,} of {expected:,} hits "
-            f"queryable {done - ended:.1f} s after the load stopped",
+            "pixel -> Kafka -> sessionizer -> ClickHouse, from wrk start to the last hit queryable",
         )  # fmt: skip
         if count < expected:
             raise BenchError(f"only {count:,} of {expected:,} hits reached ClickHouse")
@@ -329,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             figure(
                 f"pixel.{target}", r.requests_per_s, "req/s",
                 f"{LABELS[target]}; p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
-                f"{r.requests:,} requests, {r.errors} errors",
+                f"{r.requests:,} requests, {r.errors} errors of which {r.non_2xx} non-2xx",
             )  # fmt: skip
     print()
     for line in ratio_table(results):
