@@ -53,9 +53,9 @@ def test_cluster_ddl_shape() -> None:
         assert f"AS cs.{table}_local" in dist
 
 
-def test_cluster_ddl_parses_in_clickhouse(chdb_client: Client) -> None:
+def test_cluster_ddl_parses_in_clickhouse(ch: Client) -> None:
     for stmt in cluster_ddl("clickstream", "analytics"):
-        ast = chdb_client.query(f"EXPLAIN AST {stmt}").result_rows
+        ast = ch.query(f"EXPLAIN AST {stmt}").result_rows
         assert ast[0][0].startswith(("CreateQuery", "AlterQuery"))
 
 
@@ -78,22 +78,22 @@ def _table_meta(client: Client, db: str, table: str) -> tuple[str, str, str, str
     return (row[0], row[1], row[2], row[3])
 
 
-def test_local_tables_equal_plain_migrations(chdb_client: Client) -> None:
-    warehouse.migrate(chdb_client, database="t_deploy_plain")
-    chdb_client.command("CREATE DATABASE IF NOT EXISTS t_deploy_repl")
+def test_local_tables_equal_plain_migrations(ch: Client) -> None:
+    warehouse.migrate(ch, database="t_deploy_plain")
+    ch.command("CREATE DATABASE IF NOT EXISTS t_deploy_repl")
     locals_ = [s for s in cluster_ddl("t_deploy_repl", "analytics") if "_local ON CLUSTER" in s]
     assert len(locals_) == len(TABLES)
     for stmt in locals_:
-        chdb_client.command(_non_cluster(stmt))
+        ch.command(_non_cluster(stmt))
     for table in TABLES:
-        plain = _describe(chdb_client, "t_deploy_plain", table)
-        local = _describe(chdb_client, "t_deploy_repl", f"{table}_local")
+        plain = _describe(ch, "t_deploy_plain", table)
+        local = _describe(ch, "t_deploy_repl", f"{table}_local")
         assert [r[0] for r in local] == [r[0] for r in plain]
         assert local == plain
-        assert _table_meta(chdb_client, "t_deploy_repl", f"{table}_local") == _table_meta(
-            chdb_client, "t_deploy_plain", table
+        assert _table_meta(ch, "t_deploy_repl", f"{table}_local") == _table_meta(
+            ch, "t_deploy_plain", table
         )
-    assert _table_meta(chdb_client, "t_deploy_plain", "sessions") == (
+    assert _table_meta(ch, "t_deploy_plain", "sessions") == (
         "ReplacingMergeTree",
         "site, toDate(start_ts), session_id",
         "toYYYYMM(start_ts)",
