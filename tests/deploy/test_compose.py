@@ -146,3 +146,11 @@ def test_proxy_routes_tracking_paths_to_collectors(path: str) -> None:
     assert pattern is not None
     assert re.match(pattern.group(1), path)
     assert not re.match(pattern.group(1), "/api/reports/funnel")
+
+
+def test_kraft_cluster_id_is_a_kafka_uuid() -> None:
+    import base64
+
+    cluster_id = _compose()["services"]["kafka"]["environment"]["CLUSTER_ID"]
+    assert len(cluster_id) == 22
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
