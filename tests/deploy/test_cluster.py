@@ -205,3 +205,19 @@ def test_apply_skips_recorded_migrations() -> None:
         "CREATE TABLE IF NOT EXISTS cs.identities ON CLUSTER c1 AS cs.identities_local",
     ]
     assert rec.inserted == [[3, "create_sessions"], [4, "create_identities"]]
+
+
+def test_cluster_migrations_table_is_the_one_plain_migrate_reads(ch: Client) -> None:
+    """Sessionizers run the plain ``migrate`` at start: on a cluster it must find every
+    migration already recorded in the (replicated) ``schema_migrations``, never re-apply one."""
+    warehouse.migrate(ch, database="t_deploy_plain2")
+    ch.command("CREATE DATABASE IF NOT EXISTS t_deploy_repl2")
+    stmt = next(s for s in cluster_ddl("t_deploy_repl2", "analytics") if "schema_migrations" in s)
+    ch.command(_non_cluster(stmt))
+    assert _describe(ch, "t_deploy_repl2", "schema_migrations") == _describe(
+        ch, "t_deploy_plain2", "schema_migrations"
+    )
+    assert _table_meta(ch, "t_deploy_repl2", "schema_migrations")[:2] == (
+        "ReplacingMergeTree",
+        "number",
+    )
