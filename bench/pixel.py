@@ -245,7 +245,7 @@ LABELS = {
 }
 
 
-def _serve_drain(port: int, token: str) -> Callable[[WrkResult, float], None]:
+def _serve_drain(port: int, token: str, problems: list[str]) -> Callable[[WrkResult, float], None]:
     def after(result: WrkResult, started: float) -> None:
         ended = time.monotonic()
         expected = result.requests + 1  # + the readiness probe
@@ -259,7 +259,8 @@ def _serve_drain(port: int, token: str) -> Callable[[WrkResult, float], None]:
             "pixel -> Kafka -> sessionizer -> ClickHouse, from wrk start to the last hit queryable",
         )  # fmt: skip
         if count < expected:
-            raise BenchError(f"only {count:,} of {expected:,} hits reached ClickHouse")
+            problems.append(f"only {count:,} of {expected:,} hits reached ClickHouse")
+            print(f"pixel serve: FAILED: {problems[-1]}", flush=True)
 
     return after
 
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, WrkResult | None] = {}
     failed = False
     token = secrets.token_hex(16)
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-pixel-") as name:
         tmp = Path(name)
         for target in only:
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         cmd, wait = serve_command(port, tmp / "serve-data"), 120.0
                         env = role_env(tmp / "serve-data", token, collector=False)
-                        after = _serve_drain(port, token)
+                        after = _serve_drain(port, token, problems)
                     r = measure(
                         target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after
                     )
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in ratio_table(results):
         print(line)
-    return 1 if failed else 0
+    return 1 if failed or problems else 0
 
 
 if __name__ == "__main__":
