@@ -1,0 +1,169 @@
+"""One parsed log line -> one :class:`clickstream.hit.Hit`, or a skip reason.
+
+Definitions (documented in importer/README.md):
+
+- ``ts`` and ``received`` are the log's request time.
+- ``visitor_id`` = BLAKE2b-128 of ``IP + "\\x1f" + User-Agent`` (hex): the same
+  definition of a visitor as GoAccess (IP + UA; per day in its report).
+- ``hit_id`` = BLAKE2b-128 of ``site``, the full line text and the line's occurrence
+  number among identical lines of the same file.  It does not depend on the file's
+  name or the line's position, so importing the same file again, or a rotated copy
+  that repeats lines, yields the same ids and adds nothing.
+- Skipped by default (counted by reason): methods other than GET, statuses outside
+  200-399, static assets by extension.  All three are configurable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qsl
+
+from clickstream.hit import MAX_TEXT, MAX_UA, MAX_URL, Hit
+from importer.formats import LineError, LogLine
+
+STATIC_EXTENSIONS = frozenset(
+    ["css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "tif", "tiff", "cur", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "m4v", "mov", "mp3", "ogg", "oga", "wav", "flac", "swf", "txt", "xml"]
+)
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_DUP_WINDOW_MS = 600_000  # identical lines further apart than this in one file are not tracked
+
+
+@dataclass(frozen=True)
+class Filters:
+    methods: frozenset[str] | None = frozenset({"GET"})  # None: every method
+    statuses: tuple[tuple[int, int], ...] | None = ((200, 399),)  # None: every status
+    skip_static: bool = True
+    static_extensions: frozenset[str] = STATIC_EXTENSIONS
+
+
+def parse_statuses(spec: str) -> tuple[tuple[int, int], ...] | None:
+    """'200-399,404' -> ((200, 399), (404, 404)); 'all' -> None."""
+    if spec.strip().lower() == "all":
+        return None
+    out = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"--status: {part.strip()!r} is not a status or a range like 200-399") from None
+        if not 100 <= a <= b <= 599:
+            raise ValueError(f"--status: {part.strip()!r} is outside 100-599")
+        out.append((a, b))
+    return tuple(out)
+
+
+def parse_methods(spec: str) -> frozenset[str] | None:
+    if spec.strip().lower() == "all":
+        return None
+    methods = frozenset(m.strip().upper() for m in spec.split(",") if m.strip())
+    if not methods or not all(m.isalpha() and len(m) <= 16 for m in methods):
+        raise ValueError(f"--methods: {spec!r} is not a comma list of HTTP methods (or 'all')")
+    return methods
+
+
+def visitor_id(ip: str, user_agent: str) -> str:
+    return hashlib.blake2b(f"{ip}\x1f{user_agent}".encode(), digest_size=16).hexdigest()
+
+
+@lru_cache(maxsize=65536)
+def truncate_ip(ip: str) -> str:
+    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def _clean(value: str) -> str:
+    if value.isprintable():
+        return value
+    return "".join(ch for ch in value if ch.isprintable() or ch == " ")
+
+
+def _extension(path: str) -> str:
+    last = path.rsplit("/", 1)[-1]
+    dot = last.rfind(".")
+    return last[dot + 1 :].lower() if dot > 0 else ""
+
+
+class Converter:
+    """Filters and converts the lines of one import; keeps the per-file duplicate counter."""
+
+    def __init__(self, site: str, filters: Filters | None = None, host: str = "",
+                 ip_truncate: bool = True, scheme: str = "http"):
+        self.site = site
+        self.filters = filters or Filters()
+        self.host = host
+        self.ip_truncate = ip_truncate
+        self.scheme = scheme
+        self._seen: dict[bytes, tuple[int, int]] = {}  # line digest -> (occurrences, ts)
+        self._max_ts = 0
+
+    def new_file(self) -> None:
+        """Occurrence numbers count identical lines within one file."""
+        self._seen.clear()
+        self._max_ts = 0
+
+    def check(self, line: LogLine) -> None:
+        """Raise LineError(reason) when the filters skip this line."""
+        f = self.filters
+        if f.methods is not None and line.method not in f.methods:
+            raise LineError("method")
+        if f.statuses is not None and not any(lo <= line.status <= hi for lo, hi in f.statuses):
+            raise LineError("status")
+        target = line.target
+        if not (target.startswith("/") or target.startswith(("http://", "https://"))):
+            raise LineError("bad_target")
+        if f.skip_static:
+            path = target.split("?", 1)[0]
+            if _extension(path) in f.static_extensions:
+                raise LineError("static")
+
+    def hit_id(self, text: str, ts: int) -> str:
+        base = hashlib.blake2b(f"{self.site}\x1f{text}".encode(), digest_size=16)
+        key = base.digest()
+        count, _ = self._seen.get(key, (0, ts))
+        self._seen[key] = (count + 1, ts)
+        if ts > self._max_ts:
+            self._max_ts = ts
+        if len(self._seen) > 200_000:
+            horizon = self._max_ts - _DUP_WINDOW_MS
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
+        if count:
+            base.update(f"\x1f{count}".encode())
+        return base.hexdigest()
+
+    def convert(self, text: str, line: LogLine) -> Hit:
+        """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
+        target = _clean(line.target)
+        host = self.host or line.host
+        url = target if target.startswith("http") or not host else f"{self.scheme}://{host}{target}"
+        if len(url) > MAX_URL:
+            raise LineError("url_too_long")
+        ua = _clean(line.user_agent)
+        utm = dict.fromkeys(UTM, "")
+        if "utm_" in target:
+            query = target.partition("?")[2]
+            for k, v in parse_qsl(query, keep_blank_values=True):
+                if k in utm and not utm[k]:
+                    utm[k] = _clean(v)[:MAX_TEXT]
+        ip = line.ip
+        return Hit(
+            site=self.site,
+            visitor_id=visitor_id(ip, line.user_agent),
+            hit_id=self.hit_id(text, line.ts),
+            ts=line.ts,
+            received=line.ts,
+            url=url,
+            referrer=_clean(line.referrer)[:MAX_URL],
+            ip=truncate_ip(ip) if self.ip_truncate else ip[:64],
+            user_agent=ua[:MAX_UA],
+            source="log",
+            **utm,
+        )
