@@ -45,9 +45,10 @@ def parse_statuses(spec: str) -> tuple[tuple[int, int], ...] | None:
         return None
     out = []
     for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
+        lo, sep, hi = part.strip().partition("-")
         try:
-            a, b = int(lo), int(hi or lo)
+            a = int(lo)
+            b = int(hi) if sep else a
         except ValueError:
             raise ValueError(f"--status: {part.strip()!r} is not a status or a range like 200-399") from None
         if not 100 <= a <= b <= 599:
