@@ -269,7 +269,7 @@ def compile_format(spec: str) -> LogFormat:
     if "request" not in kinds and not ({"method"} <= set(kinds) and {"path", "target"} & set(kinds)):
         raise FormatError('format has no request ("%r" / "$request", or method and path)')
     # presets tolerate extra trailing fields (a common local addition); custom formats are exact
-    tail = r"(?: .*)?" if name != "custom" else ""
+    tail = r"(?:[ \t].*)?" if name != "custom" else ""
     try:
         regex = re.compile("^" + body + tail + r"[ \t]*$")
     except re.error as exc:  # pragma: no cover - every piece is escaped or ours
