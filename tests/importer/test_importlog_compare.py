@@ -22,7 +22,7 @@ def test_goaccess_and_awstats_agree_with_clickstream_on_the_real_log():
     assert rows["unique visitors/day  GoAccess vs Clickstream (IP+UA)"] == (per_day(12, 64), per_day(12, 64))
     # AWStats visits (pages, 200/304, visitor = host, 1 h timeout, midnight split), no robot filter: equal
     assert rows["visits/day, no robot filter  AWStats vs Clickstream (visitor=IP)"] == (per_day(11, 52), per_day(11, 52))
-    # Clickstream's own visitor (IP + UA): two hosts on the 18th used two user agents each
+    # Clickstream's own visitor (IP + UA): Googlebot's IP 66.249.73.135 used three user agents on the 18th
     assert rows["visits/day, no robot filter  AWStats vs Clickstream (visitor=IP+UA)"][1] == per_day(11, 54)
     # the same with AWStats' robot list applied to both sides: equal
     assert rows["visits/day, AWStats' robot list on both  AWStats vs Clickstream (visitor=IP)"] == (per_day(7, 24), per_day(7, 24))
