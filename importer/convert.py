@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from clickstream.hit import MAX_TEXT, MAX_UA, MAX_URL, Hit
 from importer.formats import LineError, LogLine
@@ -93,6 +93,18 @@ def _extension(path: str) -> str:
     return last[dot + 1 :].lower() if dot > 0 else ""
 
 
+_NO_UTM = dict.fromkeys(UTM, "")
+
+
+def _utm(target: str) -> dict[str, str]:
+    utm = dict(_NO_UTM)
+    for pair in target.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key in utm and not utm[key]:
+            utm[key] = _clean(unquote_plus(value))[:MAX_TEXT]
+    return utm
+
+
 class Converter:
     """Filters and converts the lines of one import; keeps the per-file duplicate counter."""
 
@@ -148,12 +160,7 @@ class Converter:
         if len(url) > MAX_URL:
             raise LineError("url_too_long")
         ua = _clean(line.user_agent)
-        utm = dict.fromkeys(UTM, "")
-        if "utm_" in target:
-            query = target.partition("?")[2]
-            for k, v in parse_qsl(query, keep_blank_values=True):
-                if k in utm and not utm[k]:
-                    utm[k] = _clean(v)[:MAX_TEXT]
+        utm = _utm(target) if "utm_" in target else _NO_UTM
         ip = line.ip
         return Hit(
             site=self.site,

@@ -65,6 +65,7 @@ def _day_epoch(day: str) -> int:
     return int(datetime(y, mon, d, tzinfo=UTC).timestamp())
 
 
+@lru_cache(maxsize=8192)
 def parse_clf_time(s: str) -> int:
     """'10/Oct/2000:13:55:36 -0700' -> epoch ms (the regex has checked the shape)."""
     try:
@@ -125,7 +126,7 @@ _NGINX: dict[str, str] = {
 }
 
 _OUTSIDE: dict[str, str] = {
-    "ip": r"[0-9A-Fa-f.:]+|[\w.-]+",
+    "ip": r"[^\s\"]+",
     "time_clf_brackets": r"\[" + _CLF_TIME + r"\]",
     "time_clf": _CLF_TIME,
     "time_iso": r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?",
@@ -149,16 +150,13 @@ class LogFormat:
     source: str
     regex: re.Pattern[str]
     kinds: tuple[str, ...]  # kind of each capture group, in order
+    build: Callable[[tuple[str, ...]], LogLine]
 
     def parse(self, line: str) -> LogLine:
         m = self.regex.match(line)
         if m is None:
             raise LineError("malformed")
-        fields: dict[str, str] = {}
-        for kind, value in zip(self.kinds, m.groups(), strict=True):
-            if kind not in fields or not fields[kind]:
-                fields[kind] = value
-        return _build(fields)
+        return self.build(m.groups())
 
 
 def _unquote(value: str) -> str:
@@ -167,38 +165,52 @@ def _unquote(value: str) -> str:
     return "" if value == "-" else value
 
 
-def _build(f: dict[str, str]) -> LogLine:
-    ts = -1
-    for kind, parse in _TIME_KINDS.items():
-        if kind in f:
-            ts = parse(f[kind])
-            break
-    if ts < 0:
-        raise LineError("bad_time")
-    request = f.get("request")
-    if request is not None:
-        parts = request.split(" ")
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise LineError("bad_request")
-        method, target, protocol = parts
-    else:
-        method, protocol = f.get("method", ""), f.get("protocol", "")
-        target = f.get("target", "")
-        if not target:
-            query = f.get("query_apache") or (("?" + f["query_nginx"]) if f.get("query_nginx", "-") not in ("", "-") else "")
-            target = f.get("path", "") + query
+def _builder(kinds: tuple[str, ...]) -> Callable[[tuple[str, ...]], LogLine]:
+    """A function from the regex groups to a LogLine, with every position resolved once."""
+    at: dict[str, int] = {}
+    for i, kind in enumerate(kinds):
+        at.setdefault(kind, i)
+    time_kind = next(k for k in _TIME_KINDS if k in at)
+    parse_time, i_time = _TIME_KINDS[time_kind], at[time_kind]
+    i_req, i_status = at.get("request"), at.get("status")
+    i_ip, i_ref, i_ua, i_host = at.get("ip"), at.get("referrer"), at.get("user_agent"), at.get("host")
+    i_method, i_proto, i_target, i_path = at.get("method"), at.get("protocol"), at.get("target"), at.get("path")
+    i_qa, i_qn = at.get("query_apache"), at.get("query_nginx")
+
+    def split_request(g: tuple[str, ...]) -> tuple[str, str, str]:
+        if i_req is not None:
+            parts = g[i_req].split(" ")
+            if len(parts) != 3 or not parts[0] or not parts[1]:
+                raise LineError("bad_request")
+            return parts[0], parts[1], parts[2]
+        method = g[i_method] if i_method is not None else ""
+        protocol = g[i_proto] if i_proto is not None else ""
+        target = g[i_target] if i_target is not None else ""
+        if not target and i_path is not None:
+            query = g[i_qa] if i_qa is not None else ""
+            if i_qn is not None and g[i_qn] not in ("", "-"):
+                query = "?" + g[i_qn]
+            target = g[i_path] + query
         if not method or not target:
             raise LineError("bad_request")
-    try:
-        status = int(f.get("status", "200"))
-    except ValueError:
-        raise LineError("bad_status") from None
-    host = f.get("host", "")
-    return LogLine(
-        ip=f.get("ip", ""), ts=ts, method=method, target=_unquote(target), protocol=protocol,
-        status=status, referrer=_unquote(f.get("referrer", "")),
-        user_agent=_unquote(f.get("user_agent", "")), host="" if host == "-" else host,
-    )
+        return method, target, protocol
+
+    def build(g: tuple[str, ...]) -> LogLine:
+        method, target, protocol = split_request(g)
+        host = g[i_host] if i_host is not None else ""
+        return LogLine(
+            ip=g[i_ip] if i_ip is not None else "",
+            ts=parse_time(g[i_time]),
+            method=method,
+            target=_unquote(target),
+            protocol=protocol,
+            status=int(g[i_status]) if i_status is not None else 200,
+            referrer=_unquote(g[i_ref]) if i_ref is not None else "",
+            user_agent=_unquote(g[i_ua]) if i_ua is not None else "",
+            host="" if host == "-" else host,
+        )
+
+    return build
 
 
 def _quoted_context(fmt: str, start: int, end: int) -> bool:
@@ -274,4 +286,4 @@ def compile_format(spec: str) -> LogFormat:
         regex = re.compile("^" + body + tail + r"[ \t]*$")
     except re.error as exc:  # pragma: no cover - every piece is escaped or ours
         raise FormatError(f"format does not compile: {exc}") from None
-    return LogFormat(name, source, regex, tuple(kinds))
+    return LogFormat(name, source, regex, tuple(kinds), _builder(tuple(kinds)))
