@@ -16,7 +16,8 @@ from importer.stats import ImportStats
 TOPIC = "clickstream.hits"
 
 
-async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0) -> list[tuple[bytes, Hit]]:
+async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0,
+                      partitions: dict[bytes, set[int]] | None = None) -> list[tuple[bytes, Hit]]:
     consumer = broker.consumer(bootstrap, "", TOPIC, group_id=None, client_id="importlog-test")
     await consumer.start()
     out: list[tuple[bytes, Hit]] = []
@@ -25,8 +26,11 @@ async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0) -> l
         deadline = loop.time() + timeout
         while len(out) < expected and loop.time() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
+            for tp, records in batches.items():
                 out.extend((r.key, Hit.from_json(r.value)) for r in records)
+                if partitions is not None:
+                    for r in records:
+                        partitions.setdefault(r.key, set()).add(tp.partition)
         # anything beyond the expected count would be a bug: give it a moment to show up
         extra = await consumer.getmany(timeout_ms=1000)
         for records in extra.values():
@@ -48,8 +52,11 @@ async def test_import_produces_exactly_the_expected_hits_and_reimport_the_same_i
     with broker.EmbeddedBroker() as tansu:
         sent, stats = await import_sample(tansu.bootstrap)
         assert (sent, stats.imported, stats.lines) == (124, 124, 202)
-        got = await consume_all(tansu.bootstrap, 124)
+        partitions: dict[bytes, set[int]] = {}
+        got = await consume_all(tansu.bootstrap, 124, partitions=partitions)
         assert len(got) == 124
+        assert all(len(p) == 1 for p in partitions.values())  # one visitor, one partition
+        assert len({p for ps in partitions.values() for p in ps}) == 3  # spread over the topic
         assert all(key == hit.key for key, hit in got)
         by_id = {hit.hit_id: hit for _, hit in got}
         assert by_id == {hit.hit_id: hit for hit in expected}
