@@ -112,7 +112,8 @@ async def produce(hits: Iterable[Hit], bootstrap: str, topic: str, partitions: i
     sent = 0
     try:
         ids = sorted(await producer.partitions_for(topic))
-        partition_of = DefaultPartitioner()
+        partitioner = DefaultPartitioner()
+        partition_cache: dict[bytes, int] = {}  # murmur2 in pure Python costs ~50 us a key
         batches: dict[int, Any] = {}
         counts: dict[int, int] = {}
         pending: list[tuple[asyncio.Future[Any], int]] = []
@@ -124,7 +125,11 @@ async def produce(hits: Iterable[Hit], bootstrap: str, topic: str, partitions: i
 
         for n, hit in enumerate(hits, 1):
             key, value = hit.key, hit.to_json()
-            pid = partition_of(key, ids, ids)
+            pid = partition_cache.get(key, -1)
+            if pid < 0:
+                if len(partition_cache) > 200_000:
+                    partition_cache.clear()
+                pid = partition_cache[key] = partitioner(key, ids, ids)
             batch = batches.get(pid)
             if batch is None:
                 batch = batches[pid] = producer.create_batch()
