@@ -173,5 +173,9 @@ class Converter:
             ip=truncate_ip(ip) if self.ip_truncate else ip[:64],
             user_agent=ua[:MAX_UA],
             source="log",
-            **utm,
+            utm_source=utm["utm_source"],
+            utm_medium=utm["utm_medium"],
+            utm_campaign=utm["utm_campaign"],
+            utm_term=utm["utm_term"],
+            utm_content=utm["utm_content"],
         )

@@ -61,7 +61,7 @@ def check_sources(paths: list[str]) -> None:
 
 def decompressed(raw: BinaryIO) -> BinaryIO:
     """``raw`` itself, or a gzip/bzip2 reader over it when its first bytes say so."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     magic = buffered.peek(3)[:3]
     if magic[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
