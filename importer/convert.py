@@ -115,6 +115,9 @@ class Converter:
         self.host = host
         self.ip_truncate = ip_truncate
         self.scheme = scheme
+        statuses = self.filters.statuses
+        self._statuses = None if statuses is None else frozenset(
+            code for lo, hi in statuses for code in range(lo, hi + 1))
         self._seen: dict[bytes, tuple[int, int]] = {}  # line digest -> (occurrences, ts)
         self._max_ts = 0
 
@@ -128,7 +131,7 @@ class Converter:
         f = self.filters
         if f.methods is not None and line.method not in f.methods:
             raise LineError("method")
-        if f.statuses is not None and not any(lo <= line.status <= hi for lo, hi in f.statuses):
+        if self._statuses is not None and line.status not in self._statuses:
             raise LineError("status")
         target = line.target
         if not (target.startswith("/") or target.startswith(("http://", "https://"))):

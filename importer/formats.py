@@ -127,14 +127,13 @@ _NGINX: dict[str, str] = {
 
 _OUTSIDE: dict[str, str] = {
     "ip": r"[^\s\"]+",
-    "time_clf_brackets": r"\[" + _CLF_TIME + r"\]",
     "time_clf": _CLF_TIME,
     "time_iso": r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?",
     "time_epoch": r"\d+(?:\.\d+)?",
     "status": r"\d{3}",
 }
 _TIME_KINDS: dict[str, Callable[[str], int]] = {
-    "time_clf_brackets": lambda s: parse_clf_time(s[1:-1]),
+    "time_clf_brackets": parse_clf_time,
     "time_clf": parse_clf_time,
     "time_iso": parse_iso_time,
     "time_epoch": parse_epoch_time,
@@ -224,6 +223,8 @@ def _field_pattern(kind: str, quoted: bool) -> str:
         return "(" + _QUOTED + ")"
     if kind in ("request", "referrer", "user_agent"):
         raise FormatError(f"{kind} must be enclosed in double quotes in the format")
+    if kind == "time_clf_brackets":  # Apache's %t writes its own brackets
+        return r"\[(" + _CLF_TIME + r")\]"
     return "(" + _OUTSIDE.get(kind, _TOKEN) + ")"
 
 
