@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -163,7 +163,10 @@ async def _acked(pending: list[tuple[asyncio.Future[Any], int]]) -> int:
 # --- CLI -------------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> argparse.ArgumentParser:
+    """The ``import-log`` subcommand; ``add_setting_flags`` adds the shared settings flags
+    (``--kafka``, ``--clickhouse``, ``--topic``, ...) when the main CLI passes it."""
     p = subparsers.add_parser(
         "import-log",
         help="import web-server access logs (Combined/Common/LogFormat; .gz, .bz2, - for stdin)",
@@ -174,7 +177,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--site", required=True, help="site id the hits belong to")
     p.add_argument("--format", dest="log_format", default="combined",
                    help=f"{' | '.join(PRESETS)} or an Apache LogFormat / nginx log_format string (default: combined)")
-    p.add_argument("--host", default="", help="host name for page URLs (default: the log's %%v/$host, else none)")
+    p.add_argument("--hostname", default="", help="host name for page URLs (default: the log's %%v/$host, else none)")
     p.add_argument("--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)")
     p.add_argument("--status", default="200-399", help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-399)")
     p.add_argument("--include-static", action="store_true", help="also import static assets (css, js, images, ...)")
@@ -184,6 +187,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="seconds between a log line and a pixel hit that still match (default: 10)")
     p.add_argument("--dry-run", action="store_true", help="parse and count only; send nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    if add_setting_flags is not None:
+        add_setting_flags(p)
+    p.set_defaults(handler=main)
     return p
 
 
@@ -207,7 +213,7 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     except (FormatError, ValueError, SourceError) as exc:
         return _fail(str(exc))
     site_settings = settings.for_site(site)
-    conv = Converter(site, filters, host=args.host, ip_truncate=site_settings.ip_truncate)
+    conv = Converter(site, filters, host=args.hostname, ip_truncate=site_settings.ip_truncate)
     tracked = None
     if args.skip_tracked:
         tracked = _tracked_index(settings, site, args.match_window)
@@ -220,7 +226,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     else:
         bootstrap = settings.kafka
         if not bootstrap:
-            return _fail("import-log needs the broker: --kafka HOST:PORT (or CLICKSTREAM_KAFKA)")
+            return _fail("import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
+                         "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA")
         try:
             asyncio.run(produce(hits, bootstrap, settings.topic, settings.topic_partitions,
                                 settings.idempotence))
