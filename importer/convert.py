@@ -118,7 +118,7 @@ class Converter:
         statuses = self.filters.statuses
         self._statuses = None if statuses is None else frozenset(
             code for lo, hi in statuses for code in range(lo, hi + 1))
-        self._seen: dict[bytes, tuple[int, int]] = {}  # line digest -> (occurrences, ts)
+        self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
         self._max_ts = 0
 
     def new_file(self) -> None:
@@ -142,8 +142,7 @@ class Converter:
                 raise LineError("static")
 
     def hit_id(self, text: str, ts: int) -> str:
-        base = hashlib.blake2b(f"{self.site}\x1f{text}".encode(), digest_size=16)
-        key = base.digest()
+        key = hash(text)  # only counts identical lines within this run; the id below is BLAKE2b
         count, _ = self._seen.get(key, (0, ts))
         self._seen[key] = (count + 1, ts)
         if ts > self._max_ts:
@@ -151,9 +150,8 @@ class Converter:
         if len(self._seen) > 200_000:
             horizon = self._max_ts - _DUP_WINDOW_MS
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
-        if count:
-            base.update(f"\x1f{count}".encode())
-        return base.hexdigest()
+        data = f"{self.site}\x1f{text}" if not count else f"{self.site}\x1f{text}\x1f{count}"
+        return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
