@@ -199,7 +199,9 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace, settings: Any) -> int:
-    """Run an import; 0 when every line was read (skips are normal), 2 on a usage error."""
+    """Run an import: 0 when every file was read to its end (skipped lines are normal),
+    1 when some could not be (a cut .gz: its lines before the damage are imported), 2 on a
+    usage error."""
     site = args.site
     if not site or len(site) > MAX_ID or not site.isprintable():
         return _fail(f"--site must be 1-{MAX_ID} printable characters")
@@ -237,6 +239,10 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             return _fail(f"Kafka: {exc}")
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
+    if stats.skipped.get("read_error"):
+        print("clickstream import-log: some input could not be read to its end (see read_error above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -88,3 +88,14 @@ def test_usage_errors_are_one_line(capsys, argv, message):
 def test_missing_file_is_named(capsys, tmp_path):
     assert main(str(SAMPLE), str(tmp_path / "nope.log"), "--site", "s", "--dry-run") == 2
     assert "nope.log: No such file or directory" in capsys.readouterr().err
+
+
+def test_cut_gzip_exits_1_after_importing_what_it_could(capsys, write):
+    import gzip
+
+    body = "".join(LINE.replace("id=7", f"id={n}") + "\n" for n in range(3000)).encode()
+    path = write("cut.log.gz", gzip.compress(body)[:5000])
+    assert main(path, "--site", "s", "--dry-run", "--no-progress") == 1
+    out, err = capsys.readouterr()
+    assert "  read_error: 1  (file could not be read to its end)" in out
+    assert err == "clickstream import-log: some input could not be read to its end (see read_error above)\n"
