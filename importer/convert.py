@@ -2,7 +2,11 @@
 
 Definitions (documented in importer/README.md):
 
-- ``ts`` and ``received`` are the log's request time.
+- ``ts`` is the log's request time; ``received`` is the time the import started (the
+  pipeline received the hit then), one value for the whole run.  The sessionizer closes
+  idle sessions by ``received``: with the import's own clock, sessions of an old log are
+  split only by their event-time gaps, whatever else shares the partition, so a
+  re-import rebuilds the very same sessions.
 - ``visitor_id`` = BLAKE2b-128 of ``IP + "\\x1f" + User-Agent`` (hex): the same
   definition of a visitor as GoAccess (IP + UA; per day in its report).
 - ``hit_id`` = BLAKE2b-128 of ``site``, the full line text and the line's occurrence
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote_plus
@@ -109,8 +114,9 @@ class Converter:
     """Filters and converts the lines of one import; keeps the per-file duplicate counter."""
 
     def __init__(self, site: str, filters: Filters | None = None, host: str = "",
-                 ip_truncate: bool = True, scheme: str = "http"):
+                 ip_truncate: bool = True, scheme: str = "http", received: int | None = None):
         self.site = site
+        self.received = int(time.time() * 1000) if received is None else received
         self.filters = filters or Filters()
         self.host = host
         self.ip_truncate = ip_truncate
@@ -168,7 +174,7 @@ class Converter:
             visitor_id=visitor_id(ip, line.user_agent),
             hit_id=self.hit_id(text, line.ts),
             ts=line.ts,
-            received=line.ts,
+            received=self.received,
             url=url,
             referrer=_clean(line.referrer)[:MAX_URL],
             ip=truncate_ip(ip) if self.ip_truncate else ip[:64],

