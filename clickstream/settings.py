@@ -163,6 +163,11 @@ class Settings:
         return self._allow
 
     @property
+    def configured_sites(self) -> frozenset[str]:
+        """Site ids that have a ``[site.<id>]`` table."""
+        return frozenset(self._sites)
+
+    @property
     def search_param_set(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self._values["search_params"].split(",") if p.strip())
 
