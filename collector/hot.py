@@ -225,7 +225,7 @@ class Collector:
         if not origin:
             return []
         text = origin.decode("latin-1")
-        sites = [""] + sorted(self.settings.site_allow_list)  # preflight: any site's origins
+        sites = ("", *self.settings.configured_sites)  # preflight: any site's own origins
         if not any(self._origin_allowed(text, site) for site in sites):
             return []
         return [
