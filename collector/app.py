@@ -16,6 +16,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
 from collector import snippet, validate
 from collector.hot import OPTOUT, TWO_YEARS, Collector
@@ -88,6 +89,6 @@ def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
         Route("/optout", optout),
-        Route("/api/snippet", snippet.api_snippet),
+        Route("/api/snippet", require_scope("read")(snippet.api_snippet)),  # the dashboard Install page
         redirect_route(collector),
     ]
