@@ -24,14 +24,14 @@ def dropped(reason: str) -> float:
 
 
 async def test_ip_is_truncated_by_default_and_kept_whole_only_when_a_site_says_so(tmp_path: Path) -> None:
-    c, sink, _ = collector(tmp_path, "[sites.lab]\nip_truncate = false\n", ip="2001:db8:abcd:12:1:2:3:4")
+    c, sink, _ = collector(tmp_path, "[site.lab]\nip_truncate = false\n", ip="2001:db8:abcd:12:1:2:3:4")
     await c.get("/p.gif", params=PAGE)
     await c.get("/p.gif", params={**PAGE, "s": "lab"})
     assert [h.ip for h in sink] == ["2001:db8:abcd::", "2001:db8:abcd:12:1:2:3:4"]
 
 
 async def test_dnt_and_gpc_are_ignored_or_honoured_per_site(tmp_path: Path) -> None:
-    c, sink, _ = collector(tmp_path, "[sites.careful]\nrespect_dnt = true\n")
+    c, sink, _ = collector(tmp_path, "[site.careful]\nrespect_dnt = true\n")
     before = dropped("dnt")
     for header in ({"dnt": "1"}, {"sec-gpc": "1"}):
         r = await c.get("/p.gif", params=PAGE, headers=header)  # policy: ignore (default)
@@ -63,7 +63,7 @@ async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None
 
 
 async def test_cookieless_same_visitor_within_a_day_new_one_the_next_and_no_old_salt(tmp_path: Path) -> None:
-    c, sink, col = collector(tmp_path, "[sites.anon]\ncookieless = true\n")
+    c, sink, col = collector(tmp_path, "[site.anon]\ncookieless = true\n")
     now = [NOON]
     col.salts = DailySalt(tmp_path / "data" / "salt", clock=lambda: now[0])
     ua = {"user-agent": "Mozilla/5.0 A"}
@@ -112,7 +112,7 @@ async def test_unknown_sites_are_dropped_and_counted(tmp_path: Path) -> None:
 
 
 async def test_cors_allows_each_sites_own_origins_and_drops_hits_from_others(tmp_path: Path) -> None:
-    toml = 'allowed_origins = "https://www.blog.example"\n[sites.shop]\nallowed_origins = "https://shop.example"\n'
+    toml = 'allowed_origins = "https://www.blog.example"\n[site.shop]\nallowed_origins = "https://shop.example"\n'
     c, sink, _ = collector(tmp_path, toml)
     pre = {"origin": "https://shop.example", "access-control-request-method": "POST"}
     r = await c.options("/collect", headers=pre)

@@ -64,7 +64,7 @@ def test_pixel_fuzz(tmp_path_factory, params: dict[str, str], hdrs: dict[str, by
     tmp = tmp_path_factory.mktemp("fz")
 
     async def go() -> None:
-        c, sink, _ = collector(tmp, "[sites.anon]\ncookieless = true\n")
+        c, sink, _ = collector(tmp, "[site.anon]\ncookieless = true\n")
         async with c:
             r = await c.get("/p.gif", params={**GOOD, **params} if good else params, headers=hdrs)
             assert r.status_code == 200 and r.content == GIF
