@@ -95,17 +95,30 @@ def erased_set(client: Client, database: str) -> ErasedSet:
 
 
 def drop_erased(results: list[SessionResult], erased: ErasedSet) -> list[SessionResult]:
-    """Sessions to write: those with a hit of an erased person from before the erasure go."""
+    """Sessions to write: those with a hit of an erased person from before the erasure go.
+
+    A later session of an erased visitor is kept, but loses a CRM id that only the
+    sessionizer's memory gave it (no hit of the session carries it): the erased link
+    must not come back through the in-process visitor state.
+    """
     kept = []
     for r in results:
-        site = r.session["site"]
+        site, visitor, crm = r.session["site"], r.session["visitor_id"], r.session["crm_id"]
         first = min((e.hit.received for e in r.hits), default=0)
-        crms = {r.session["crm_id"]} | {e.hit.crm_id for e in r.hits}
-        if erased.is_erased(site, r.session["visitor_id"], first) or any(
+        crms = {crm} | {e.hit.crm_id for e in r.hits}
+        if erased.is_erased(site, visitor, first) or any(
             (at := erased.erased_at(site, "crm", c)) is not None and first <= at for c in crms
         ):
             METRICS.inc("erased_sessions_dropped_total")
             continue
+        carried = {e.hit.crm_id for e in r.hits}
+        if crm and crm not in carried and (
+            erased.erased_at(site, "visitor", visitor) is not None or erased.erased_at(site, "crm", crm) is not None
+        ):
+            r.session["crm_id"] = ""
+            for f in r.flags:
+                if f.crm_id == crm:
+                    f.crm_id = ""
         kept.append(r)
     return kept
 

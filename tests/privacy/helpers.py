@@ -23,9 +23,10 @@ def hit(site: str, vid: str, minute: float, path: str = "/", crm: str = "", rece
                received=ts if received is None else received, url=f"https://shop.example{path}", crm_id=crm)
 
 
-def sessionize(hits: list[Hit]) -> list[SessionResult]:
-    """The pure fold over these hits, every session closed."""
-    state = sessions.State(rules=lambda site: Rules())
+def sessionize(hits: list[Hit], history: dict[tuple[str, str], tuple[int, str]] | None = None) -> list[SessionResult]:
+    """The pure fold over these hits, every session closed; ``history`` as the loop's cache."""
+    known = history or {}
+    state = sessions.State(rules=lambda site: Rules(), history=lambda site, vid: known.get((site, vid), (0, "")))
     ctx = Context(search_params=frozenset({"q"}))
     out: list[SessionResult] = []
     for i, h in enumerate(sorted(hits, key=lambda h: (h.ts, h.hit_id))):

@@ -75,6 +75,17 @@ def test_a_replay_does_not_bring_an_erased_visitor_back(ch, database: str) -> No
     assert late is not None
     write(ch, database, [hit("shop", "phone0001", 0, received=late + 1000)])
     assert counts(ch, database, "site = 'shop' AND visitor_id = 'phone0001'")["hits"] == 1
+    # ... without the CRM id the sessionizer still remembers for it (only a new uid hit re-links)
+    remembered = sessionize([hit("shop", "phone0001", 600, received=late + 2000)], {("shop", "phone0001"): (1, "c1")})
+    assert remembered[0].session["crm_id"] == "c1"
+    Writer(ch, database).write(remembered)
+    rows = warehouse.read_query(ch, f"SELECT crm_id FROM {database}.sessions FINAL WHERE site = 'shop' AND visitor_id = 'phone0001' "
+                                    f"UNION ALL SELECT crm_id FROM {database}.hits FINAL WHERE site = 'shop' AND visitor_id = 'phone0001'").rows
+    assert rows == [[""]] * 4
+    relinked = sessionize([hit("shop", "phone0001", 900, crm="c1", received=late + 3000)], {("shop", "phone0001"): (2, "")})
+    Writer(ch, database).write(relinked)
+    assert counts(ch, database, "site = 'shop' AND visitor_id = 'phone0001' AND crm_id = 'c1'", final=True) == {
+        "hits": 1, "sessions": 1, "identities": 1}
 
 
 def test_erased_set_is_shared_hashed_and_read_back_by_a_new_process_cache(ch, database: str) -> None:  # type: ignore[no-untyped-def]
