@@ -1,5 +1,6 @@
 -- One row per (site, visitor_id) ever linked: the CRM id it was last linked to, and the
 -- customer it resolves to now (that CRM id, or the one it was merged into).
+-- GLOBAL JOIN: on a cluster the right side is computed once and sent to the shards.
 CREATE VIEW IF NOT EXISTS {db}.resolved_identities AS
 SELECT
     i.site AS site,
@@ -12,7 +13,7 @@ FROM
     FROM {db}.identities FINAL
     GROUP BY site, visitor_id
 ) AS i
-LEFT JOIN
+GLOBAL LEFT JOIN
 (
     SELECT site AS m_site, from_crm AS m_from, into_crm AS m_into FROM {db}.crm_merges FINAL
 ) AS m ON i.site = m.m_site AND i.crm_id = m.m_from
