@@ -8,6 +8,7 @@ is removed).  A TTL already equal to the wanted one is left alone, because
 
 from __future__ import annotations
 
+import logging
 import re
 
 from clickhouse_connect.driver.client import Client
@@ -17,6 +18,7 @@ from clickstream.settings import Settings, SettingsError
 
 TTL_COLUMNS = {"hits": "ts", "sessions": "start_ts", "identities": "last_ts", "identity_audit": "ts"}
 DEFAULT_TABLES = ("hits", "sessions")
+log = logging.getLogger("clickstream.retention")
 _CURRENT = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
 
 
@@ -38,14 +40,18 @@ def wanted(settings: Settings) -> dict[str, int]:
     return days
 
 
-def current(client: Client, db: str, table: str) -> int:
-    """Days of the table's TTL now (0: none)."""
+def _table(client: Client, db: str, table: str) -> tuple[str, str]:
     rows = warehouse.read_query(
-        client, "SELECT create_table_query FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+        client, "SELECT engine, create_table_query FROM system.tables WHERE database = %(db)s AND name = %(t)s",
         parameters={"db": db, "t": table}, comment="retention").rows
     if not rows:
         raise warehouse.WarehouseError(f"no table {db}.{table}: run migrate first")
-    m = _CURRENT.search(rows[0][0])
+    return rows[0][0], rows[0][1]
+
+
+def current(client: Client, db: str, table: str) -> int:
+    """Days of the table's TTL now (0: none)."""
+    m = _CURRENT.search(_table(client, db, table)[1])
     return int(m.group(1)) if m else 0
 
 
@@ -54,7 +60,14 @@ def apply(client: Client, db: str, settings: Settings) -> dict[str, int]:
     db = warehouse.check_name(db)
     changed = {}
     for table, days in wanted(settings).items():
-        if current(client, db, table) == days:
+        engine, ddl = _table(client, db, table)
+        if engine == "Distributed":  # a cluster: the TTL belongs on <table>_local ON CLUSTER
+            if days:
+                log.warning("retention: %s.%s is Distributed; set the TTL with ALTER TABLE %s.%s_local "
+                            "ON CLUSTER <cluster> MODIFY TTL ... (see docs/privacy.md)", db, table, db, table)
+            continue
+        m = _CURRENT.search(ddl)
+        if (int(m.group(1)) if m else 0) == days:
             continue
         sql = (f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({TTL_COLUMNS[table]}) + INTERVAL {days} DAY"
                if days else f"ALTER TABLE {db}.{table} REMOVE TTL")
