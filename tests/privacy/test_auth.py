@@ -68,6 +68,7 @@ async def test_tokens_are_kept_as_digests_and_scopes_differ(tmp_path: Path) -> N
     assert creds.token_scope(ADMIN) == "admin" and creds.token_scope(READER) == "read"
     assert creds.token_scope("") is None and creds.token_scope(ADMIN + "x") is None
     assert creds.token_scope("x" * 10_000) is None
+    assert creds.token_scope("sha256:" + hashlib.sha256(READER.encode()).hexdigest()) is None  # a digest is no key
     async with client(app.app) as c:
         assert (await c.post("/api/flush", headers=bearer(ADMIN))).status_code == 409  # past auth: no sessionizer here
         assert (await c.post("/api/flush", headers=bearer(READER))).status_code == 403
