@@ -230,13 +230,16 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         if not bootstrap:
             return _fail("import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
                          "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA")
+        # Idempotence only when asked for ("on"): a re-sent hit is harmless (same hit id,
+        # deduplicated downstream) and Tansu's memory storage refuses idempotent producers.
+        idempotent = settings.kafka_idempotence == "on"
         try:
-            asyncio.run(produce(hits, bootstrap, settings.topic, settings.topic_partitions,
-                                settings.idempotence))
-        except (broker.BrokerError, OSError) as exc:
+            asyncio.run(produce(hits, bootstrap, settings.topic, settings.topic_partitions, idempotent))
+        except Exception as exc:  # aiokafka raises many types; the user gets one line
             progress.done()
             print(stats.summary(), file=sys.stdout)
-            return _fail(f"Kafka: {exc}")
+            return _fail(f"Kafka at {bootstrap}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                         f" (the summary above counts the lines read before it)")
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
     if stats.skipped.get("read_error"):

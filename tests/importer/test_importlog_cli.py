@@ -7,10 +7,10 @@ import io
 import sys
 
 import pytest
-from importlog_helpers import LINE, SAMPLE
 
 from clickstream import settings as cs_settings
 from importer import run
+from tests.importer.importlog_helpers import LINE, SAMPLE
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -5,9 +5,8 @@ Runs the real tools (Debian packages goaccess and awstats) via bench/compare_log
 
 from __future__ import annotations
 
-from importlog_helpers import SAMPLE
-
 from bench.compare_log_analyzers import compare
+from tests.importer.importlog_helpers import SAMPLE
 
 DAYS = ("2015-05-17", "2015-05-18")
 

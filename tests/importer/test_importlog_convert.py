@@ -5,10 +5,10 @@ import hashlib
 import shutil
 
 import pytest
-from importlog_helpers import LINE, SAMPLE, run_import
 
 from clickstream.hit import Hit
 from importer.convert import Filters, parse_methods, parse_statuses
+from tests.importer.importlog_helpers import LINE, SAMPLE, run_import
 
 
 def test_real_log_counts_by_reason():

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from importlog_helpers import LINE
 
 from importer.formats import FormatError, LineError, LogLine, compile_format
+from tests.importer.importlog_helpers import LINE
 
 TS = 1696971336000  # 2023-10-10 20:55:36 UTC == 13:55:36 -0700
 

@@ -6,9 +6,9 @@ import gzip
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from importlog_helpers import LINE, run_import
 
 from clickstream.hit import Hit
+from tests.importer.importlog_helpers import LINE, run_import
 
 GOOD = LINE.encode()
 

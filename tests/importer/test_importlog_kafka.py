@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from importlog_helpers import SAMPLE, run_import
-
 from clickstream import broker
 from clickstream.hit import Hit
 from importer.convert import Converter
 from importer.formats import compile_format
 from importer.run import iter_hits, produce
 from importer.stats import ImportStats
+from tests.importer.importlog_helpers import SAMPLE, run_import
 
 TOPIC = "clickstream.hits"
 RECEIVED = 1_764_000_000_000

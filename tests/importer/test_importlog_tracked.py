@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from importlog_helpers import run_import
-
 from clickstream import warehouse
 from clickstream.hit import Hit
 from importer.tracked import DAY_MS, TrackedIndex, clickhouse_loader
+from tests.importer.importlog_helpers import run_import
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 
@@ -51,9 +50,8 @@ def test_nearest_pixel_hit_is_used_and_days_load_once_each():
     assert index.pixel_hits == 2
 
 
-def test_skip_tracked_against_pixel_hits_in_clickhouse(chdb_client, write):
-    db = "t_importlog_tracked"
-    warehouse.migrate(chdb_client, database=db)
+def test_skip_tracked_against_pixel_hits_in_clickhouse(ch, database, write):
+    db = database
     ts = dt.datetime(2023, 10, 10, 20, 55, 38, tzinfo=dt.UTC)  # 2 s after the log line below
     cols = ["site", "hit_id", "ts", "received", "visitor_id", "event", "url", "path", "ip", "source", "version"]
     rows = [
@@ -62,10 +60,10 @@ def test_skip_tracked_against_pixel_hits_in_clickhouse(chdb_client, write):
         ["shop", "l1", ts, ts, "logvid", "pageview", "/other", "/other", "203.0.113.0", "log", 1],
         ["elsewhere", "p3", ts, ts, "cookie3", "pageview", "/other", "/other", "203.0.113.0", "pixel", 1],
     ]
-    warehouse.insert(chdb_client, f"{db}.hits", rows, cols)
+    warehouse.insert(ch, f"{db}.hits", rows, cols)
     frame = '203.0.113.9 - - [10/Oct/2023:13:55:36 -0700] "GET {} HTTP/1.1" 200 1 "-" "UA"\n'
     path = write("both.log", frame.format("/item?id=7") + frame.format("/other") + frame.format("/item?id=8"))
-    index = TrackedIndex(clickhouse_loader(chdb_client, db, "shop"), window_ms=10_000)
+    index = TrackedIndex(clickhouse_loader(ch, db, "shop"), window_ms=10_000)
     hits, stats = run_import([path], site="shop", tracked=index)
     # /item (pixel pageview 2 s later) is tracked; /other only has a click, a log hit and another site's hit
     assert dict(stats.skipped) == {"tracked": 1}
