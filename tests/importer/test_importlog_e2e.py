@@ -12,7 +12,7 @@ import httpx
 
 from clickstream.broker import free_port
 from tests.conftest import ROOT, Served, start_serve
-from tests.importer.importlog_helpers import SAMPLE
+from tests.importer.importlog_helpers import SAMPLE, run_import
 
 COUNTS = {
     "hits": "SELECT count(), uniqExact(visitor_id), countIf(is_bot = 1), uniqExact(session_id) "
@@ -61,7 +61,14 @@ def test_reimporting_a_log_into_serve_changes_no_count(tmp_path: Path) -> None:
         wait_consumed(serve, 124)
         serve.flush()
         first = counts(serve)
-        assert first["hits"][0][0] == 124
+        hits, _ = run_import([str(SAMPLE)], site="semi")
+        # every request time in this log has minute 05: hits an hour apart are > 30 min apart,
+        # so the sessions are exactly the (visitor, hour) pairs
+        expected_sessions = len({(h.visitor_id, h.ts // 3_600_000) for h in hits})
+        assert (expected_sessions, len({h.visitor_id for h in hits})) == (72, 56)
+        hits_row, sessions_row = first["hits"][0], first["sessions"][0]
+        assert hits_row[:2] == [124, 56] and hits_row[3] == 72
+        assert sessions_row[:3] == [72, 124, 124] and sessions_row[6] == 56
         import_log(bootstrap)
         wait_consumed(serve, 248)
         serve.flush()
