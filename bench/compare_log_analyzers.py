@@ -8,11 +8,13 @@ Each comparison uses one definition for both sides (printed with the figures):
    (static files included) except 4xx answers, which GoAccess leaves out of its unique
    count by default.  Clickstream: distinct ``visitor_id`` (hash of IP + UA) per UTC day
    over the hits the importer produces with the same filters.
-2. Visits per day, AWStats' definition: pages (not in its NotPageList), status 200/304,
-   visitor = host (IP), a new visit after more than 1 hour without a page (its
-   ``$VISITTIMEOUT``) and at midnight (its hhmmss arithmetic makes any next-day page a
-   new visit), counted on the day the visit starts.  Clickstream: sessions of the
-   imported hits with that timeout, split at midnight, visitor = IP.  Printed with
+2. Visits per day, AWStats' definition: pages (extension not in its NotPageList nor a
+   download type of its lib/mime.pm; robots.txt is a robot's), status 200/304, visitor =
+   host (IP), a new visit when a page comes more than 1 hour (its ``$VISITTIMEOUT``)
+   after the visit's latest page, in file order, and at midnight (its hhmmss arithmetic
+   makes any next-day page a new visit), counted on the day the visit starts.
+   Clickstream: the sessionizer's own fold over the imported hits, in file order, with
+   that timeout, per (IP, UTC day).  Printed with
    robot detection off on both sides (so the session rule is all that is compared), and
    with each side's own robot list, with the user agents they classify differently.
    Clickstream's own visitor (IP + UA) is printed too.
@@ -28,6 +30,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,8 +51,28 @@ AWSTATS_TIMEOUT_MS = 3600_000
 DAY_MS = 86_400_000
 
 GOACCESS_FILTERS = Filters(methods=None, statuses=((100, 399), (500, 599)), skip_static=False)
-AWSTATS_FILTERS = Filters(methods=AWSTATS_METHODS, statuses=((200, 200), (304, 304)), skip_static=True,
-                          static_extensions=AWSTATS_NOT_PAGES)
+AWSTATS_MIME = Path("/usr/share/awstats/lib/mime.pm")
+
+
+def awstats_not_pages() -> frozenset[str]:
+    """AWStats' page rule: not in NotPageList, and not a MIME type it marks as a download
+    ('d' in its lib/mime.pm: txt, pdf, zip, jar, ...)."""
+    downloads = set()
+    if AWSTATS_MIME.exists():
+        for ext, kind in re.findall(r"^'([^']+)',\s*\[\s*'[^']*'\s*,\s*'([^']*)'\s*\]", AWSTATS_MIME.read_text(), re.M):
+            if kind not in ("", "p"):
+                downloads.add(ext.lower())
+    return AWSTATS_NOT_PAGES | downloads
+
+
+def awstats_filters() -> Filters:
+    return Filters(methods=AWSTATS_METHODS, statuses=((200, 200), (304, 304)), skip_static=True,
+                   static_extensions=awstats_not_pages())
+
+
+def awstats_pages(log: Path) -> list[Hit]:
+    """The hits AWStats counts as pages; it also takes any request for robots.txt as a robot's."""
+    return [h for h in import_hits(log, awstats_filters()) if not h.url.split("?")[0].endswith("robots.txt")]
 
 PerDay = dict[str, int]
 
@@ -76,18 +99,26 @@ def unique_visitors_per_day(hits: Iterable[Hit]) -> PerDay:
 
 def visits_per_day(hits: Iterable[Hit], timeout_ms: int, visitor: Callable[[Hit], str],
                    split_at_midnight: bool = True) -> PerDay:
-    """Sessions by start day: a visitor's hits in time order, a new one after a gap > timeout."""
-    by_visitor: dict[str, list[int]] = defaultdict(list)
+    """Sessions by start day, built by the sessionizer's own fold (sessionizer/sessions.py).
+
+    Hits go in in file order, as they would arrive from Kafka.  ``visitor`` picks the
+    visitor key; AWStats' split at midnight is the fold run per (visitor, UTC day).
+    """
+    from sessionizer import sessions
+    from sessionizer.enrich import Enriched
+    from sessionizer.flags import Rules
+
+    rules = Rules(timeout_ms=timeout_ms)
+    state = sessions.State(rules=lambda site: rules)
+    results = []
     for h in hits:
-        by_visitor[visitor(h)].append(h.ts)
+        key = visitor(h) + (f"|{day(h.ts)}" if split_at_midnight else "")
+        state, closed = sessions.fold(state, Enriched(hit=replace(h, visitor_id=key)))
+        results.extend(closed)
+    results.extend(sessions.close_all(state))
     out: dict[str, int] = defaultdict(int)
-    for times in by_visitor.values():
-        times.sort()
-        last = None
-        for ts in times:
-            if last is None or ts - last > timeout_ms or (split_at_midnight and ts // DAY_MS != last // DAY_MS):
-                out[day(ts)] += 1
-            last = ts
+    for r in results:
+        out[day(r.hits[0].hit.ts)] += 1
     return dict(sorted(out.items()))
 
 
@@ -161,7 +192,7 @@ def compare(log: Path) -> list[tuple[str, PerDay, PerDay]]:
     ga_hits = import_hits(log, GOACCESS_FILTERS)
     rows.append(("unique visitors/day  GoAccess vs Clickstream (IP+UA)", goaccess_visitors(log),
                  unique_visitors_per_day(ga_hits)))
-    pages = import_hits(log, AWSTATS_FILTERS)
+    pages = awstats_pages(log)
     aw_all, _ = awstats_visits(log, robots=False)
     rows.append(("visits/day, no robot filter  AWStats vs Clickstream (visitor=IP)", aw_all,
                  visits_per_day(pages, AWSTATS_TIMEOUT_MS, lambda h: h.ip)))
@@ -188,17 +219,22 @@ def awstats_robot_matcher(robot_ids: list[str]) -> Callable[[str], bool]:
     return matches
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    from bench.common import figure
+
+    argv = sys.argv[1:] if argv is None else argv
     log = Path(argv[0]).resolve() if argv else DEFAULT_LOG
     print(f"log: {log}")
-    for what, theirs, ours in compare(log):
+    for n, (what, theirs, ours) in enumerate(compare(log), 1):
         days = sorted(set(theirs) | set(ours))
         verdict = "agree" if theirs == ours else "DIFFER"
         print(f"\n{what}: {verdict}")
         for d in days:
             print(f"  {d}  {theirs.get(d, 0):>6}  {ours.get(d, 0):>6}")
         print(f"  total       {sum(theirs.values()):>6}  {sum(ours.values()):>6}")
-    pages = import_hits(log, AWSTATS_FILTERS)
+        figure(f"log_compare_{n}_other_total", sum(theirs.values()), "", what.split("  ")[0], digits=0)
+        figure(f"log_compare_{n}_clickstream_total", sum(ours.values()), "", what.split("  ")[0], digits=0)
+    pages = awstats_pages(log)
     _, robots = awstats_visits(log, robots=True)
     aw_bot = awstats_robot_matcher(robots)
     differ = sorted({h.user_agent for h in pages if aw_bot(h.user_agent) != is_bot(h.user_agent)})
@@ -210,4 +246,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())
