@@ -183,6 +183,8 @@ def add_parser(subparsers: Any, add_setting_flags: Callable[[argparse.ArgumentPa
     p.add_argument("--include-static", action="store_true", help="also import static assets (css, js, images, ...)")
     p.add_argument("--skip-tracked", action="store_true",
                    help="skip page views the pixel already recorded (matching rule: importer/README.md)")
+    p.add_argument("--url", default="",
+                   help="with --skip-tracked: a running `clickstream serve` to read pixel hits from (else --clickhouse)")
     p.add_argument("--match-window", type=float, default=10.0,
                    help="seconds between a log line and a pixel hit that still match (default: 10)")
     p.add_argument("--dry-run", action="store_true", help="parse and count only; send nothing")
@@ -218,28 +220,32 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     conv = Converter(site, filters, host=args.hostname, ip_truncate=site_settings.ip_truncate)
     tracked = None
     if args.skip_tracked:
-        tracked = _tracked_index(settings, site, args.match_window)
+        if not args.url and not settings.clickhouse:
+            return _fail("--skip-tracked reads the pixel hits: give --url of a running `clickstream serve` "
+                         "or --clickhouse DSN")
+        tracked = _tracked_index(settings, site, args.match_window, args.url)
     stats = ImportStats()
     progress = Progress(stats, enabled=False if args.no_progress else None)
     hits = iter_hits(args.files, fmt, conv, stats, tracked, progress)
-    if args.dry_run:
-        for _ in hits:
-            pass
-    else:
-        bootstrap = settings.kafka
-        if not bootstrap:
-            return _fail("import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
-                         "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA")
-        # Idempotence only when asked for ("on"): a re-sent hit is harmless (same hit id,
-        # deduplicated downstream) and Tansu's memory storage refuses idempotent producers.
-        idempotent = settings.kafka_idempotence == "on"
-        try:
+    bootstrap = settings.kafka
+    if not args.dry_run and not bootstrap:
+        return _fail("import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
+                     "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA")
+    # Idempotence only when asked for ("on"): a re-sent hit is harmless (same hit id,
+    # deduplicated downstream) and Tansu's memory storage refuses idempotent producers.
+    idempotent = settings.kafka_idempotence == "on"
+    try:
+        if args.dry_run:
+            for _ in hits:
+                pass
+        else:
             asyncio.run(produce(hits, bootstrap, settings.topic, settings.topic_partitions, idempotent))
-        except Exception as exc:  # aiokafka raises many types; the user gets one line
-            progress.done()
-            print(stats.summary(), file=sys.stdout)
-            return _fail(f"Kafka at {bootstrap}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                         f" (the summary above counts the lines read before it)")
+    except Exception as exc:  # aiokafka, ClickHouse or the API raise many types: one line
+        progress.done()
+        print(stats.summary(), file=sys.stdout)
+        where = "dry run" if args.dry_run else f"Kafka at {bootstrap}"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(f"{where}: {type(exc).__name__}: {first} (the summary above counts the lines read before it)")
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
     if stats.skipped.get("read_error"):
@@ -249,9 +255,17 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _tracked_index(settings: Any, site: str, window_s: float) -> TrackedIndex:
+def _tracked_index(settings: Any, site: str, window_s: float, url: str) -> TrackedIndex:
     from clickstream import warehouse
-    from importer.tracked import clickhouse_loader
+    from importer.tracked import api_loader, clickhouse_loader
 
-    client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
-    return TrackedIndex(clickhouse_loader(client, settings.database, site), int(window_s * 1000))
+    if url:
+        token = settings.api_token
+        if not token:
+            path = settings.data_dir / "api_token"
+            token = path.read_text().strip() if path.exists() else ""
+        loader = api_loader(url, token, settings.database, site)
+    else:
+        client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
+        loader = clickhouse_loader(client, settings.database, site)
+    return TrackedIndex(loader, int(window_s * 1000))

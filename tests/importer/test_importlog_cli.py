@@ -76,6 +76,7 @@ def test_nginx_format_string(capsys, write):
         (["--site", "s", "--methods", "G3T", "--dry-run"], "--methods"),
         (["--site", "s", "--match-window", "-1", "--dry-run"], "--match-window"),
         (["--site", "s"], "needs the broker"),
+        (["--site", "s", "--skip-tracked", "--dry-run"], "give --url of a running"),
     ],
 )
 def test_usage_errors_are_one_line(capsys, argv, message):
@@ -99,3 +100,13 @@ def test_cut_gzip_exits_1_after_importing_what_it_could(capsys, write):
     out, err = capsys.readouterr()
     assert "  read_error: 1  (file could not be read to its end)" in out
     assert err == "clickstream import-log: some input could not be read to its end (see read_error above)\n"
+
+
+def test_unreachable_serve_for_skip_tracked_is_one_line(capsys, tmp_path):
+    from clickstream.broker import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(str(SAMPLE), "--site", "s", "--dry-run", "--no-progress", "--skip-tracked", "--url", url) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("clickstream import-log: error: dry run: TrackedError: cannot reach " + url)
+    assert err.count("\n") == 1

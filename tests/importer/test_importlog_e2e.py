@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 import subprocess
 import sys
@@ -24,11 +26,12 @@ COUNTS = {
 }
 
 
-def import_log(bootstrap: str) -> str:
+def import_log(bootstrap: str, path: Path = SAMPLE, site: str = "semi", *extra: str) -> str:
     r = subprocess.run(
-        [sys.executable, "-m", "clickstream.cli", "import-log", str(SAMPLE), "--site", "semi",
-         "--kafka", bootstrap, "--no-progress"],
+        [sys.executable, "-m", "clickstream.cli", "import-log", str(path), "--site", site,
+         "--kafka", bootstrap, "--no-progress", *extra],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "CLICKSTREAM_API_TOKEN": "test-token"},
     )
     assert r.returncode == 0, r.stderr
     return r.stdout
@@ -73,5 +76,33 @@ def test_reimporting_a_log_into_serve_changes_no_count(tmp_path: Path) -> None:
         wait_consumed(serve, 248)
         serve.flush()
         assert counts(serve) == first
+    finally:
+        serve.stop()
+
+
+def test_skip_tracked_skips_the_page_view_the_pixel_recorded(tmp_path: Path) -> None:
+    port = free_port()
+    serve = start_serve(tmp_path / "data", "--broker-port", str(port))
+    try:
+        r = httpx.get(f"{serve.url}/p.gif", params={"s": "both", "u": "https://shop.example/item?id=7"})
+        assert r.status_code == 200
+        deadline = time.monotonic() + 60
+        while not (rows := serve.sql("SELECT toUnixTimestamp64Milli(ts), ip FROM clickstream.hits FINAL "
+                                     "WHERE site = 'both'")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        (ts_ms, ip), = rows
+        assert ip == "127.0.0.0"  # the collector truncates 127.0.0.1 to its /24
+        when = dt.datetime.fromtimestamp(ts_ms // 1000 + 3, dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        frame = '127.0.0.1 - - [{}] "GET {} HTTP/1.1" 200 1 "-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"\n'
+        log = tmp_path / "both.log"
+        log.write_text(frame.format(when, "/item?id=7") + frame.format(when, "/other"))
+        before = consumed(serve)
+        out = import_log(f"127.0.0.1:{port}", log, "both", "--skip-tracked", "--url", serve.url)
+        assert "imported:   1" in out and "  tracked: 1  " in out
+        wait_consumed(serve, before + 1)
+        serve.flush()
+        assert sorted(serve.sql("SELECT source, path FROM clickstream.hits FINAL WHERE site = 'both'")) == [
+            ["log", "/other"], ["pixel", "/item"]]
     finally:
         serve.stop()

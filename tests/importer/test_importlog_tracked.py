@@ -69,3 +69,9 @@ def test_skip_tracked_against_pixel_hits_in_clickhouse(ch, database, write):
     assert dict(stats.skipped) == {"tracked": 1}
     assert [h.url for h in hits] == ["/other", "/item?id=8"]
     assert index.pixel_hits == 1
+
+
+def test_sql_string_literal_escapes_quotes_and_backslashes():
+    from importer.tracked import sql_string
+
+    assert sql_string("it's a\\b") == "'it\\'s a\\\\b'"
