@@ -84,11 +84,14 @@ _SQL = (
 
 def clickhouse_loader(client: Client, database: str, site: str) -> Loader:
     """Page views of ``site`` from any source but log import, read-only, from a ClickHouse DSN."""
-    sql = _SQL.format(db=warehouse.check_name(database), site="{site:String}", a="{a:Int64}", b="{b:Int64}")
+    sql = _SQL.format(
+        db=warehouse.check_name(database), site="{site:String}", a="{a:Int64}", b="{b:Int64}"
+    )
 
     def load(a: int, b: int) -> Iterable[tuple[str, str, int]]:
-        result = warehouse.read_query(client, sql, {"site": site, "a": a, "b": b},
-                                      comment="import-log --skip-tracked")
+        result = warehouse.read_query(
+            client, sql, {"site": site, "a": a, "b": b}, comment="import-log --skip-tracked"
+        )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in result.rows]
 
     return load
@@ -104,14 +107,22 @@ def api_loader(url: str, token: str, database: str, site: str) -> Loader:
     base = url.rstrip("/") + "/api/sql"
 
     def load(a: int, b: int) -> Iterable[tuple[str, str, int]]:
-        sql = _SQL.format(db=warehouse.check_name(database), site=sql_string(site), a=int(a), b=int(b))
-        req = urllib.request.Request(base, data=sql.encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
+        sql = _SQL.format(
+            db=warehouse.check_name(database), site=sql_string(site), a=int(a), b=int(b)
+        )
+        req = urllib.request.Request(
+            base,
+            data=sql.encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
                 rows = orjson.loads(resp.read())["rows"]
         except urllib.error.HTTPError as exc:
-            raise TrackedError(f"{base} answered {exc.code}: {exc.read()[:200].decode(errors='replace')}") from None
+            raise TrackedError(
+                f"{base} answered {exc.code}: {exc.read()[:200].decode(errors='replace')}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise TrackedError(f"cannot reach {base}: {exc}") from None
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

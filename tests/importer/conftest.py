@@ -15,4 +15,3 @@ def write(tmp_path: Path):
         return str(path)
 
     return _write
-

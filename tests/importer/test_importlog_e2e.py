@@ -18,19 +18,33 @@ from tests.importer.importlog_helpers import SAMPLE, run_import
 
 COUNTS = {
     "hits": "SELECT count(), uniqExact(visitor_id), countIf(is_bot = 1), uniqExact(session_id) "
-            "FROM clickstream.hits FINAL WHERE site = 'semi'",
+    "FROM clickstream.hits FINAL WHERE site = 'semi'",
     "sessions": "SELECT count(), sum(hits), sum(pageviews), countIf(is_bounce = 1), countIf(is_returning = 1), "
-                "countIf(is_bot = 1), uniqExact(visitor_id) FROM clickstream.sessions FINAL WHERE site = 'semi'",
+    "countIf(is_bot = 1), uniqExact(visitor_id) FROM clickstream.sessions FINAL WHERE site = 'semi'",
     "per_day": "SELECT toDate(start_ts) AS d, count() FROM clickstream.sessions FINAL WHERE site = 'semi' "
-               "GROUP BY d ORDER BY d",
+    "GROUP BY d ORDER BY d",
 }
 
 
 def import_log(bootstrap: str, path: Path = SAMPLE, site: str = "semi", *extra: str) -> str:
     r = subprocess.run(
-        [sys.executable, "-m", "clickstream.cli", "import-log", str(path), "--site", site,
-         "--kafka", bootstrap, "--no-progress", *extra],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "import-log",
+            str(path),
+            "--site",
+            site,
+            "--kafka",
+            bootstrap,
+            "--no-progress",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
         env={**os.environ, "CLICKSTREAM_API_TOKEN": "test-token"},
     )
     assert r.returncode == 0, r.stderr
@@ -84,16 +98,24 @@ def test_skip_tracked_skips_the_page_view_the_pixel_recorded(tmp_path: Path) -> 
     port = free_port()
     serve = start_serve(tmp_path / "data", "--broker-port", str(port))
     try:
-        r = httpx.get(f"{serve.url}/p.gif", params={"s": "both", "u": "https://shop.example/item?id=7"})
+        r = httpx.get(
+            f"{serve.url}/p.gif", params={"s": "both", "u": "https://shop.example/item?id=7"}
+        )
         assert r.status_code == 200
         deadline = time.monotonic() + 60
-        while not (rows := serve.sql("SELECT toUnixTimestamp64Milli(ts), ip FROM clickstream.hits FINAL "
-                                     "WHERE site = 'both'")):
+        while not (
+            rows := serve.sql(
+                "SELECT toUnixTimestamp64Milli(ts), ip FROM clickstream.hits FINAL "
+                "WHERE site = 'both'"
+            )
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        (ts_ms, ip), = rows
+        ((ts_ms, ip),) = rows
         assert ip == "127.0.0.0"  # the collector truncates 127.0.0.1 to its /24
-        when = dt.datetime.fromtimestamp(ts_ms // 1000 + 3, dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        when = dt.datetime.fromtimestamp(ts_ms // 1000 + 3, dt.UTC).strftime(
+            "%d/%b/%Y:%H:%M:%S +0000"
+        )
         frame = '127.0.0.1 - - [{}] "GET {} HTTP/1.1" 200 1 "-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"\n'
         log = tmp_path / "both.log"
         log.write_text(frame.format(when, "/item?id=7") + frame.format(when, "/other"))
@@ -102,7 +124,8 @@ def test_skip_tracked_skips_the_page_view_the_pixel_recorded(tmp_path: Path) -> 
         assert "imported:   1" in out and "  tracked: 1  " in out
         wait_consumed(serve, before + 1)
         serve.flush()
-        assert sorted(serve.sql("SELECT source, path FROM clickstream.hits FINAL WHERE site = 'both'")) == [
-            ["log", "/other"], ["pixel", "/item"]]
+        assert sorted(
+            serve.sql("SELECT source, path FROM clickstream.hits FINAL WHERE site = 'both'")
+        ) == [["log", "/other"], ["pixel", "/item"]]
     finally:
         serve.stop()
