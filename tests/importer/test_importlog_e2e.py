@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from clickstream.broker import free_port
+from sessionizer.enrich import _ua
 from tests.conftest import ROOT, Served, start_serve
 from tests.importer.importlog_helpers import SAMPLE, run_import
 
@@ -86,10 +87,31 @@ def test_reimporting_a_log_into_serve_changes_no_count(tmp_path: Path) -> None:
         hits_row, sessions_row = first["hits"][0], first["sessions"][0]
         assert hits_row[:2] == [124, 56] and hits_row[3] == 72
         assert sessions_row[:3] == [72, 124, 124] and sessions_row[6] == 56
+        # bots are flagged by the live pipeline's classifier, not dropped at import
+        bot_sessions = len(
+            {(h.visitor_id, h.ts // 3_600_000) for h in hits if _ua(h.user_agent)[4]}
+        )
+        assert bot_sessions == sessions_row[5] == 32
         import_log(bootstrap)
         wait_consumed(serve, 248)
         serve.flush()
         assert counts(serve) == first
+        # site search in a log URL is a search for the sessionizer, as for live hits
+        search_log = tmp_path / "search.log"
+        line = '198.51.100.4 - - [18/May/2015:10:00:0{} +0000] "GET {} HTTP/1.1" 200 1 "-" "Mozilla/5.0 Firefox/120.0"\n'
+        search_log.write_text(
+            line.format(0, "/search?q=red+shoes") + line.format(9, "/search?q=shoes")
+        )
+        import_log(bootstrap, search_log, "srch")
+        wait_consumed(serve, 250)
+        serve.flush()
+        assert serve.sql(
+            "SELECT search_query, is_dead_end_search FROM clickstream.hits FINAL "
+            "WHERE site = 'srch' ORDER BY ts"
+        ) == [["red shoes", 1], ["shoes", 1]]
+        assert serve.sql(
+            "SELECT searches, dead_end_searches FROM clickstream.sessions FINAL WHERE site = 'srch'"
+        ) == [[2, 2]]
     finally:
         serve.stop()
 
