@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             figure(
                 f"pixel.{target}", r.requests_per_s, "req/s",
                 f"{LABELS[target]}; p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
-                f"{r.requests:,} requests, {r.errors} errors of which {r.non_2xx} non-2xx",
+                f"{r.requests:,} requests, {r.errors} errors ({r.non_2xx} non-2xx, {r.timeouts} timeouts)",
             )  # fmt: skip
     print()
     for line in ratio_table(results):

@@ -51,7 +51,7 @@ def test_parse_wrk_counts_socket_errors_and_non_2xx() -> None:
         "  Non-2xx or 3xx responses: 40\nRequests/sec",
     ).replace("99%    5.92ms", "99%    1.20s")
     r = parse_wrk(out)
-    assert (r.errors, r.non_2xx, r.p99_ms) == (55, 40, 1200.0)
+    assert (r.errors, r.non_2xx, r.timeouts, r.p99_ms) == (55, 40, 12, 1200.0)
 
 
 def test_parse_wrk_refuses_garbage() -> None:
