@@ -199,3 +199,37 @@ def test_pixel_bench_refuses_unknown_targets(capsys: pytest.CaptureFixture[str])
         main(["--only", "nginx1,apache"])
     assert exc.value.code == 2
     assert "unknown target(s) apache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["nope"], None, "unknown bench nope; available: pixel, storage"),
+        (["pixel", "--timeout", "0"], None, "must be 1..86400 seconds, got '0'"),
+        (["pixel"], "abc", "must be 1..86400 seconds, got 'abc'"),
+    ],
+)
+def test_bench_runner_refuses_bad_arguments(
+    argv: list[str],
+    env: str | None,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.__main__ import main
+
+    if env is None:
+        monkeypatch.delenv("BENCH_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("BENCH_TIMEOUT", env)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main
+
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "pixel"
