@@ -204,7 +204,7 @@ def test_pixel_bench_refuses_unknown_targets(capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["nope"], None, "unknown bench nope; available: pixel, storage"),
+        (["nope"], None, "unknown bench nope; available: pixel"),
         (["pixel", "--timeout", "0"], None, "must be 1..86400 seconds, got '0'"),
         (["pixel"], "abc", "must be 1..86400 seconds, got 'abc'"),
     ],
