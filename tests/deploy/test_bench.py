@@ -233,3 +233,23 @@ def test_bench_list(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--list"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "pixel"
+
+
+def test_profile_summary_percentages() -> None:
+    from bench.profile import summarize
+
+    raw = (
+        "run (clickstream/serve.py:152);pixel (collector/hot.py:99);to_json (clickstream/hit.py:72) 30\n"
+        "run (clickstream/serve.py:152);ingest (sessionizer/loop.py:150);query (chdb/x.py:1) 50\n"
+        "select (selectors.py:1) 20\n"
+        "garbage line\n"
+    )
+    assert summarize(raw, top=2) == [
+        "profile: 100 samples; self time (top 2):",
+        "   50.0%  query (chdb/x.py:1)",
+        "   30.0%  to_json (clickstream/hit.py:72)",
+        "profile: time under our frames (top 2):",
+        "   80.0%  run (clickstream/serve.py:152)",
+        "   50.0%  ingest (sessionizer/loop.py:150)",
+    ]
+    assert summarize("") == ["profile: no samples"]
