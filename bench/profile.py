@@ -8,6 +8,7 @@ frames), so "profile before optimising" is part of every ``make bench``.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,9 @@ OUR_CODE = ("clickstream/", "collector/", "sessionizer/", "reports/")
 
 
 def available() -> str | None:
-    return which("py-spy")
+    """py-spy next to this interpreter (a venv not on PATH) or on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else which("py-spy")
 
 
 def start(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
