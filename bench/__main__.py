@@ -60,10 +60,14 @@ class Outcome:
         return [ln for ln in self.lines if ln.startswith(FIGURE_PREFIX)]
 
 
+# main() is called without arguments, or with an empty argv list when it requires one.
 _LAUNCH = (
     "import asyncio, inspect, sys\n"
     "from {package}.{name} import main\n"
-    "rc = main()\n"
+    "params = inspect.signature(main).parameters.values()\n"
+    "needs_argv = any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,"
+    " p.POSITIONAL_OR_KEYWORD) for p in params)\n"
+    "rc = main([]) if needs_argv else main()\n"
     "if inspect.isawaitable(rc):\n"
     "    rc = asyncio.run(rc)\n"
     "sys.exit(rc if isinstance(rc, int) else 0)\n"

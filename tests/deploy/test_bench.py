@@ -167,12 +167,19 @@ def test_runner_keeps_going_after_failure_and_timeout(
         "bad": "def main():\n    raise SystemExit(3)\n",
         "slow": "import time\ndef main():\n    time.sleep(60)\n",
         "aio": "async def main():\n    print('async ran')\n",
+        "argv": "def main(argv):\n    print('argv', argv)\n",
     })  # fmt: skip
     monkeypatch.setenv("PYTHONPATH", str(Path.cwd()))  # bench.common for the temp benches
-    outcomes = [
-        run_one(n, 3, package="benchrun", cwd=tmp_path) for n in ("good", "bad", "slow", "aio")
+    names = ("good", "bad", "slow", "aio", "argv")
+    outcomes = [run_one(n, 3, package="benchrun", cwd=tmp_path) for n in names]
+    assert [o.status for o in outcomes] == [
+        "ok",
+        "failed (exit 3)",
+        "timed out after 3s",
+        "ok",
+        "ok",
     ]
-    assert [o.status for o in outcomes] == ["ok", "failed (exit 3)", "timed out after 3s", "ok"]
+    assert outcomes[4].lines == ["argv []"]
     assert outcomes[0].figures == ["[figure] good.rate = 1,234.50 hits/s"]
     assert outcomes[3].lines == ["async ran"]
     text = summary(outcomes)
