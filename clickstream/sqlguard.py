@@ -63,3 +63,12 @@ def _check_functions(sql: str) -> None:
             rest = sql[m.end() :].lstrip()
             if rest.startswith("("):
                 raise SQLRefused(f"table function {m.group()}() is not allowed")
+
+
+def first_keyword(sql: str) -> str:
+    """The statement's first word (comments skipped), upper-cased; '' if none."""
+    for m in _TOKEN.finditer(sql):
+        if m.lastgroup == "comment":
+            continue
+        return m.group().upper() if m.lastgroup == "word" else m.group()
+    return ""

@@ -160,7 +160,15 @@ def read_query(
     comment: str = "clickstream",
     settings: dict[str, Any] | None = None,
 ) -> ReadResult:
-    """Run a read-only query: ``readonly=1`` is enforced by ClickHouse itself."""
+    """Run a read-only query: ``readonly=1`` is enforced by ClickHouse itself.
+
+    Anything but a read is refused before it is sent: on chDB a refused write would
+    leave the shared session in readonly mode (its settings are applied with SET).
+    """
+    from clickstream.sqlguard import READ_STARTS, first_keyword
+
+    if first_keyword(sql) not in READ_STARTS:
+        raise WarehouseError("only read statements may run on the read-only path")
     query_settings = {"readonly": 1, "log_comment": comment[:200]}
     query_settings.update(settings or {})
     with CHDB_LOCK:
