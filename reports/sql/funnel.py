@@ -1,0 +1,94 @@
+"""Funnel: ClickHouse ``windowFunnel`` per visitor or per session.
+
+Each group (visitor or session) gets the furthest step it reached within the window
+(``windowFunnel``; a step exactly ``window`` after the first step still counts).  Times
+between steps and the page after the last reached step come from the earliest chain:
+the first hit of step 1, then the first hit of each next step at or after it.
+"""
+
+from __future__ import annotations
+
+from reports.query import ReportQuery, Step
+from reports.sql.common import PAGE_EVENTS, Statement, table, where
+
+NONE = "18446744073709551615"  # UInt64 max: "step not found" in the earliest chain
+
+
+def condition(i: int, step: Step) -> str:
+    if step.kind == "event":
+        return f"event = {{s{i}:String}}"
+    column = "page" if "?" in step.text else "path"
+    return f"({PAGE_EVENTS} AND {column} LIKE {{s{i}:String}})"
+
+
+def _groups(q: ReportQuery, db: str) -> str:
+    n = len(q.steps)
+    group = "visitor_id" if q.by == "visitor" else "session_id"
+    mode = ", 'strict_order'" if q.mode == "strict" else ""
+    conds = ", ".join(f"{condition(i, s)} AS c{i}" for i, s in enumerate(q.steps, 1))
+    cs = ", ".join(f"c{i}" for i in range(1, n + 1))
+    arrays = ", ".join(
+        f"arraySort(groupArrayIf((t, next_page), c{i})) AS a{i}" for i in range(1, n + 1)
+    )
+    dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
+    chain = [f"if(length(a1) > 0, a1[1].1, {NONE}) AS t1", "if(length(a1) > 0, a1[1].2, '') AS p1"]
+    for i in range(2, n + 1):
+        chain.append(f"arrayFirstIndex(x -> x.1 >= t{i - 1}, a{i}) AS i{i}")
+        chain.append(f"if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}].1, {NONE}) AS t{i}")
+        chain.append(f"if(i{i} > 0, a{i}[i{i}].2, '') AS p{i}")
+    return f"""SELECT level, dim, {", ".join(chain)} FROM (
+        SELECT {group} AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
+            {arrays}, {dim} AS dim
+        FROM (
+            SELECT visitor_id, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t, next_page,
+                {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
+            FROM {table(db, "hits")}
+            WHERE {where(q, db, "ts")} AND ({PAGE_EVENTS} OR event IN {{events:Array(String)}})
+        )
+        GROUP BY g
+    ) WHERE level > 0"""
+
+
+def params(q: ReportQuery) -> dict[str, object]:
+    p = q.params()
+    p["window_ms"] = q.window_s * 1000
+    p["events"] = [s.value for s in q.steps if s.kind == "event"]
+    p["limit"] = q.limit
+    for i, s in enumerate(q.steps, 1):
+        p[f"s{i}"] = s.value
+    return p
+
+
+def build(q: ReportQuery, db: str) -> list[Statement]:
+    n = len(q.steps)
+    groups = _groups(q, db)
+    p = params(q)
+    counts = ", ".join(f"countIf(level >= {i}) AS n{i}" for i in range(1, n + 1))
+    medians = ", ".join(
+        f"quantileExactInclusiveIf(0.5)(t{i} - t{i - 1}, level >= {i} AND t{i} != {NONE}) / 1000 AS m{i}"
+        for i in range(2, n + 1)
+    )
+    out = [
+        Statement("steps", f"SELECT {counts}{', ' + medians if medians else ''} FROM ({groups})", p)
+    ]
+    if q.breakdown:
+        out.append(
+            Statement(
+                "breakdown",
+                f"""SELECT dim, {counts} FROM ({groups}) GROUP BY dim
+                ORDER BY n1 DESC, dim LIMIT {{limit:UInt32}}""",
+                p,
+            )
+        )
+    if n > 1:
+        last = "multiIf(" + ", ".join(f"level = {i}, p{i}" for i in range(1, n)) + ", '')"
+        out.append(
+            Statement(
+                "dropoff_next",
+                f"""SELECT level, {last} AS next_page, count() AS n FROM ({groups})
+                WHERE level < {n} GROUP BY level, next_page
+                ORDER BY level, n DESC, next_page LIMIT {{limit:UInt32}} BY level""",
+                p,
+            )
+        )
+    return out

@@ -1,0 +1,84 @@
+"""Returning visitors: new vs returning per day, visit frequency, days since last visit,
+weekly cohorts.
+
+A visitor is *new* on the UTC day of their first-ever session (looked up over all of
+the site's sessions up to ``to``, not only the range) and *returning* on any later day
+with a session; each visitor counts once per day.
+"""
+
+from __future__ import annotations
+
+from reports.query import ReportQuery
+from reports.sql.common import Statement, segment_conditions, table, where
+
+
+def _firsts(db: str) -> str:
+    return f"""SELECT visitor_id, min(toDate(start_ts)) AS first_day FROM {table(db, "sessions")}
+        WHERE site = {{site:String}} AND toDate(start_ts) <= {{d_to:Date}} AND is_bot = 0
+        GROUP BY visitor_id"""
+
+
+def _visits(q: ReportQuery, db: str) -> str:
+    """(visitor, day) pairs with a session in the range, with the visitor's first day."""
+    return f"""SELECT v.visitor_id AS visitor_id, v.day AS day, f.first_day AS first_day
+        FROM (SELECT DISTINCT visitor_id, toDate(start_ts) AS day FROM {table(db, "sessions")}
+              WHERE {where(q, db, "start_ts")}) AS v
+        INNER JOIN ({_firsts(db)}) AS f ON v.visitor_id = f.visitor_id"""
+
+
+def build(q: ReportQuery, db: str) -> list[Statement]:
+    p = q.params()
+    visits = _visits(q, db)
+    seg = "".join(f" AND {c}" for c in segment_conditions(q, db))
+    return [
+        Statement(
+            "days",
+            f"""SELECT day, countIf(day = first_day) AS new_visitors,
+                countIf(day > first_day) AS returning_visitors
+            FROM ({visits}) GROUP BY day ORDER BY day""",
+            p,
+        ),
+        Statement(
+            "totals",
+            f"""SELECT uniqExact(visitor_id) AS visitors,
+                uniqExactIf(visitor_id, day = first_day) AS new_visitors,
+                uniqExactIf(visitor_id, day > first_day) AS returning_visitors
+            FROM ({visits})""",
+            p,
+        ),
+        Statement(
+            "frequency",
+            f"""SELECT multiIf(n >= 10, '10+', n >= 5, '5-9', toString(n)) AS sessions,
+                count() AS visitors, min(n) AS lo
+            FROM (SELECT visitor_id, count() AS n FROM {table(db, "sessions")}
+                  WHERE {where(q, db, "start_ts")} GROUP BY visitor_id)
+            GROUP BY sessions ORDER BY lo""",
+            p,
+        ),
+        Statement(
+            "since_last",
+            f"""SELECT multiIf(d = 0, '0', d = 1, '1', d <= 3, '2-3', d <= 7, '4-7',
+                    d <= 14, '8-14', d <= 30, '15-30', '31+') AS days, count() AS sessions,
+                min(d) AS lo
+            FROM (
+                SELECT *, dateDiff('day', toDate(prev_ts), toDate(start_ts)) AS d FROM (
+                    SELECT *, lagInFrame(start_ts) OVER w AS prev_ts, row_number() OVER w AS k
+                    FROM {table(db, "sessions")}
+                    WHERE {where(q, db, "start_ts", lower_bound=False, segments=False)}
+                    WINDOW w AS (PARTITION BY visitor_id ORDER BY start_ts, session_id
+                                 ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+                ) WHERE k > 1 AND toDate(start_ts) >= {{d_from:Date}}{seg}
+            ) GROUP BY days ORDER BY lo""",
+            p,
+        ),
+        Statement(
+            "cohorts",
+            f"""SELECT toMonday(first_day) AS cohort,
+                intDiv(dateDiff('day', toMonday(first_day), toMonday(day)), 7) AS week,
+                uniqExact(visitor_id) AS visitors
+            FROM ({visits})
+            WHERE first_day >= {{d_from:Date}} AND week < {{weeks:UInt8}}
+            GROUP BY cohort, week ORDER BY cohort, week""",
+            {**p, "weeks": q.weeks},
+        ),
+    ]
