@@ -192,15 +192,13 @@ def parse_step(text: str) -> Step:
 
 
 def glob_to_like(glob: str) -> str:
-    """``*`` matches any run of characters, ``?`` one character; the rest is literal."""
+    """``*`` matches any run of characters; everything else is literal."""
     out = []
     for ch in glob:
         if ch in "\\%_":
             out.append("\\" + ch)
         elif ch == "*":
             out.append("%")
-        elif ch == "?":
-            out.append("_")
         else:
             out.append(ch)
     return "".join(out)
