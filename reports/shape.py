@@ -36,9 +36,21 @@ def _rows(rows: Rows, drop: tuple[str, ...] = ()) -> Rows:
     return [{k: clean(v) for k, v in r.items() if k not in drop} for r in rows]
 
 
+def _days(q: ReportQuery) -> list[str]:
+    first = q.date_from.toordinal()
+    return [date.fromordinal(first + i).isoformat() for i in range((q.date_to - q.date_from).days + 1)]
+
+
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     totals = _rows(res["totals"])[0]
-    out: dict[str, Any] = {"totals": totals, "series": _rows(res["series"])}
+    series = _rows(res["series"])
+    if q.interval == "day":
+        by_day = {r["t"]: r for r in series}
+        series = [
+            by_day.get(d, {"t": d, "visitors": 0, "sessions": 0, "pageviews": 0})
+            for d in _days(q)
+        ]
+    out: dict[str, Any] = {"totals": totals, "series": series}
     out["top_pages"] = _rows(res["top_pages"])
     for name in (
         "entry_pages",

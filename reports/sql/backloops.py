@@ -14,10 +14,11 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     return [
         Statement(
             "totals",
-            f"""SELECT count() AS sessions, countIf(back_loops >= 1) AS sessions_with_back_loops,
-                countIf(back_loops >= 2) AS back_looping_sessions, sum(back_loops) AS back_loops,
-                sum(quick_backs) AS quick_backs
-            FROM {table(db, "sessions")} WHERE {where(q, db, "start_ts")}""",
+            f"""SELECT count() AS sessions, countIf(bl >= 1) AS sessions_with_back_loops,
+                countIf(bl >= 2) AS back_looping_sessions, sum(bl) AS back_loops,
+                sum(qb) AS quick_backs
+            FROM (SELECT back_loops AS bl, quick_backs AS qb FROM {table(db, "sessions")}
+                  WHERE {where(q, db, "start_ts")})""",
             p,
         ),
         Statement(
