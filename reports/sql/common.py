@@ -22,9 +22,10 @@ class Statement:
     params: dict[str, object] = field(default_factory=dict)
 
 
-def table(database: str, name: str) -> str:
-    """``db.name FINAL``: every table is a ReplacingMergeTree(version, is_deleted)."""
-    return f"{check_name(database)}.{check_name(name)} FINAL"
+def table(database: str, name: str, alias: str = "") -> str:
+    """``db.name [AS alias] FINAL``: every table is a ReplacingMergeTree(version, is_deleted)."""
+    as_alias = f" AS {check_name(alias)}" if alias else ""
+    return f"{check_name(database)}.{check_name(name)}{as_alias} FINAL"
 
 
 def where(

@@ -26,7 +26,7 @@ def _sessions(q: ReportQuery, db: str) -> str:
             s.crm_id AS session_crm_id,
             if(s.crm_id != '', s.crm_id, l.crm) AS customer,
             toDate(s.start_ts) >= {{d_from:Date}} AS in_range
-        FROM {table(db, "sessions")} AS s
+        FROM {table(db, "sessions", "s")}
         LEFT JOIN (SELECT visitor_id, argMax(crm_id, last_ts) AS crm
                    FROM {table(db, "identities")} WHERE site = {{site:String}}
                    GROUP BY visitor_id) AS l ON s.visitor_id = l.visitor_id
