@@ -53,6 +53,12 @@ def run(query: ReportQuery, client: Client, database: str = "clickstream") -> di
     return out
 
 
+def sites(client: Client, database: str = "clickstream") -> list[str]:
+    st = sql.common.sites(database)
+    res = read_query(client, st.sql, st.params, comment="clickstream report sites")
+    return [row[0] for row in res.rows]
+
+
 def tables(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The result's tables (lists of flat dicts), by name."""
     return {

@@ -38,7 +38,9 @@ def _rows(rows: Rows, drop: tuple[str, ...] = ()) -> Rows:
 
 def _days(q: ReportQuery) -> list[str]:
     first = q.date_from.toordinal()
-    return [date.fromordinal(first + i).isoformat() for i in range((q.date_to - q.date_from).days + 1)]
+    return [
+        date.fromordinal(first + i).isoformat() for i in range((q.date_to - q.date_from).days + 1)
+    ]
 
 
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
@@ -47,8 +49,7 @@ def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     if q.interval == "day":
         by_day = {r["t"]: r for r in series}
         series = [
-            by_day.get(d, {"t": d, "visitors": 0, "sessions": 0, "pageviews": 0})
-            for d in _days(q)
+            by_day.get(d, {"t": d, "visitors": 0, "sessions": 0, "pageviews": 0}) for d in _days(q)
         ]
     out: dict[str, Any] = {"totals": totals, "series": series}
     out["top_pages"] = _rows(res["top_pages"])
@@ -232,7 +233,6 @@ def customers(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
             "_risk": int(r["r_risk"]),
         }
         rows.append(c)
-    strip = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
     out: dict[str, Any] = {
         "customers": [strip(c) for c in rows if q.crm_id or c["_top"] <= q.limit],
         "at_risk": [
@@ -244,6 +244,10 @@ def customers(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     if q.crm_id:
         out["timeline"] = _rows(res.get("timeline", []))
     return out
+
+
+def strip(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 SHAPERS = {

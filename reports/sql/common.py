@@ -60,3 +60,13 @@ def segment_conditions(q: ReportQuery, database: str, alias: str = "") -> list[s
         )
         parts.append(linked if q.crm == "linked" else f"NOT {linked}")
     return parts
+
+
+def sites(database: str) -> Statement:
+    """Sites with sessions, busiest first (for the dashboard's picker)."""
+    return Statement(
+        "sites",
+        f"""SELECT site, count() AS sessions FROM {table(database, "sessions")}
+        GROUP BY site ORDER BY sessions DESC, site
+        LIMIT 200""",
+    )

@@ -18,9 +18,28 @@ def _hits() -> list[dict[str, Any]]:
     h = hit
     return [
         # v1 converts fully: 600 s to the product, 1200 s more to the purchase (mobile)
-        h(visitor_id="v1", session_id="s1a", ts="2024-01-10 10:00:00", path="/", next_page="/product/a", device_type="mobile"),
-        h(visitor_id="v1", session_id="s1a", ts="2024-01-10 10:10:00", path="/product/a", device_type="mobile"),
-        h(visitor_id="v1", session_id="s1b", ts="2024-01-10 10:30:00", event="purchase", device_type="mobile"),
+        h(
+            visitor_id="v1",
+            session_id="s1a",
+            ts="2024-01-10 10:00:00",
+            path="/",
+            next_page="/product/a",
+            device_type="mobile",
+        ),
+        h(
+            visitor_id="v1",
+            session_id="s1a",
+            ts="2024-01-10 10:10:00",
+            path="/product/a",
+            device_type="mobile",
+        ),
+        h(
+            visitor_id="v1",
+            session_id="s1b",
+            ts="2024-01-10 10:30:00",
+            event="purchase",
+            device_type="mobile",
+        ),
         # v2: product exactly at the 1 h window (counts), purchase 1 s past it (does not)
         h(visitor_id="v2", ts="2024-01-10 10:00:00", path="/", next_page="/product/b"),
         h(visitor_id="v2", ts="2024-01-10 11:00:00", path="/product/b", next_page="/cart"),
@@ -38,7 +57,13 @@ def _hits() -> list[dict[str, Any]]:
         h(visitor_id="v6", ts="2024-01-10 08:00:00", path="/", next_page="/product/x"),
         h(visitor_id="v6", ts="2024-01-10 09:00:00.001", path="/product/x"),
         # v10: a search page, matched on path + query when the step has a '?'
-        h(visitor_id="v10", ts="2024-01-10 13:00:00", event="search", path="/search", page="/search?q=shoes"),
+        h(
+            visitor_id="v10",
+            ts="2024-01-10 13:00:00",
+            event="search",
+            path="/search",
+            page="/search?q=shoes",
+        ),
         # other site, other day, bot: never counted
         h(visitor_id="v7", site="other", ts="2024-01-10 10:00:00", path="/"),
         h(visitor_id="v8", ts="2024-01-12 10:00:00", path="/"),
@@ -55,7 +80,11 @@ def db(chdb_client: Client, fresh_db: Any) -> str:
 
 def funnel(client: Client, db: str, **extra: str | list[str]) -> dict[str, Any]:
     params: dict[str, list[str]] = {
-        "site": ["shop"], "from": ["2024-01-10"], "to": ["2024-01-10"], "step": STEPS, "window": ["1h"],
+        "site": ["shop"],
+        "from": ["2024-01-10"],
+        "to": ["2024-01-10"],
+        "step": STEPS,
+        "window": ["1h"],
     }
     params.update({k: v if isinstance(v, list) else [v] for k, v in extra.items()})
     return run(ReportQuery.parse("funnel", params), client, database=db)
@@ -64,12 +93,30 @@ def funnel(client: Client, db: str, **extra: str | list[str]) -> dict[str, Any]:
 def test_funnel_counts_conversion_dropoff_and_medians(chdb_client: Client, db: str) -> None:
     out = funnel(chdb_client, db)
     assert out["steps"] == [
-        {"step": "/", "count": 5, "conversion": 1.0, "dropoff": 0, "dropoff_rate": 0.0,
-         "median_seconds_from_previous": None},
-        {"step": "/product/*", "count": 3, "conversion": 0.6, "dropoff": 2, "dropoff_rate": 0.4,
-         "median_seconds_from_previous": 600.0},  # v4 120 s, v1 600 s, v2 3600 s
-        {"step": "event:purchase", "count": 1, "conversion": 0.2, "dropoff": 2,
-         "dropoff_rate": 0.6667, "median_seconds_from_previous": 1200.0},
+        {
+            "step": "/",
+            "count": 5,
+            "conversion": 1.0,
+            "dropoff": 0,
+            "dropoff_rate": 0.0,
+            "median_seconds_from_previous": None,
+        },
+        {
+            "step": "/product/*",
+            "count": 3,
+            "conversion": 0.6,
+            "dropoff": 2,
+            "dropoff_rate": 0.4,
+            "median_seconds_from_previous": 600.0,
+        },  # v4 120 s, v1 600 s, v2 3600 s
+        {
+            "step": "event:purchase",
+            "count": 1,
+            "conversion": 0.2,
+            "dropoff": 2,
+            "dropoff_rate": 0.6667,
+            "median_seconds_from_previous": 1200.0,
+        },
     ]
 
 

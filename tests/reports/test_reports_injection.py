@@ -28,9 +28,28 @@ PAYLOADS = [
     "1; SELECT 1",
     "../../etc/passwd",
 ]
-STRING_PARAMS = ("site", "channel", "device", "country", "crm", "from", "to", "limit", "format",
-                 "table", "step", "window", "by", "mode", "breakdown", "depth", "page", "weeks",
-                 "crm_id", "interval")
+STRING_PARAMS = (
+    "site",
+    "channel",
+    "device",
+    "country",
+    "crm",
+    "from",
+    "to",
+    "limit",
+    "format",
+    "table",
+    "step",
+    "window",
+    "by",
+    "mode",
+    "breakdown",
+    "depth",
+    "page",
+    "weeks",
+    "crm_id",
+    "interval",
+)
 BASE = {"site": ["shop"], "from": ["2024-01-10"], "to": ["2024-01-10"]}
 
 
@@ -38,7 +57,12 @@ BASE = {"site": ["shop"], "from": ["2024-01-10"], "to": ["2024-01-10"]}
 def db(chdb_client: Client, fresh_db: Any) -> str:
     name = fresh_db()
     load(chdb_client, name, "hits", [hit(visitor_id="v1", ts="2024-01-10 10:00:00", path="/")])
-    load(chdb_client, name, "sessions", [session(visitor_id="v1", start="2024-01-10 10:00:00", crm_id="c1")])
+    load(
+        chdb_client,
+        name,
+        "sessions",
+        [session(visitor_id="v1", start="2024-01-10 10:00:00", crm_id="c1")],
+    )
     load(chdb_client, name, "identities", [identity("v1", "c1", "2024-01-10 10:00:00")])
     return name
 
@@ -53,8 +77,19 @@ def _counts(client: Client, db: str) -> list[int]:
 def cases() -> list[tuple[str, str, str]]:
     out = []
     for name in REPORT_NAMES:
-        accepted = ("site", "channel", "device", "country", "crm", "from", "to", "limit",
-                    "format", "table", *PER_REPORT[name])
+        accepted = (
+            "site",
+            "channel",
+            "device",
+            "country",
+            "crm",
+            "from",
+            "to",
+            "limit",
+            "format",
+            "table",
+            *PER_REPORT[name],
+        )
         for param in STRING_PARAMS:
             if param in accepted:
                 out.extend((name, param, p) for p in PAYLOADS)
@@ -90,7 +125,9 @@ def test_hostile_value_rejected_or_harmless(
 
 
 def test_hostile_site_sees_no_rows(chdb_client: Client, db: str) -> None:
-    out = run(ReportQuery.parse("overview", {**BASE, "site": ["x' OR '1'='1"]}), chdb_client, database=db)
+    out = run(
+        ReportQuery.parse("overview", {**BASE, "site": ["x' OR '1'='1"]}), chdb_client, database=db
+    )
     assert out["totals"]["sessions"] == 0
     out = run(ReportQuery.parse("overview", BASE), chdb_client, database=db)
     assert out["totals"]["sessions"] == 1
@@ -109,7 +146,9 @@ class Recorder:
 
 
 @pytest.mark.parametrize("name", REPORT_NAMES)
-def test_every_query_is_readonly_and_names_the_report(chdb_client: Client, db: str, name: str) -> None:
+def test_every_query_is_readonly_and_names_the_report(
+    chdb_client: Client, db: str, name: str
+) -> None:
     params = _params(name, "site", "shop")
     rec = Recorder(chdb_client)
     run(ReportQuery.parse(name, params), rec, database=db)  # type: ignore[arg-type]

@@ -16,28 +16,98 @@ from reports.run import run
 def db(chdb_client: Client, fresh_db: Any) -> str:
     name = fresh_db()
     s = session
-    load(chdb_client, name, "sessions", [
-        s(session_id="s1", visitor_id="v1", start="2024-01-10 10:00:00", duration_s=60, pageviews=3,
-          entry_path="/", exit_path="/cart", paths=["/", "/product/a", "/cart"], channel="search",
-          referrer="https://www.google.com/search", is_bounce=0),
-        s(session_id="s2", visitor_id="v1", start="2024-01-11 09:00:00", duration_s=0, pageviews=1,
-          device_type="mobile", browser="Safari", country="FR"),
-        s(session_id="s3", visitor_id="v2", start="2024-01-11 18:00:00", duration_s=30, pageviews=2,
-          entry_path="/blog", exit_path="/", paths=["/blog", "/"], channel="social",
-          referrer="https://t.co/x", browser="Firefox", is_bounce=0),
-        s(session_id="s4", visitor_id="bot", start="2024-01-11 18:00:00", is_bot=1),
-    ])
+    load(
+        chdb_client,
+        name,
+        "sessions",
+        [
+            s(
+                session_id="s1",
+                visitor_id="v1",
+                start="2024-01-10 10:00:00",
+                duration_s=60,
+                pageviews=3,
+                entry_path="/",
+                exit_path="/cart",
+                paths=["/", "/product/a", "/cart"],
+                channel="search",
+                referrer="https://www.google.com/search",
+                is_bounce=0,
+            ),
+            s(
+                session_id="s2",
+                visitor_id="v1",
+                start="2024-01-11 09:00:00",
+                duration_s=0,
+                pageviews=1,
+                device_type="mobile",
+                browser="Safari",
+                country="FR",
+            ),
+            s(
+                session_id="s3",
+                visitor_id="v2",
+                start="2024-01-11 18:00:00",
+                duration_s=30,
+                pageviews=2,
+                entry_path="/blog",
+                exit_path="/",
+                paths=["/blog", "/"],
+                channel="social",
+                referrer="https://t.co/x",
+                browser="Firefox",
+                is_bounce=0,
+            ),
+            s(session_id="s4", visitor_id="bot", start="2024-01-11 18:00:00", is_bot=1),
+        ],
+    )
     h = hit
-    load(chdb_client, name, "hits", [
-        h(session_id="s1", visitor_id="v1", ts="2024-01-10 10:00:00", path="/", next_page="/product/a"),
-        h(session_id="s1", visitor_id="v1", ts="2024-01-10 10:00:20", path="/product/a", prev_page="/", next_page="/cart"),
-        h(session_id="s1", visitor_id="v1", ts="2024-01-10 10:00:30", event="click"),
-        h(session_id="s1", visitor_id="v1", ts="2024-01-10 10:01:00", path="/cart", prev_page="/product/a"),
-        h(session_id="s2", visitor_id="v1", ts="2024-01-11 09:00:00", path="/"),
-        h(session_id="s3", visitor_id="v2", ts="2024-01-11 18:00:00", path="/blog", next_page="/"),
-        h(session_id="s3", visitor_id="v2", ts="2024-01-11 18:00:30", path="/", prev_page="/blog"),
-        h(session_id="s4", visitor_id="bot", ts="2024-01-11 18:00:00", path="/", is_bot=1),
-    ])
+    load(
+        chdb_client,
+        name,
+        "hits",
+        [
+            h(
+                session_id="s1",
+                visitor_id="v1",
+                ts="2024-01-10 10:00:00",
+                path="/",
+                next_page="/product/a",
+            ),
+            h(
+                session_id="s1",
+                visitor_id="v1",
+                ts="2024-01-10 10:00:20",
+                path="/product/a",
+                prev_page="/",
+                next_page="/cart",
+            ),
+            h(session_id="s1", visitor_id="v1", ts="2024-01-10 10:00:30", event="click"),
+            h(
+                session_id="s1",
+                visitor_id="v1",
+                ts="2024-01-10 10:01:00",
+                path="/cart",
+                prev_page="/product/a",
+            ),
+            h(session_id="s2", visitor_id="v1", ts="2024-01-11 09:00:00", path="/"),
+            h(
+                session_id="s3",
+                visitor_id="v2",
+                ts="2024-01-11 18:00:00",
+                path="/blog",
+                next_page="/",
+            ),
+            h(
+                session_id="s3",
+                visitor_id="v2",
+                ts="2024-01-11 18:00:30",
+                path="/",
+                prev_page="/blog",
+            ),
+            h(session_id="s4", visitor_id="bot", ts="2024-01-11 18:00:00", path="/", is_bot=1),
+        ],
+    )
     return name
 
 
@@ -49,8 +119,13 @@ def report(client: Client, db: str, name: str, **extra: str) -> dict[str, Any]:
 
 def test_overview_totals_series_and_top_pages(chdb_client: Client, db: str) -> None:
     out = report(chdb_client, db, "overview")
-    assert out["totals"] == {"visitors": 2, "sessions": 3, "pageviews": 6, "bounce_rate": 0.3333,
-                             "median_session_seconds": 30.0}
+    assert out["totals"] == {
+        "visitors": 2,
+        "sessions": 3,
+        "pageviews": 6,
+        "bounce_rate": 0.3333,
+        "median_session_seconds": 30.0,
+    }
     assert out["series"] == [
         {"t": "2024-01-09", "visitors": 0, "sessions": 0, "pageviews": 0},
         {"t": "2024-01-10", "visitors": 1, "sessions": 1, "pageviews": 3},
@@ -66,7 +141,10 @@ def test_overview_totals_series_and_top_pages(chdb_client: Client, db: str) -> N
 
 def test_overview_breakdowns(chdb_client: Client, db: str) -> None:
     out = report(chdb_client, db, "overview")
-    pick = lambda name: [(r["value"], r["sessions"]) for r in out[name]]  # noqa: E731
+
+    def pick(name: str) -> list[tuple[str, int]]:
+        return [(r["value"], r["sessions"]) for r in out[name]]
+
     assert pick("entry_pages") == [("/", 2), ("/blog", 1)]
     assert pick("exit_pages") == [("/", 2), ("/cart", 1)]
     assert pick("channels") == [("direct", 1), ("search", 1), ("social", 1)]
@@ -79,7 +157,12 @@ def test_overview_breakdowns(chdb_client: Client, db: str) -> None:
 def test_overview_segment_filters(chdb_client: Client, db: str) -> None:
     assert report(chdb_client, db, "overview", device="mobile")["totals"]["sessions"] == 1
     assert report(chdb_client, db, "overview", country="DE", channel="social")["totals"] == {
-        "visitors": 1, "sessions": 1, "pageviews": 2, "bounce_rate": 0.0, "median_session_seconds": 30.0}
+        "visitors": 1,
+        "sessions": 1,
+        "pageviews": 2,
+        "bounce_rate": 0.0,
+        "median_session_seconds": 30.0,
+    }
     assert report(chdb_client, db, "overview", crm="linked")["totals"]["sessions"] == 0
     assert report(chdb_client, db, "overview", crm="anonymous")["totals"]["sessions"] == 3
 

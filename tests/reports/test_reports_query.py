@@ -29,9 +29,20 @@ def test_defaults_last_30_days() -> None:
 
 
 def test_funnel_params() -> None:
-    q = parse("funnel", site="s", step=["/", "/p/*", "event:buy"], window="30m", by="session",
-              mode="strict", breakdown="campaign")
-    assert [(s.kind, s.value) for s in q.steps] == [("path", "/"), ("path", "/p/%"), ("event", "buy")]
+    q = parse(
+        "funnel",
+        site="s",
+        step=["/", "/p/*", "event:buy"],
+        window="30m",
+        by="session",
+        mode="strict",
+        breakdown="campaign",
+    )
+    assert [(s.kind, s.value) for s in q.steps] == [
+        ("path", "/"),
+        ("path", "/p/%"),
+        ("event", "buy"),
+    ]
     assert (q.window_s, q.by, q.mode, q.breakdown) == (1800, "session", "strict", "utm_campaign")
     assert parse("funnel", site="s", step="/").window_s == 86400
 
@@ -47,7 +58,11 @@ def test_funnel_params() -> None:
         ("overview", {"site": "s", "from": "2024-13-01"}, "from is not a calendar date"),
         ("overview", {"site": "s", "to": "24-01-01"}, "to must be a date YYYY-MM-DD"),
         ("overview", {"site": "s", "from": "2024-02-01", "to": "2024-01-01"}, "is after to"),
-        ("overview", {"site": "s", "from": "2020-01-01", "to": "2024-01-01"}, "longer than 366 days"),
+        (
+            "overview",
+            {"site": "s", "from": "2020-01-01", "to": "2024-01-01"},
+            "longer than 366 days",
+        ),
         ("overview", {"site": "s", "from": "1999-12-31", "to": "2000-01-01"}, "before 2000-01-01"),
         ("overview", {"site": "s", "limit": "0"}, "limit must be from 1 to 100000"),
         ("overview", {"site": "s", "limit": "ten"}, "limit must be a whole number"),
@@ -69,15 +84,24 @@ def test_funnel_params() -> None:
         ("funnel", {"site": "s", "step": "/", "window": "0s"}, "between 1s and 90d"),
         ("funnel", {"site": "s", "step": "/", "window": "91d"}, "between 1s and 90d"),
         ("funnel", {"site": "s", "step": "/", "by": "user"}, "bad by 'user'"),
-        ("funnel", {"site": "s", "step": "/", "mode": "strict_increase"}, "accepted: default, strict"),
-        ("funnel", {"site": "s", "step": "/", "breakdown": "utm_campaign"},
-         "accepted: channel, device, country, campaign, browser, os"),
+        (
+            "funnel",
+            {"site": "s", "step": "/", "mode": "strict_increase"},
+            "accepted: default, strict",
+        ),
+        (
+            "funnel",
+            {"site": "s", "step": "/", "breakdown": "utm_campaign"},
+            "accepted: channel, device, country, campaign, browser, os",
+        ),
         ("paths", {"site": "s", "depth": "11"}, "depth must be from 1 to 10"),
         ("returning", {"site": "s", "weeks": "27"}, "weeks must be from 1 to 26"),
         ("customers", {"site": "s", "crm_id": "c" * 129}, "crm_id is longer than 128"),
     ],
 )
-def test_bad_params_are_rejected_with_a_message(name: str, params: dict[str, str], message: str) -> None:
+def test_bad_params_are_rejected_with_a_message(
+    name: str, params: dict[str, str], message: str
+) -> None:
     assert message in error(name, **params)
 
 
@@ -91,4 +115,10 @@ def test_glob_to_like_escapes_like_wildcards() -> None:
 
 
 def test_parse_window_units() -> None:
-    assert [parse_window(w) for w in ("45", "45s", "2m", "3h", "7d")] == [45, 45, 120, 10800, 604800]
+    assert [parse_window(w) for w in ("45", "45s", "2m", "3h", "7d")] == [
+        45,
+        45,
+        120,
+        10800,
+        604800,
+    ]

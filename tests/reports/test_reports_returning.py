@@ -16,24 +16,29 @@ from reports.run import run
 def db(chdb_client: Client, fresh_db: Any) -> str:
     name = fresh_db()
     s = session
-    load(chdb_client, name, "sessions", [
-        # a: first seen before the range, twice on the 10th, on the 12th from a phone
-        s(visitor_id="a", start="2024-01-05 12:00:00"),
-        s(visitor_id="a", start="2024-01-10 09:00:00"),
-        s(visitor_id="a", start="2024-01-10 15:00:00"),
-        s(visitor_id="a", start="2024-01-12 12:00:00", device_type="mobile"),
-        # b: new on the 10th, back on the 11th and (next week) the 15th
-        s(visitor_id="b", start="2024-01-10 23:59:59"),
-        s(visitor_id="b", start="2024-01-11 00:00:00"),
-        s(visitor_id="b", start="2024-01-15 08:00:00"),
-        # c: new on the 11th; d: new on the 12th, on a phone
-        s(visitor_id="c", start="2024-01-11 10:00:00"),
-        s(visitor_id="d", start="2024-01-12 10:00:00", device_type="mobile"),
-        # e: first seen after the range; a bot; another site
-        s(visitor_id="e", start="2024-01-20 10:00:00"),
-        s(visitor_id="bot", start="2024-01-10 10:00:00", is_bot=1),
-        s(visitor_id="x", site="other", start="2024-01-10 10:00:00"),
-    ])
+    load(
+        chdb_client,
+        name,
+        "sessions",
+        [
+            # a: first seen before the range, twice on the 10th, on the 12th from a phone
+            s(visitor_id="a", start="2024-01-05 12:00:00"),
+            s(visitor_id="a", start="2024-01-10 09:00:00"),
+            s(visitor_id="a", start="2024-01-10 15:00:00"),
+            s(visitor_id="a", start="2024-01-12 12:00:00", device_type="mobile"),
+            # b: new on the 10th, back on the 11th and (next week) the 15th
+            s(visitor_id="b", start="2024-01-10 23:59:59"),
+            s(visitor_id="b", start="2024-01-11 00:00:00"),
+            s(visitor_id="b", start="2024-01-15 08:00:00"),
+            # c: new on the 11th; d: new on the 12th, on a phone
+            s(visitor_id="c", start="2024-01-11 10:00:00"),
+            s(visitor_id="d", start="2024-01-12 10:00:00", device_type="mobile"),
+            # e: first seen after the range; a bot; another site
+            s(visitor_id="e", start="2024-01-20 10:00:00"),
+            s(visitor_id="bot", start="2024-01-10 10:00:00", is_bot=1),
+            s(visitor_id="x", site="other", start="2024-01-10 10:00:00"),
+        ],
+    )
     return name
 
 
