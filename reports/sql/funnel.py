@@ -31,22 +31,24 @@ def _groups(q: ReportQuery, db: str) -> str:
         f"arraySort(groupArrayIf((t, next_page), c{i})) AS a{i}" for i in range(1, n + 1)
     )
     dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
-    chain = [f"if(length(a1) > 0, a1[1].1, {NONE}) AS t1", "if(length(a1) > 0, a1[1].2, '') AS p1"]
-    for i in range(2, n + 1):
-        chain.append(f"arrayFirstIndex(x -> x.1 >= t{i - 1}, a{i}) AS i{i}")
-        chain.append(f"if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}].1, {NONE}) AS t{i}")
-        chain.append(f"if(i{i} > 0, a{i}[i{i}].2, '') AS p{i}")
-    return f"""SELECT level, dim, {", ".join(chain)} FROM (
-        SELECT {group} AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
-            {arrays}, {dim} AS dim
+    inner = f"""SELECT {group} AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
+            {arrays}, {dim} AS dim,
+            if(length(a1) > 0, a1[1].1, {NONE}) AS t1, if(length(a1) > 0, a1[1].2, '') AS p1
         FROM (
             SELECT visitor_id, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t, next_page,
                 {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
             FROM {table(db, "hits")}
             WHERE {where(q, db, "ts")} AND ({PAGE_EVENTS} OR event IN {{events:Array(String)}})
         )
-        GROUP BY g
-    ) WHERE level > 0"""
+        GROUP BY g HAVING level > 0"""
+    # one subquery per step: each t_i is a plain column for the next, so the chain's
+    # expressions do not grow with the number of steps
+    for i in range(2, n + 1):
+        inner = f"""SELECT *, arrayFirstIndex(x -> x.1 >= t{i - 1}, a{i}) AS i{i},
+            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}].1, {NONE}) AS t{i},
+            if(i{i} > 0, a{i}[i{i}].2, '') AS p{i}
+        FROM ({inner})"""
+    return inner
 
 
 def params(q: ReportQuery) -> dict[str, object]:
