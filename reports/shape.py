@@ -44,15 +44,34 @@ def _days(q: ReportQuery) -> list[str]:
 
 
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
-    totals = _rows(res["totals"])[0]
-    series = _rows(res["series"])
+    rows = res["sessions"]
+    total = next((r for r in rows if r["dimension"] == "total"), {})
+    totals = {
+        "visitors": int(total.get("visitors", 0)),
+        "sessions": int(total.get("sessions", 0)),
+        "pageviews": int(total.get("pageviews", 0)),
+        "bounce_rate": clean(float(total.get("bounce_rate", 0.0))),
+        "median_session_seconds": clean(total.get("median_session_seconds")),
+    }
+    series = sorted(
+        (
+            {
+                "t": _bucket(r["value"]),
+                "visitors": int(r["visitors"]),
+                "sessions": int(r["sessions"]),
+                "pageviews": int(r["pageviews"]),
+            }
+            for r in rows
+            if r["dimension"] == "series"
+        ),
+        key=lambda r: r["t"],
+    )
     if q.interval == "day":
         by_day = {r["t"]: r for r in series}
         series = [
             by_day.get(d, {"t": d, "visitors": 0, "sessions": 0, "pageviews": 0}) for d in _days(q)
         ]
-    out: dict[str, Any] = {"totals": totals, "series": series}
-    out["top_pages"] = _rows(res["top_pages"])
+    out: dict[str, Any] = {"totals": totals, "series": series, "top_pages": _rows(res["top_pages"])}
     for name in (
         "entry_pages",
         "exit_pages",
@@ -63,16 +82,23 @@ def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
         "countries",
     ):
         out[name] = [
-            {"value": r["value"], "sessions": r["sessions"], "visitors": r["visitors"]}
-            for r in res["breakdowns"]
+            {"value": r["value"], "sessions": int(r["sessions"]), "visitors": int(r["visitors"])}
+            for r in rows
             if r["dimension"] == name
         ]
     return out
 
 
+def _bucket(text: str) -> str:
+    """ClickHouse's toString of a Date or DateTime bucket, as ISO (UTC)."""
+    return text.replace(" ", "T") + "Z" if " " in text else text
+
+
 def funnel(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
-    row = res["steps"][0] if res["steps"] else {}
-    counts = [int(row.get(f"n{i}", 0) or 0) for i in range(1, len(q.steps) + 1)]
+    rows = res["funnel"]
+    n = len(q.steps)
+    row = next((r for r in rows if r["part"] == 0), {})
+    counts = [int(row.get(f"n{i}", 0) or 0) for i in range(1, n + 1)]
     steps = []
     for i, step in enumerate(q.steps):
         prev = counts[i - 1] if i else counts[0]
@@ -84,56 +110,61 @@ def funnel(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
                 "conversion": ratio(counts[i], counts[0]),
                 "dropoff": prev - counts[i],
                 "dropoff_rate": ratio(prev - counts[i], prev),
-                "median_seconds_from_previous": clean(median) if median is not None else None,
+                "median_seconds_from_previous": clean(median),
             }
         )
     out: dict[str, Any] = {"steps": steps, "by": q.by, "window_seconds": q.window_s, "mode": q.mode}
     if q.breakdown:
         out["breakdown"] = [
             {
-                "value": r["dim"],
-                "counts": [int(r[f"n{i}"]) for i in range(1, len(q.steps) + 1)],
-                "conversion": ratio(int(r[f"n{len(q.steps)}"]), int(r["n1"])),
+                "value": r["key"],
+                "counts": [int(r[f"n{i}"]) for i in range(1, n + 1)],
+                "conversion": ratio(int(r[f"n{n}"]), int(r["n1"])),
             }
-            for r in res.get("breakdown", [])
+            for r in rows
+            if r["part"] == 1
         ]
     out["dropoff_next"] = [
         {
-            "after_step": q.steps[int(r["level"]) - 1].label,
-            "next_page": r["next_page"] or "(exit)",
-            "count": r["n"],
+            "after_step": q.steps[int(r["lvl"]) - 1].label,
+            "next_page": r["key"] or "(exit)",
+            "count": int(r["groups"]),
         }
-        for r in res.get("dropoff_next", [])
+        for r in rows
+        if r["part"] == 2
     ]
     return out
 
 
 def returning(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
-    days = {r["day"]: r for r in res["days"]}
-    filled = []
-    d = q.date_from
-    while d <= q.date_to:
-        r = days.get(d, {})
-        filled.append(
-            {
-                "date": d.isoformat(),
-                "new_visitors": int(r.get("new_visitors", 0)),
-                "returning_visitors": int(r.get("returning_visitors", 0)),
-            }
-        )
-        d = date.fromordinal(d.toordinal() + 1)
+    rows = res["visits"]
+    days = {clean(r["day"]): r for r in rows if r["part"] == 0}
+    filled = [
+        {
+            "date": d,
+            "new_visitors": int(days[d]["new_visitors"]) if d in days else 0,
+            "returning_visitors": int(days[d]["returning_visitors"]) if d in days else 0,
+        }
+        for d in _days(q)
+    ]
+    total = next((r for r in rows if r["part"] == 1), {})
+    totals = {
+        "visitors": int(total.get("visitors", 0)),
+        "new_visitors": int(total.get("new_unique", 0)),
+        "returning_visitors": int(total.get("returning_unique", 0)),
+    }
     cohorts: dict[str, dict[str, Any]] = {}
-    for r in res["cohorts"]:
-        c = cohorts.setdefault(
-            clean(r["cohort"]), {"cohort": clean(r["cohort"]), "weeks": [0] * q.weeks}
-        )
-        c["weeks"][int(r["week"])] = int(r["visitors"])
+    for r in rows:
+        if r["part"] == 2:
+            key = clean(r["day"])
+            c = cohorts.setdefault(key, {"cohort": key, "weeks": [0] * q.weeks})
+            c["weeks"][int(r["week"])] = int(r["visitors"])
     for c in cohorts.values():
         c["visitors"] = c["weeks"][0]
         c["retention"] = [ratio(n, c["visitors"]) for n in c["weeks"]]
     return {
         "days": filled,
-        "totals": _rows(res["totals"])[0],
+        "totals": totals,
         "frequency": _rows(res["frequency"], drop=("lo",)),
         "days_since_last_visit": _rows(res["since_last"], drop=("lo",)),
         "cohorts": list(cohorts.values()),
@@ -157,11 +188,24 @@ def paths(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
 
 def searches(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     terms = []
+    total: dict[str, Any] = {}
     for r in res["terms"]:
-        t = {k: clean(v) for k, v in r.items() if not k.startswith("r_")}
+        if r["is_total"]:
+            total = r
+            continue
+        t = {
+            k: clean(v)
+            for k, v in r.items()
+            if k not in ("is_total", "sessions", "r_top", "r_zero", "r_exit")
+        }
         t["success_rate"] = ratio(r["searches"] - r["dead_ends"], r["searches"])
         terms.append((r, t))
-    totals = _rows(res["totals"])[0]
+    totals = {
+        "searches": int(total.get("searches", 0)),
+        "searchers": int(total.get("visitors", 0)),
+        "sessions_with_search": int(total.get("sessions", 0)),
+        **{k: int(total.get(k, 0)) for k in ("zero_results", "exits", "dead_ends", "pogo_sticks")},
+    }
     totals["dead_end_rate"] = ratio(totals["dead_ends"], totals["searches"])
     return {
         "totals": totals,
@@ -191,7 +235,13 @@ def backloops(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     totals = _rows(res["totals"])[0]
     totals["back_looping_share"] = ratio(totals["back_looping_sessions"], totals["sessions"])
     totals["back_loop_share"] = ratio(totals["sessions_with_back_loops"], totals["sessions"])
-    return {"totals": totals, "pages": _rows(res["pages"]), "pairs": _rows(res["pairs"])}
+    loops = _rows(res["loops"])
+    pages = [
+        {"page": r.pop("a"), **{k: v for k, v in r.items() if k != "b"}}
+        for r in loops
+        if not r["b"]
+    ]
+    return {"totals": totals, "pages": pages, "pairs": [r for r in loops if r["b"]]}
 
 
 SEGMENTS = (

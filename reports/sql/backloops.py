@@ -22,15 +22,16 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             p,
         ),
         Statement(
-            "pages",
-            f"""SELECT page, {counts} FROM {table(db, "hits")} WHERE {hw}
-            GROUP BY page ORDER BY back_loops DESC, page LIMIT {{limit:UInt32}}""",
-            {**p, "limit": q.limit},
-        ),
-        Statement(
-            "pairs",
-            f"""SELECT page AS a, prev_page AS b, {counts} FROM {table(db, "hits")} WHERE {hw}
-            GROUP BY a, b ORDER BY back_loops DESC, a, b LIMIT {{limit:UInt32}}""",
+            "loops",
+            # each back-loop counts once for its page (b = '') and once for its A -> B pair
+            f"""SELECT a, b, back_loops, quick_backs, back_button, sessions FROM (
+                SELECT kv.1 AS a, kv.2 AS b, is_pair, {counts},
+                    row_number() OVER (PARTITION BY is_pair ORDER BY back_loops DESC, a, b) AS k
+                FROM {table(db, "hits")}
+                ARRAY JOIN [(page, ''), (page, prev_page)] AS kv, [0, 1] AS is_pair
+                WHERE {hw}
+                GROUP BY a, b, is_pair
+            ) WHERE k <= {{limit:UInt32}} ORDER BY is_pair, k""",
             {**p, "limit": q.limit},
         ),
     ]

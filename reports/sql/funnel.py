@@ -62,35 +62,24 @@ def params(q: ReportQuery) -> dict[str, object]:
 
 
 def build(q: ReportQuery, db: str) -> list[Statement]:
+    """One statement, one scan: part 0 is the whole funnel, part 1 one row per breakdown
+    value, part 2 one row per (last reached step, next page) of the groups that dropped out."""
     n = len(q.steps)
-    groups = _groups(q, db)
-    p = params(q)
     counts = ", ".join(f"countIf(level >= {i}) AS n{i}" for i in range(1, n + 1))
-    medians = ", ".join(
-        f"quantileExactInclusiveIf(0.5)(t{i} - t{i - 1}, level >= {i} AND t{i} != {NONE}) / 1000 AS m{i}"
+    medians = "".join(
+        f", quantileExactInclusiveIf(0.5)(t{i} - t{i - 1}, part = 0 AND level >= {i} "
+        f"AND t{i} != {NONE}) / 1000 AS m{i}"
         for i in range(2, n + 1)
     )
-    out = [
-        Statement("steps", f"SELECT {counts}{', ' + medians if medians else ''} FROM ({groups})", p)
-    ]
-    if q.breakdown:
-        out.append(
-            Statement(
-                "breakdown",
-                f"""SELECT dim, {counts} FROM ({groups}) GROUP BY dim
-                ORDER BY n1 DESC, dim LIMIT {{limit:UInt32}}""",
-                p,
-            )
-        )
-    if n > 1:
-        last = "multiIf(" + ", ".join(f"level = {i}, p{i}" for i in range(1, n)) + ", '')"
-        out.append(
-            Statement(
-                "dropoff_next",
-                f"""SELECT level, {last} AS next_page, count() AS n FROM ({groups})
-                WHERE level < {n} GROUP BY level, next_page
-                ORDER BY level, n DESC, next_page LIMIT {{limit:UInt32}} BY level""",
-                p,
-            )
-        )
-    return out
+    parts = [0] + ([1] if q.breakdown else []) + ([2] if n > 1 else [])
+    last = (
+        "multiIf(" + "".join(f"level = {i}, p{i}, " for i in range(1, n)) + "'')" if n > 1 else "''"
+    )
+    sql = f"""SELECT part, key, lvl, count() AS groups, {counts}{medians}
+        FROM ({_groups(q, db)})
+        ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
+        GROUP BY part, if(part = 1, dim, if(part = 2, {last}, '')) AS key,
+            if(part = 2, level, 0) AS lvl
+        ORDER BY part, lvl, groups DESC, key
+        LIMIT {{limit:UInt32}} BY part, lvl"""
+    return [Statement("funnel", sql, params(q))]

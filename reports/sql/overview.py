@@ -1,4 +1,4 @@
-"""Overview: totals, time series, top pages and the session breakdowns."""
+"""Overview: totals, time series and session breakdowns in one scan of sessions; top pages."""
 
 from __future__ import annotations
 
@@ -18,24 +18,28 @@ BREAKDOWNS = (
 
 
 def build(q: ReportQuery, db: str) -> list[Statement]:
-    p = q.params()
-    sw = where(q, db, "start_ts")
+    p = {**q.params(), "limit": q.limit}
     bucket = "toStartOfHour(start_ts)" if q.interval == "hour" else "toDate(start_ts)"
     pairs = ", ".join(f"('{name}', toString({expr}))" for name, expr in BREAKDOWNS)
+    # every session is counted once under 'total', once under its 'series' bucket and once
+    # per breakdown; 'total' and 'series' rows are never cut by the limit
     return [
         Statement(
-            "totals",
-            f"""SELECT uniqExact(visitor_id) AS visitors, count() AS sessions,
-                sum(pageviews) AS pageviews, avg(is_bounce) AS bounce_rate,
-                quantileExactInclusive(0.5)(duration_s) AS median_session_seconds
-            FROM {table(db, "sessions")} WHERE {sw}""",
-            p,
-        ),
-        Statement(
-            "series",
-            f"""SELECT {bucket} AS t, uniqExact(visitor_id) AS visitors, count() AS sessions,
-                sum(pageviews) AS pageviews
-            FROM {table(db, "sessions")} WHERE {sw} GROUP BY t ORDER BY t""",
+            "sessions",
+            f"""SELECT dimension, value, sessions, visitors, pageviews, bounce_rate,
+                median_session_seconds FROM (
+                SELECT kv.1 AS dimension, kv.2 AS value, count() AS sessions,
+                    uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
+                    avg(is_bounce) AS bounce_rate,
+                    quantileExactInclusiveIf(0.5)(duration_s, kv.1 = 'total') AS median_session_seconds,
+                    row_number() OVER (PARTITION BY dimension ORDER BY sessions DESC, value) AS k
+                FROM {table(db, "sessions")}
+                ARRAY JOIN arrayFilter(x -> NOT (x.1 = 'referrers' AND x.2 = ''),
+                    [('total', ''), ('series', toString({bucket})), {pairs}]) AS kv
+                WHERE {where(q, db, "start_ts")}
+                GROUP BY dimension, value
+            ) WHERE dimension IN ('total', 'series') OR k <= {{limit:UInt32}}
+            ORDER BY dimension, sessions DESC, value""",
             p,
         ),
         Statement(
@@ -43,17 +47,6 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             f"""SELECT page, count() AS pageviews, uniqExact(visitor_id) AS visitors
             FROM {table(db, "hits")} WHERE {where(q, db, "ts")} AND {PAGE_EVENTS} AND page != ''
             GROUP BY page ORDER BY pageviews DESC, page LIMIT {{limit:UInt32}}""",
-            {**p, "limit": q.limit},
-        ),
-        Statement(
-            "breakdowns",
-            f"""SELECT kv.1 AS dimension, kv.2 AS value, count() AS sessions,
-                uniqExact(visitor_id) AS visitors
-            FROM {table(db, "sessions")}
-            ARRAY JOIN arrayFilter(x -> NOT (x.1 = 'referrers' AND x.2 = ''), [{pairs}]) AS kv
-            WHERE {sw}
-            GROUP BY dimension, value ORDER BY dimension, sessions DESC, value
-            LIMIT {{limit:UInt32}} BY dimension""",
-            {**p, "limit": q.limit},
+            p,
         ),
     ]

@@ -32,19 +32,25 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     seg = "".join(f" AND {c}" for c in segment_conditions(q, db))
     return [
         Statement(
-            "days",
-            f"""SELECT day, countIf(day = first_day) AS new_visitors,
-                countIf(day > first_day) AS returning_visitors
-            FROM ({visits}) GROUP BY day ORDER BY day""",
-            p,
-        ),
-        Statement(
-            "totals",
-            f"""SELECT uniqExact(visitor_id) AS visitors,
-                uniqExactIf(visitor_id, day = first_day) AS new_visitors,
-                uniqExactIf(visitor_id, day > first_day) AS returning_visitors
-            FROM ({visits})""",
-            p,
+            "visits",
+            # one pass over the (visitor, day) pairs: part 0 per day, part 1 the totals,
+            # part 2 the weekly cohorts of visitors first seen in the range
+            f"""SELECT part, day, week, countIf(v_day = first_day) AS new_visitors,
+                countIf(v_day > first_day) AS returning_visitors,
+                uniqExact(visitor_id) AS visitors,
+                uniqExactIf(visitor_id, v_day = first_day) AS new_unique,
+                uniqExactIf(visitor_id, v_day > first_day) AS returning_unique
+            FROM (
+                SELECT visitor_id, first_day, v_day, part,
+                    multiIf(part = 0, v_day, part = 2, toMonday(first_day), toDate(0)) AS day,
+                    if(part = 2, intDiv(dateDiff('day', toMonday(first_day), toMonday(v_day)), 7), 0)
+                        AS week
+                FROM (SELECT visitor_id, day AS v_day, first_day FROM ({visits}))
+                ARRAY JOIN if(first_day >= {{d_from:Date}}, [0, 1, 2], [0, 1]) AS part
+            )
+            WHERE week < {{weeks:UInt8}}
+            GROUP BY part, day, week ORDER BY part, day, week""",
+            {**p, "weeks": q.weeks},
         ),
         Statement(
             "frequency",
@@ -70,15 +76,5 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                 ) WHERE k > 1 AND toDate(start_ts) >= {{d_from:Date}}{seg}
             ) GROUP BY days ORDER BY lo""",
             p,
-        ),
-        Statement(
-            "cohorts",
-            f"""SELECT toMonday(first_day) AS cohort,
-                intDiv(dateDiff('day', toMonday(first_day), toMonday(day)), 7) AS week,
-                uniqExact(visitor_id) AS visitors
-            FROM ({visits})
-            WHERE first_day >= {{d_from:Date}} AND week < {{weeks:UInt8}}
-            GROUP BY cohort, week ORDER BY cohort, week""",
-            {**p, "weeks": q.weeks},
         ),
     ]

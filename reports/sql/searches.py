@@ -24,35 +24,29 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     return [
         Statement(
             "terms",
+            # each search counts once for its term and once for the totals row (is_total = 1)
             f"""SELECT * FROM (
-                SELECT *, row_number() OVER (ORDER BY searches DESC, term) AS r_top,
-                    row_number() OVER (ORDER BY zero_results DESC, term) AS r_zero,
-                    row_number() OVER (ORDER BY exits DESC, term) AS r_exit
+                SELECT *,
+                    row_number() OVER (PARTITION BY is_total ORDER BY searches DESC, term) AS r_top,
+                    row_number() OVER (PARTITION BY is_total ORDER BY zero_results DESC, term) AS r_zero,
+                    row_number() OVER (PARTITION BY is_total ORDER BY exits DESC, term) AS r_exit
                 FROM (
-                    SELECT term, countIf(is_back_loop = 0) AS searches,
+                    SELECT is_total, if(is_total = 1, '', term) AS term,
+                        countIf(is_back_loop = 0) AS searches,
                         uniqExactIf(visitor_id, is_back_loop = 0) AS visitors,
+                        uniqExact(session_id) AS sessions,
                         countIf(is_back_loop = 0 AND search_results = 0) AS zero_results,
                         countIf(is_back_loop = 0 AND next_page = '') AS exits,
                         countIf(is_back_loop = 0 AND is_dead_end_search = 1) AS dead_ends,
                         countIf(is_back_loop = 1) AS pogo_sticks,
                         avgIf(search_results, is_back_loop = 0) AS avg_results
-                    FROM ({base}) WHERE term != '' GROUP BY term
+                    FROM (SELECT * FROM ({base}) WHERE term != '') ARRAY JOIN [0, 1] AS is_total
+                    GROUP BY is_total, term
                 )
-            ) WHERE r_top <= {{limit:UInt32}} OR (r_zero <= {{limit:UInt32}} AND zero_results > 0)
+            ) WHERE is_total = 1 OR r_top <= {{limit:UInt32}}
+                OR (r_zero <= {{limit:UInt32}} AND zero_results > 0)
                 OR (r_exit <= {{limit:UInt32}} AND exits > 0)
-            ORDER BY r_top""",
-            p,
-        ),
-        Statement(
-            "totals",
-            f"""SELECT countIf(is_back_loop = 0) AS searches,
-                uniqExactIf(visitor_id, is_back_loop = 0) AS searchers,
-                uniqExact(session_id) AS sessions_with_search,
-                countIf(is_back_loop = 0 AND search_results = 0) AS zero_results,
-                countIf(is_back_loop = 0 AND next_page = '') AS exits,
-                countIf(is_back_loop = 0 AND is_dead_end_search = 1) AS dead_ends,
-                countIf(is_back_loop = 1) AS pogo_sticks
-            FROM ({base}) WHERE term != ''""",
+            ORDER BY is_total, r_top""",
             p,
         ),
         Statement(
