@@ -64,7 +64,7 @@ def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
             for r in rows
             if r["dimension"] == "series"
         ),
-        key=lambda r: r["t"],
+        key=lambda r: str(r["t"]),
     )
     if q.interval == "day":
         by_day = {r["t"]: r for r in series}
@@ -200,7 +200,7 @@ def searches(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
         }
         t["success_rate"] = ratio(r["searches"] - r["dead_ends"], r["searches"])
         terms.append((r, t))
-    totals = {
+    totals: dict[str, Any] = {
         "searches": int(total.get("searches", 0)),
         "searchers": int(total.get("visitors", 0)),
         "sessions_with_search": int(total.get("sessions", 0)),
