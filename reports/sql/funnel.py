@@ -27,26 +27,35 @@ def _groups(q: ReportQuery, db: str) -> str:
     mode = ", 'strict_order'" if q.mode == "strict" else ""
     conds = ", ".join(f"{condition(i, s)} AS c{i}" for i, s in enumerate(q.steps, 1))
     cs = ", ".join(f"c{i}" for i in range(1, n + 1))
+    # per step: the times it matched (sorted) and the page after each of those hits
     arrays = ", ".join(
-        f"arraySort(groupArrayIf((t, next_page), c{i})) AS a{i}" for i in range(1, n + 1)
+        f"arraySort(groupArrayIf(t, c{i})) AS a{i}, "
+        f"arraySort((x, y) -> y, groupArrayIf(next_page, c{i}), groupArrayIf(t, c{i})) AS np{i}"
+        for i in range(1, n + 1)
     )
     dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
-    inner = f"""SELECT {group} AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
+    # default mode: only hits that match a step matter; strict order: every page matters
+    rows = (
+        f"({PAGE_EVENTS} OR event IN {{events:Array(String)}})"
+        if q.mode == "strict"
+        else "(" + " OR ".join(f"c{i}" for i in range(1, n + 1)) + ")"
+    )
+    inner = f"""SELECT cityHash64({group}) AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
             {arrays}, {dim} AS dim,
-            if(length(a1) > 0, a1[1].1, {NONE}) AS t1, if(length(a1) > 0, a1[1].2, '') AS p1
+            if(length(a1) > 0, a1[1], {NONE}) AS t1, if(length(a1) > 0, np1[1], '') AS p1
         FROM (
             SELECT visitor_id, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t, next_page,
                 {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
             FROM {table(db, "hits")}
-            WHERE {where(q, db, "ts")} AND ({PAGE_EVENTS} OR event IN {{events:Array(String)}})
+            WHERE {where(q, db, "ts")} AND {rows}
         )
         GROUP BY g HAVING level > 0"""
     # one subquery per step: each t_i is a plain column for the next, so the chain's
     # expressions do not grow with the number of steps
     for i in range(2, n + 1):
-        inner = f"""SELECT *, arrayFirstIndex(x -> x.1 >= t{i - 1}, a{i}) AS i{i},
-            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}].1, {NONE}) AS t{i},
-            if(i{i} > 0, a{i}[i{i}].2, '') AS p{i}
+        inner = f"""SELECT *, arrayFirstIndex(x -> x >= t{i - 1}, a{i}) AS i{i},
+            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}], {NONE}) AS t{i},
+            if(i{i} > 0, np{i}[i{i}], '') AS p{i}
         FROM ({inner})"""
     return inner
 
@@ -75,8 +84,10 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     last = (
         "multiIf(" + "".join(f"level = {i}, p{i}, " for i in range(1, n)) + "'')" if n > 1 else "''"
     )
+    # only the small columns: ARRAY JOIN copies every column of the row
+    cols = ", ".join(["level", "dim"] + [f"t{i}, p{i}" for i in range(1, n + 1)])
     sql = f"""SELECT part, key, lvl, count() AS groups, {counts}{medians}
-        FROM ({_groups(q, db)})
+        FROM (SELECT {cols} FROM ({_groups(q, db)}))
         ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
         GROUP BY part, if(part = 1, dim, if(part = 2, {last}, '')) AS key,
             if(part = 2, level, 0) AS lvl
