@@ -29,7 +29,10 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             f"""SELECT dimension, value, sessions, visitors, pageviews, bounce_rate,
                 median_session_seconds FROM (
                 SELECT kv.1 AS dimension, kv.2 AS value, count() AS sessions,
-                    uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
+                    -- exact for the headline; uniq (exact below ~65k) for breakdown rows
+                    if(dimension = 'total', uniqExactIf(visitor_id, kv.1 = 'total'),
+                       uniqIf(visitor_id, kv.1 != 'total')) AS visitors,
+                    sum(pageviews) AS pageviews,
                     avg(is_bounce) AS bounce_rate,
                     quantileExactInclusiveIf(0.5)(duration_s, kv.1 = 'total') AS median_session_seconds,
                     row_number() OVER (PARTITION BY dimension ORDER BY sessions DESC, value) AS k
@@ -44,7 +47,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         ),
         Statement(
             "top_pages",
-            f"""SELECT page, count() AS pageviews, uniqExact(visitor_id) AS visitors
+            f"""SELECT page, count() AS pageviews, uniq(visitor_id) AS visitors
             FROM {table(db, "hits")} WHERE {where(q, db, "ts")} AND {PAGE_EVENTS} AND page != ''
             GROUP BY page ORDER BY pageviews DESC, page LIMIT {{limit:UInt32}}""",
             p,

@@ -18,7 +18,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         Statement(
             "top_paths",
             f"""SELECT arraySlice(paths, 1, {{depth:UInt8}}) AS path, count() AS sessions,
-                uniqExact(visitor_id) AS visitors
+                uniq(visitor_id) AS visitors
             FROM {table(db, "sessions")} WHERE {where(q, db, "start_ts")} AND length(paths) > 0
             GROUP BY path ORDER BY sessions DESC, path LIMIT {{limit:UInt32}}""",
             {**p, "depth": q.depth, "limit": q.limit},

@@ -37,9 +37,10 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             # part 2 the weekly cohorts of visitors first seen in the range
             f"""SELECT part, day, week, countIf(v_day = first_day) AS new_visitors,
                 countIf(v_day > first_day) AS returning_visitors,
-                uniqExact(visitor_id) AS visitors,
-                uniqExactIf(visitor_id, v_day = first_day) AS new_unique,
-                uniqExactIf(visitor_id, v_day > first_day) AS returning_unique
+                if(part = 1, uniqExactIf(visitor_id, part = 1), uniqIf(visitor_id, part = 2))
+                    AS visitors,
+                uniqExactIf(visitor_id, part = 1 AND v_day = first_day) AS new_unique,
+                uniqExactIf(visitor_id, part = 1 AND v_day > first_day) AS returning_unique
             FROM (
                 SELECT visitor_id, first_day, v_day, part,
                     multiIf(part = 0, v_day, part = 2, toMonday(first_day), toDate(0)) AS day,

@@ -33,8 +33,10 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                 FROM (
                     SELECT is_total, if(is_total = 1, '', term) AS term,
                         countIf(is_back_loop = 0) AS searches,
-                        uniqExactIf(visitor_id, is_back_loop = 0) AS visitors,
-                        uniqExact(session_id) AS sessions,
+                        -- exact for the totals row, uniq (exact below ~65k) per term
+                        if(is_total = 1, uniqExactIf(visitor_id, is_back_loop = 0 AND is_total = 1),
+                           uniqIf(visitor_id, is_back_loop = 0 AND is_total = 0)) AS visitors,
+                        if(is_total = 1, uniqExactIf(session_id, is_total = 1), 0) AS sessions,
                         countIf(is_back_loop = 0 AND search_results = 0) AS zero_results,
                         countIf(is_back_loop = 0 AND next_page = '') AS exits,
                         countIf(is_back_loop = 0 AND is_dead_end_search = 1) AS dead_ends,
