@@ -23,6 +23,7 @@ from reports.query import ReportQuery
 from reports.run import run
 
 DAYS = 90
+CHUNK = 1_000_000
 START = "2024-01-01 00:00:00"
 
 PAGE_OF = """CREATE FUNCTION IF NOT EXISTS bench_page AS (s, k) -> multiIf(
@@ -47,7 +48,7 @@ def generate(client: object, db: str, hits: int) -> None:
         ['Chrome', 'Firefox', 'Safari', 'Edge'][cityHash64(v, 14) % 4 + 1] AS browser"""
     linked = f"(v % 20 = 0 AND s >= {sessions // 2})"
     crm = f"if({linked}, concat('c', toString(intDiv(v, 40))), '')"
-    c(f"""INSERT INTO {db}.hits (site, hit_id, ts, received, visitor_id, session_id, crm_id, event,
+    hits_sql = f"""INSERT INTO {db}.hits (site, hit_id, ts, received, visitor_id, session_id, crm_id, event,
             host, path, page, search_query, search_results, is_dead_end_search, is_back_loop,
             is_quick_back, nav, seq, prev_page, next_page, channel, device_type, country, browser,
             utm_campaign, version)
@@ -60,8 +61,8 @@ def generate(client: object, db: str, hits: int) -> None:
             channel, device_type, country, browser, concat('camp', toString(cityHash64(s, 15) % 8)), 1
         FROM (SELECT number AS n, intDiv(n, 5) AS s, s % {visitors} AS v, toUInt8(n % 5 + 1) AS k,
                      {s_start} + toIntervalSecond(k * 30) AS ts, bench_page(s, k) AS page, {dims}
-              FROM numbers({hits}))""")
-    c(f"""INSERT INTO {db}.sessions (site, session_id, visitor_id, crm_id, start_ts, end_ts, duration_s,
+              FROM numbers({{off}}, {{count}}))"""
+    sessions_sql = f"""INSERT INTO {db}.sessions (site, session_id, visitor_id, crm_id, start_ts, end_ts, duration_s,
             hits, pageviews, entry_path, exit_path, paths, channel, device_type, country, browser,
             is_bounce, session_number, is_returning, back_loops, quick_backs, revenue, is_closed, version)
         SELECT 'bench', concat('s', toString(s)), concat('v', toString(v)), {crm}, st,
@@ -72,7 +73,12 @@ def generate(client: object, db: str, hits: int) -> None:
             if(bench_page(s, 5) = '', 10 + cityHash64(s, 30) % 190, 0), 1, 1
         FROM (SELECT number AS s, s % {visitors} AS v, {s_start} AS st,
                      arrayFilter(p -> p != '', arrayMap(k -> bench_page(s, k), range(1, 6))) AS paths, {dims}
-              FROM numbers({sessions}))""")
+              FROM numbers({{off}}, {{count}}))"""
+    # in chunks: one 10M-row insert block needs more than 3 GB
+    for off in range(0, hits, CHUNK):
+        c(hits_sql.format(off=off, count=min(CHUNK, hits - off)))
+    for off in range(0, sessions, CHUNK):
+        c(sessions_sql.format(off=off, count=min(CHUNK, sessions - off)))
     c(f"""INSERT INTO {db}.identities (site, visitor_id, crm_id, first_ts, last_ts, version)
         SELECT 'bench', concat('v', toString(number)), concat('c', toString(intDiv(number, 40))),
             {start} + toIntervalDay(45), {start} + toIntervalDay(89), 1

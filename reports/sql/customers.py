@@ -5,7 +5,8 @@ was ever linked to one (``identities``, latest link wins): links are retroactive
 device's anonymous sessions before the login count for the customer too.
 
 R, F and M are scored 1-5 by quintile over all customers seen up to ``to``:
-``1 + floor(5 * (rank - 1) / customers)`` with tied values sharing the lowest rank.
+``1 + floor(5 * (rank - 1) / customers)``, where tied values share their mean rank (so a
+value every customer has scores 3, not 1).
 Recency is days from the last session to ``to``; frequency and monetary count the range.
 A customer is *at risk* when they have >= 2 sessions and their recency exceeds both
 7 days and twice their own cadence (mean days between their sessions).
@@ -33,13 +34,20 @@ def _sessions(q: ReportQuery, db: str) -> str:
         WHERE s.site = {{site:String}} AND toDate(s.start_ts) <= {{d_to:Date}} AND s.is_bot = 0{seg}"""
 
 
+def _score(column: str, order: str, reverse: str) -> str:
+    """Quintile score 1-5 from the mean rank of the value (tied values share it)."""
+    low = f"rank() OVER (ORDER BY {column} {order})"
+    high = f"(count() OVER () + 1 - rank() OVER (ORDER BY {column} {reverse}))"
+    return f"1 + intDiv(5 * ({low} + {high} - 2), 2 * count() OVER ())"
+
+
 def build(q: ReportQuery, db: str) -> list[Statement]:
     p = {**q.params(), "limit": q.limit, "crm_id": q.crm_id}
     sessions = _sessions(q, db)
     scored = f"""SELECT *,
-            1 + intDiv(5 * (rank() OVER (ORDER BY recency_days DESC) - 1), count() OVER ()) AS r,
-            1 + intDiv(5 * (rank() OVER (ORDER BY sessions ASC) - 1), count() OVER ()) AS f,
-            1 + intDiv(5 * (rank() OVER (ORDER BY revenue ASC) - 1), count() OVER ()) AS m,
+            {_score("recency_days", "DESC", "ASC")} AS r,
+            {_score("sessions", "ASC", "DESC")} AS f,
+            {_score("revenue", "ASC", "DESC")} AS m,
             if(sessions_total >= 2,
                dateDiff('second', first_ts, last_ts) / 86400 / (sessions_total - 1), NULL)
                AS cadence_days,

@@ -64,19 +64,20 @@ const Charts = (() => {
 
   // funnel: horizontal bars, one per step, with conversion
   function funnel(steps) {
-    const W = 720, row = 44, H = row * steps.length + 8;
+    // narrow view box: the bars stay readable when a phone scales the chart down
+    const W = 400, row = 50, H = row * steps.length + 4;
     const max = Math.max(1, ...steps.map((s) => s.count));
     let out = "";
     steps.forEach((s, i) => {
-      const w = ((W - 230) * s.count) / max;
-      const y = 4 + i * row;
-      out += `<text x="0" y="${y + 16}" style="fill:#1d2330">${esc(s.step.slice(0, 28))}</text>`;
-      out += `<rect x="190" y="${y}" width="${W - 230}" height="26" fill="#eef2fb" rx="4"/>`;
-      out += `<rect x="190" y="${y}" width="${w}" height="26" fill="#3b6fd8" rx="4"><title>${fmt(s.count)}</title></rect>`;
-      out += `<text x="196" y="${y + 17}" style="fill:#fff;font-weight:600">${fmt(s.count)}</text>`;
-      out += `<text x="190" y="${y + 38}">${(s.conversion * 100).toFixed(1)}% of step 1${i ? ` · drop-off ${fmt(s.dropoff)}` : ""}</text>`;
+      const w = Math.max(2, (W * s.count) / max);
+      const y = 2 + i * row;
+      out += `<text x="0" y="${y + 11}" style="fill:#1d2330;font-weight:600">${i + 1}. ${esc(s.step.slice(0, 48))}</text>`;
+      out += `<rect x="0" y="${y + 15}" width="${W}" height="18" fill="#eef2fb" rx="3"/>`;
+      out += `<rect x="0" y="${y + 15}" width="${w}" height="18" fill="#3b6fd8" rx="3"><title>${fmt(s.count)}</title></rect>`;
+      const label = `${fmt(s.count)} · ${(s.conversion * 100).toFixed(1)}%${i ? ` · drop-off ${fmt(s.dropoff)}` : ""}`;
+      out += `<text x="4" y="${y + 45}">${label}</text>`;
     });
-    return `<svg viewBox="0 0 ${W} ${H}" role="img">${out}</svg>`;
+    return `<svg viewBox="0 0 ${W} ${H}" role="img" style="max-width:720px">${out}</svg>`;
   }
 
   const heat = (share) => `rgba(59,111,216,${(0.08 + 0.8 * Math.min(1, share)).toFixed(2)})`;

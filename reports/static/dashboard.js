@@ -107,13 +107,15 @@
       if (Array.isArray(v)) v = v.join(" → ");
       const text = o.pct ? (v * 100).toFixed(1) + "%" : fmt(v);
       const bar = o.bar ? `<div class="bar" style="width:${(100 * r[k]) / max[k]}%"></div>` : "";
-      const cls = [o.num || o.bar || o.pct ? "n" : "", o.link ? "link" : ""].join(" ");
-      const data = o.link ? ` data-${o.link}="${esc(v)}"` : "";
+      const linked = o.link && !(o.link === "page" && !String(v).startsWith("/"));
+      const data = linked ? ` data-${o.link}="${esc(v)}"` : "";
+      const cls = [o.num || o.bar || o.pct ? "n" : "", linked ? "link" : ""].join(" ");
       return `<td class="${cls}"${data}>${text === "" ? "<i>(none)</i>" : text}${bar}</td>`;
     };
     return `<table><thead><tr>${cols.map(([, l, o = {}]) => `<th class="${o.num || o.bar || o.pct ? "n" : ""}">${esc(l)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${cols.map((c) => cell(r, c)).join("")}</tr>`).join("")}</tbody></table>`;
   }
 
+  const duration = (s) => (s % 86400 === 0 ? `${s / 86400}d` : s % 3600 === 0 ? `${s / 3600}h` : s % 60 === 0 ? `${s / 60}m` : `${s}s`);
   const N = { num: true }, BAR = { bar: true }, P = { pct: true };
   const values = (rows) => table(rows, [["value", "Value"], ["sessions", "Sessions", BAR], ["visitors", "Visitors", N]]);
 
@@ -131,7 +133,7 @@
           .map(([k, t]) => panel(t, values(d[k]), k)).join("") + `</div>`;
     },
     funnel(d) {
-      let out = panel(`Funnel per ${d.by}, window ${fmt(d.window_seconds)} s, ${d.mode} order`, Charts.funnel(d.steps)) +
+      let out = panel(`Funnel per ${d.by}, window ${duration(d.window_seconds)}, ${d.mode} order`, Charts.funnel(d.steps)) +
         panel("Steps", table(d.steps, [["step", "Step"], ["count", "Count", BAR], ["conversion", "Conversion", P],
           ["dropoff", "Drop-off", N], ["dropoff_rate", "Drop-off rate", P], ["median_seconds_from_previous", "Median s from previous", N]]), "steps");
       if (d.breakdown) {
@@ -158,7 +160,7 @@
     paths(d) {
       const side = (rows) => table(rows, [["page", "Page", { link: "page" }], ["count", "Count", BAR], ["share", "Share", P]]);
       return panel(`Transitions of ${d.transitions.page || "(no page)"} · ${fmt(d.transitions.pageviews)} pageviews`,
-        `<div class="transitions"><div>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div>${side(d.next)}</div></div>`, "previous") +
+        `<div class="transitions"><div><h3>Came from</h3>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div><h3>Went to</h3>${side(d.next)}</div></div>`, "previous") +
         panel("Top paths", table(d.top_paths, [["path", "Path"], ["sessions", "Sessions", BAR], ["visitors", "Visitors", N]]), "top_paths");
     },
     searches(d) {
