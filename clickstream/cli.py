@@ -1,0 +1,206 @@
+"""The ``clickstream`` command. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from clickstream import settings as settings_mod
+from clickstream.settings import SETTINGS, Settings, SettingsError
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class CLIError(Exception):
+    """A one-line error for the user."""
+
+
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML settings file (also CLICKSTREAM_CONFIG)")
+    group = p.add_argument_group("settings (flags > CLICKSTREAM_* env > TOML file > defaults)")
+    for s in SETTINGS:
+        flag = "--" + s.name.replace("_", "-")
+        metavar = s.name.upper() if s.type is not bool else "BOOL"
+        default = "" if s.secret else f" (default: {s.default})"
+        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=f"{s.help}{default}".replace("%", "%%"))
+
+
+def resolve(args: argparse.Namespace) -> Settings:
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    return settings_mod.load(flags=flags, config_file=getattr(args, "config", None))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from clickstream.serve import Roles, run
+
+    roles = {
+        "serve": Roles(),
+        "collector": Roles(collector=True, sessionizer=False, dashboard=False),
+        "sessionizer": Roles(collector=False, sessionizer=True, dashboard=False),
+        "dashboard": Roles(collector=False, sessionizer=False, dashboard=True),
+    }[args.command]
+    if args.command != "serve" and not settings.kafka:
+        raise CLIError(f"`clickstream {args.command}` needs --kafka (only `serve` embeds a broker)")
+    return run(settings, roles)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from clickstream import warehouse
+
+    client = warehouse.connect(settings.clickhouse_dsn)
+    applied = warehouse.migrate(client, settings.database)
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    """Against a running serve's API (--url), else directly against --clickhouse."""
+    import orjson
+
+    from clickstream import warehouse
+    from clickstream.sqlguard import SQLRefused, check_read_only
+
+    try:
+        statement = check_read_only(args.query)
+    except SQLRefused as exc:
+        raise CLIError(str(exc)) from None
+    if args.url:
+        token = settings.api_token or _token_file(settings)
+        req = urllib.request.Request(
+            args.url.rstrip("/") + "/api/sql", data=statement.encode(), method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                doc = orjson.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise CLIError(f"{exc.code}: {orjson.loads(exc.read()).get('error', '')}") from None
+        except urllib.error.URLError as exc:
+            raise CLIError(f"cannot reach {args.url}: {exc.reason}") from None
+        columns, rows = doc["columns"], doc["rows"]
+    else:
+        if not settings.clickhouse:
+            raise CLIError("give --url of a running `clickstream serve`, or --clickhouse DSN")
+        result = warehouse.read_query(warehouse.connect(settings.clickhouse_dsn), statement, comment="cli:sql")
+        columns, rows = result.columns, result.rows
+    print_table(columns, rows, args.format)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from clickstream import demo
+
+    if not 1 <= args.sessions <= 1_000_000:
+        raise CLIError("--sessions must be 1..1000000")
+    if not 1 <= args.days <= 30:
+        raise CLIError("--days must be 1..30 (the collector accepts client times up to 30 days old)")
+    try:
+        n_sessions, n_events = demo.run(args.collector, args.site, args.sessions, args.days, args.seed)
+    except (OSError, RuntimeError) as exc:
+        raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
+    print(f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})")
+    return 0
+
+
+def _token_file(settings: Settings) -> str:
+    path = settings.data_dir / "api_token"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> None:
+    import csv
+
+    import orjson
+
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps({"columns": list(columns), "rows": [list(r) for r in rows]}, default=str).decode() + "\n")
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+        return
+    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clickstream",
+        description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("serve", help="run everything in one process (embedded broker unless --kafka)")
+    _add_setting_flags(p)
+    p.set_defaults(handler=cmd_serve)
+    for role, text in (("collector", "the collector (pixel, beacon) alone"),
+                       ("sessionizer", "the sessionizer (Kafka -> ClickHouse) alone"),
+                       ("dashboard", "the dashboard, reports API and SQL API alone")):
+        p = sub.add_parser(role, help=text)
+        _add_setting_flags(p)
+        p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
+    _add_setting_flags(p)
+    p.set_defaults(handler=cmd_migrate)
+    p = sub.add_parser("sql", help="run a read-only query (via a running serve's API or a DSN)")
+    p.add_argument("query", help="one read statement, e.g. \"SELECT count() FROM clickstream.hits FINAL\"")
+    p.add_argument("--url", help="base URL of a running `clickstream serve`, e.g. http://127.0.0.1:8000")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _add_setting_flags(p)
+    p.set_defaults(handler=cmd_sql)
+    p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
+    p.add_argument("--collector", default="http://127.0.0.1:8000", help="collector base URL")
+    p.add_argument("--site", default="demo", help="site id to send as (default: demo)")
+    p.add_argument("--sessions", type=int, default=500, help="sessions to send (default: 500)")
+    p.add_argument("--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same traffic)")
+    _add_setting_flags(p)
+    p.set_defaults(handler=cmd_demo)
+    for add in _plugins():
+        add(sub, _add_setting_flags)
+    return parser
+
+
+def _plugins() -> list[Callable[..., None]]:
+    """Subcommands contributed by other packages (reports, importer, ...)."""
+    out = []
+    for module in ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ImportError:
+            continue
+        out.append(mod.add_parser)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = resolve(args)
+        return int(args.handler(args, settings))
+    except (SettingsError, CLIError) as exc:
+        print(f"clickstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the user; details with --log-level debug
+        from clickstream.broker import BrokerError
+        from clickstream.warehouse import WarehouseError
+
+        if isinstance(exc, (BrokerError, WarehouseError, OSError)):
+            print(f"clickstream: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

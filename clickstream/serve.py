@@ -1,0 +1,172 @@
+"""The processes: ``serve`` (everything in one), or collector / sessionizer / dashboard roles.
+
+One Starlette app; the pixel and beacon are raw ASGI callables dispatched before
+Starlette's router.  The lifespan starts what the role needs and, on shutdown
+(SIGTERM), drains: producer flushed, every produced hit consumed, every session
+closed and written, offsets committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from clickstream import api, broker, warehouse
+from clickstream.settings import Settings
+from collector import app as collector_app
+from collector.hot import Collector, Receive, Scope, Send
+from collector.sink import HitSink
+
+log = logging.getLogger("clickstream")
+
+
+@dataclass
+class Roles:
+    collector: bool = True
+    sessionizer: bool = True
+    dashboard: bool = True
+
+
+def api_token(settings: Settings) -> tuple[str, bool]:
+    """The admin token: the setting, else one kept in <data>/api_token (generated once)."""
+    if settings.api_token:
+        return settings.api_token, False
+    path = settings.data_dir / "api_token"
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def _extra_routes() -> list[BaseRoute]:
+    """Routes of the read side (reports, dashboard) when that package provides them."""
+    try:
+        from reports import web
+    except ImportError:
+        return []
+    return list(getattr(web, "routes", []))
+
+
+class ClickstreamApp:
+    """ASGI entry: hot paths first, everything else through Starlette."""
+
+    def __init__(self, settings: Settings, bootstrap: str, roles: Roles, token: str):
+        self.settings = settings
+        self.roles = roles
+        self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
+                            settings.data_dir / "spool", settings.produce_timeout_s)
+        self.collector = Collector(settings, self.sink.put)
+        self.bootstrap = bootstrap
+        route_list: list[BaseRoute] = list(api.routes())
+        if roles.collector:
+            route_list += collector_app.routes(self.collector)
+        if roles.dashboard:
+            route_list += _extra_routes()
+        self.app = Starlette(routes=route_list, lifespan=self.lifespan)
+        self.app.state.settings = settings
+        self.app.state.api_token = token
+        self.app.state.sessionizer = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.roles.collector:
+            path = scope["path"]
+            if path == "/p.gif":
+                await self.collector.pixel(scope, receive, send)
+                return
+            if path == "/collect":
+                await self.collector.beacon(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        s = self.settings
+        client = await asyncio.to_thread(warehouse.connect, s.clickhouse_dsn, s.chdb_max_memory)
+        app.state.warehouse = client
+        if self.roles.sessionizer:
+            await asyncio.to_thread(warehouse.migrate, client, s.database)
+        await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
+        task = None
+        if self.roles.collector:
+            await self.sink.start()
+            app.state.sink = self.sink
+        if self.roles.sessionizer:
+            from sessionizer.loop import Sessionizer
+
+            sz = Sessionizer(s, client)
+            app.state.sessionizer = sz
+            task = asyncio.create_task(sz.run(self.bootstrap))
+        try:
+            yield
+        finally:
+            if self.roles.collector:
+                await self.sink.stop()
+            if task is not None:
+                sz = app.state.sessionizer
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(sz.drain(), 60)
+                sz.stop.set()
+                await task
+
+
+def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    embedded = None
+    bootstrap = settings.kafka
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not bootstrap:
+        embedded = broker.EmbeddedBroker(settings.broker_port, log_path=settings.data_dir / "broker.log").start()
+        bootstrap = embedded.bootstrap
+    token, generated = api_token(settings)
+    app = ClickstreamApp(settings, bootstrap, roles, token)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+        proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
+        limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+    )
+    server = uvicorn.Server(config)
+    if announce:
+        _announce(settings, token, generated, bootstrap, embedded is not None)
+    # uvicorn re-raises the signal it caught once shutdown is done; after a graceful
+    # shutdown that is not an error, so the re-raised SIGTERM/SIGINT is absorbed here.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Clickstream is running: dashboard {base}/", flush=True)
+    print(f"  Kafka: {bootstrap}{' (embedded Tansu, in-memory)' if embedded else ''}", flush=True)
+    print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
+    where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
+    print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
+    print("Paste this pixel into your pages (replace SITE with your site id):", flush=True)
+    print(f'  <img src="{base}/p.gif?s=SITE" width="1" height="1" alt="" style="position:absolute">', flush=True)
+    print(f"  or the JS snippet: clickstream snippet --site SITE --collector {base}", flush=True)
+
+
+def build_for_tests(settings: Settings, bootstrap: str, roles: Roles | None = None, token: str = "test-token") -> Any:
+    return ClickstreamApp(settings, bootstrap, roles or Roles(), token)

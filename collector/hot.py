@@ -1,0 +1,208 @@
+"""The pixel and beacon hot path as raw ASGI callables (no Starlette Request parsing).
+
+``GET /p.gif`` always answers the 1x1 GIF; a bad request is dropped and counted.
+``POST /collect`` answers 204, or 4xx with ``{"errors": [...]}`` for a bad body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from clickstream.metrics import METRICS
+from clickstream.settings import Settings
+from collector.validate import VID_RE, Drop, Request, build_hit, normalize, parse_qs
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# nginx's empty_gif: a valid 43-byte 1x1 transparent GIF89a
+GIF = bytes.fromhex(
+    "47494638396101000100800100000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+GIF_HEADERS = (
+    (b"content-type", b"image/gif"),
+    (b"content-length", str(len(GIF)).encode()),
+    (b"cache-control", b"no-store, max-age=0"),
+)
+COOKIE = "_cs_vid"
+OPTOUT = "_cs_optout"
+TWO_YEARS = 2 * 365 * 86400
+MAX_COOKIE_HEADER = 8192
+
+
+def header_map(scope: Scope) -> dict[bytes, bytes]:
+    return {k: v for k, v in scope.get("headers", ())}
+
+
+def read_cookie(header: bytes, name: str) -> str:
+    if not header or len(header) > MAX_COOKIE_HEADER:
+        return ""
+    needle = name.encode() + b"="
+    for part in header.split(b";"):
+        part = part.strip()
+        if part.startswith(needle):
+            try:
+                return part[len(needle) :].decode("ascii")
+            except UnicodeDecodeError:
+                return ""
+    return ""
+
+
+class Collector:
+    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[None]]):
+        self.settings = settings
+        self.put = put
+        attrs = f"; Max-Age={TWO_YEARS}; Path=/"
+        if settings.cookie_domain:
+            attrs += f"; Domain={settings.cookie_domain}"
+        attrs += "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
+        self.cookie_attrs = attrs
+
+    def _request(self, scope: Scope, headers: dict[bytes, bytes], source: str) -> Request:
+        client = scope.get("client")
+        vid = read_cookie(headers.get(b"cookie", b""), COOKIE)
+        if vid and not VID_RE.match(vid):
+            vid = ""
+            METRICS.inc("bad_cookie_total")
+        return Request(
+            received=int(time.time() * 1000),
+            ip=client[0] if client else "",
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
+            referer=headers.get(b"referer", b"").decode("latin-1")[:4096],
+            cookie_vid=vid,
+            source=source,
+        )
+
+    def _refused_by_privacy(self, headers: dict[bytes, bytes], site: str) -> str:
+        if read_cookie(headers.get(b"cookie", b""), OPTOUT) == "1":
+            return "opt_out"
+        if self.settings.for_site(site).respect_dnt and (
+            headers.get(b"dnt") == b"1" or headers.get(b"sec-gpc") == b"1"
+        ):
+            return "dnt"
+        return ""
+
+    def _set_cookie(self, vid: str) -> tuple[bytes, bytes]:
+        return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}".encode())
+
+    async def pixel(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_map(scope)
+        out_headers = list(GIF_HEADERS)
+        try:
+            params = parse_qs(scope.get("query_string", b""))
+            req = self._request(scope, headers, "pixel")
+            hit = build_hit(params, req, self.settings)
+            refused = self._refused_by_privacy(headers, hit.site)
+            if refused:
+                raise Drop(refused)
+        except Drop as drop:
+            METRICS.inc("hits_dropped_total", reason=drop.reason)
+        else:
+            await self.put([hit])
+            METRICS.inc("hits_accepted_total", source="pixel")
+            out_headers.append(self._set_cookie(hit.visitor_id))
+        await send({"type": "http.response.start", "status": 200, "headers": out_headers})
+        await send({"type": "http.response.body", "body": GIF})
+
+    async def beacon(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_map(scope)
+        cors = self._cors(headers)
+        if scope["method"] == "OPTIONS":
+            await _respond(send, 204, cors + [(b"access-control-max-age", b"86400")])
+            return
+        if scope["method"] != "POST":
+            await _json(send, 405, {"errors": ["use POST"]}, cors)
+            return
+        limit = self.settings.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            METRICS.inc("hits_dropped_total", reason="body_too_large")
+            await _json(send, 413, {"errors": [f"body larger than {limit} bytes"]}, cors)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                METRICS.inc("hits_dropped_total", reason="body_too_large")
+                await _json(send, 413, {"errors": [f"body larger than {limit} bytes"]}, cors)
+                return
+            if not message.get("more_body"):
+                break
+        errors, hits = self._parse_body(bytes(body), scope, headers)
+        if errors:
+            METRICS.inc("beacon_rejected_total", reason=errors[0].split(":")[0])
+            await _json(send, 400, {"errors": errors}, cors)
+            return
+        accepted = [h for h in hits if not self._refused_by_privacy(headers, h.site)]
+        for _ in range(len(hits) - len(accepted)):
+            METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
+        if accepted:
+            await self.put(accepted)
+            METRICS.inc("hits_accepted_total", len(accepted), source="beacon")
+            cors = cors + [self._set_cookie(accepted[0].visitor_id)]
+        await _respond(send, 204, cors)
+
+    def _parse_body(self, body: bytes, scope: Scope, headers: dict[bytes, bytes]) -> tuple[list[str], list[Any]]:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ["body: not valid JSON (UTF-8)"], []
+        events = doc if isinstance(doc, list) else [doc]
+        if not events:
+            return ["body: empty array"], []
+        if len(events) > self.settings.max_batch_events:
+            return [f"body: more than {self.settings.max_batch_events} events"], []
+        errors: list[str] = []
+        hits = []
+        req = self._request(scope, headers, "beacon")
+        for i, event in enumerate(events):
+            if not isinstance(event, dict):
+                errors.append(f"event {i}: not an object")
+                continue
+            try:
+                params = normalize(event)
+                if len(params) > 200:
+                    raise Drop("too_many_params")
+                hit = build_hit(params, req, self.settings)
+            except Drop as drop:
+                errors.append(f"event {i}: {drop.reason}: {drop.detail}")
+                METRICS.inc("hits_dropped_total", reason=drop.reason)
+                continue
+            if hits:  # one request, one visitor: keep the batch on one key
+                hit.visitor_id = hits[0].visitor_id
+            hits.append(hit)
+        return errors, hits
+
+    def _cors(self, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+        origin = headers.get(b"origin")
+        if not origin:
+            return []
+        allowed = self.settings.allowed_origins
+        text = origin.decode("latin-1")
+        if allowed.strip() != "*" and text not in {o.strip() for o in allowed.split(",")}:
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"content-type"),
+            (b"vary", b"Origin"),
+        ]
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Send, status: int, doc: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    await _respond(send, status, headers + [(b"content-type", b"application/json")], orjson.dumps(doc))

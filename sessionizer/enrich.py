@@ -1,0 +1,188 @@
+"""Enrichment: a named pipeline of small steps over one decoded Hit.
+
+``STEPS`` runs in order; each step reads the Hit and fills fields of the
+:class:`Enriched` record.  No step does I/O per hit: the user-agent parser is
+cached per UA string, the GeoIP reader is opened once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from clickstream.hit import Hit
+
+TRACKING_PARAMS = frozenset({"gclid", "fbclid", "msclkid", "_ga", "dclid", "yclid", "twclid"})
+
+SEARCH_ENGINES = (
+    "google.", "bing.com", "duckduckgo.com", "yahoo.", "yandex.", "baidu.com", "ecosia.org",
+    "search.brave.com", "qwant.com", "startpage.com", "naver.com", "seznam.cz",
+)
+SOCIAL = (
+    "facebook.com", "fb.com", "instagram.com", "twitter.com", "x.com", "t.co", "linkedin.com",
+    "lnkd.in", "reddit.com", "pinterest.", "tiktok.com", "youtube.com", "youtu.be",
+    "mastodon.", "threads.net", "news.ycombinator.com", "bsky.app", "vk.com", "weibo.com",
+)
+EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "mail.yahoo.com", "webmail.")
+PAID_MEDIUMS = frozenset({"cpc", "ppc", "paid", "paidsearch", "paid_search", "cpm", "display", "paid_social", "paidsocial", "affiliate"})
+SOCIAL_MEDIUMS = frozenset({"social", "social-network", "social-media", "sm", "social network"})
+
+
+@dataclass(slots=True)
+class Enriched:
+    """A hit plus everything derived from it alone (not from its neighbours)."""
+
+    hit: Hit
+    partition: int = -1
+    offset: int = -1
+    host: str = ""
+    path: str = ""
+    query_string: str = ""
+    page: str = ""  # '' for non-page events
+    search_query: str = ""
+    browser: str = ""
+    browser_version: str = ""
+    os: str = ""
+    device_type: str = ""
+    is_bot: bool = False
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    referrer_host: str = ""
+    channel: str = ""
+    revenue: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Per-site knobs the steps read (from settings)."""
+
+    search_params: frozenset[str]
+    geo: Callable[[str], tuple[str, str, str]] | None = None
+
+
+def split_url(e: Enriched, ctx: Context) -> None:
+    try:
+        parts = urlsplit(e.hit.url)
+    except ValueError:
+        parts = urlsplit("")
+    e.host = (parts.hostname or "")[:255]
+    e.path = parts.path or "/"
+    e.query_string = parts.query
+    if not e.hit.is_page:
+        return
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        pairs = []
+    kept = [(k, v) for k, v in pairs if not _is_tracking(k)]
+    e.page = e.path + ("?" + urlencode(kept) if kept else "")
+    query = e.hit.search_query
+    if not query:
+        for k, v in pairs:
+            if k in ctx.search_params and v.strip():
+                query = v
+                break
+    e.search_query = query.strip()[:500]
+
+
+def _is_tracking(key: str) -> bool:
+    return key.startswith("utm_") or key in TRACKING_PARAMS
+
+
+def parse_user_agent(e: Enriched, ctx: Context) -> None:
+    e.browser, e.browser_version, e.os, e.device_type, e.is_bot = _ua(e.hit.user_agent)
+
+
+@lru_cache(maxsize=8192)
+def _ua(ua: str) -> tuple[str, str, str, str, bool]:
+    if not ua:
+        return ("", "", "", "unknown", False)
+    from user_agents import parse  # slow import, done once
+
+    agent = parse(ua)
+    version = ".".join(str(x) for x in agent.browser.version[:2])
+    if agent.is_bot or _BOT_WORDS(ua):
+        device = "bot"
+    elif agent.is_tablet:
+        device = "tablet"
+    elif agent.is_mobile:
+        device = "mobile"
+    elif agent.is_pc:
+        device = "desktop"
+    else:
+        device = "other"
+    return (agent.browser.family, version, agent.os.family, device, device == "bot")
+
+
+def _BOT_WORDS(ua: str) -> bool:
+    low = ua.lower()
+    return any(w in low for w in ("bot", "crawler", "spider", "headlesschrome", "curl/", "wget/", "python-requests", "httpclient"))
+
+
+def geolocate(e: Enriched, ctx: Context) -> None:
+    if ctx.geo is not None and e.hit.ip:
+        e.country, e.region, e.city = ctx.geo(e.hit.ip)
+
+
+def classify_channel(e: Enriched, ctx: Context) -> None:
+    hit = e.hit
+    try:
+        ref_host = (urlsplit(hit.referrer).hostname or "") if hit.referrer else ""
+    except ValueError:
+        ref_host = ""
+    e.referrer_host = ref_host
+    medium = hit.utm_medium.lower()
+    source = hit.utm_source.lower()
+    if medium in PAID_MEDIUMS or any(k in hit.url for k in ("gclid=", "msclkid=")):
+        e.channel = "paid"
+    elif medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
+        e.channel = "email"
+    elif medium in SOCIAL_MEDIUMS or _match(ref_host, SOCIAL) or _match(source, SOCIAL):
+        e.channel = "social"
+    elif medium == "organic" or _match(ref_host, SEARCH_ENGINES):
+        e.channel = "organic search"
+    elif ref_host and ref_host != e.host:
+        e.channel = "referral"
+    elif hit.utm_source or hit.utm_campaign:
+        e.channel = "campaign"
+    else:
+        e.channel = "direct"
+
+
+def _match(host: str, patterns: tuple[str, ...]) -> bool:
+    if not host:
+        return False
+    host = host.removeprefix("www.").removeprefix("m.")
+    return any(host.startswith(p) if p.endswith(".") else (host == p or host.endswith("." + p)) for p in patterns)
+
+
+def read_revenue(e: Enriched, ctx: Context) -> None:
+    raw = e.hit.props.get("revenue")
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            return
+        if value == value and abs(value) < 1e12:  # not NaN, not absurd
+            e.revenue = value
+
+
+STEPS: tuple[Callable[[Enriched, Context], None], ...] = (
+    split_url,
+    parse_user_agent,
+    geolocate,
+    classify_channel,
+    read_revenue,
+)
+
+
+def enrich(hit: Hit, ctx: Context, partition: int = -1, offset: int = -1) -> Enriched:
+    e = Enriched(hit=hit, partition=partition, offset=offset)
+    for step in STEPS:
+        step(e, ctx)
+    return e
+
