@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
@@ -36,7 +40,11 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
+    """The ``report`` subcommand; ``add_setting_flags`` adds the shared settings flags
+    (``--clickhouse``, ``--data``, ``--database``, ...) when the main CLI passes it."""
     p = subparsers.add_parser(
         "report",
         help="print a report (the same figures as the dashboard and /api/reports/NAME)",
@@ -54,7 +62,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="funnel step: a path glob (/cart*) or event:NAME; repeat in order",
     )
     p.add_argument("--format", dest="out_format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--url",
+        default="",
+        help="ask a running `clickstream serve` (its /api/reports) instead of opening the "
+        "warehouse here; needed while serve holds the embedded chDB engine",
+    )
+    if add_setting_flags is not None:
+        add_setting_flags(p)
+    p.set_defaults(handler=handle)
     return p
+
+
+def handle(args: argparse.Namespace, settings: Any) -> int:
+    """Entry from ``clickstream report``: settings name the warehouse (or ``--url`` a serve)."""
+    if getattr(args, "url", ""):
+        return main_remote(args, args.url)
+    from clickstream import warehouse
+
+    client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
+    return main(args, client, settings.database)
+
+
+def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -> int:
+    """The same report from a running serve: its run() answers /api/reports/NAME."""
+    out = out or sys.stdout
+    params = params_from_args(args)
+    try:
+        query = ReportQuery.parse(args.name, params)
+    except QueryError as exc:
+        print(f"clickstream report: {exc}", file=sys.stderr)
+        return 2
+    qs = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in vs])
+    full = f"{url.rstrip('/')}/api/reports/{args.name}?{qs}"
+    try:
+        with urllib.request.urlopen(full, timeout=120) as resp:
+            result = orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = orjson.loads(exc.read()).get("error", "")
+        except orjson.JSONDecodeError:
+            message = exc.reason
+        print(f"clickstream report: {exc.code}: {message}", file=sys.stderr)
+        return 2 if exc.code == 400 else 1
+    except urllib.error.URLError as exc:
+        print(f"clickstream report: cannot reach {url}: {exc.reason}", file=sys.stderr)
+        return 1
+    return _write(args, query, result, out)
 
 
 def params_from_args(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -78,12 +132,7 @@ def main(
     try:
         query = ReportQuery.parse(args.name, params_from_args(args))
         result = run(query, client, database)
-        if args.out_format == "json":
-            out.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-        elif args.out_format == "csv":
-            out.write(to_csv(pick_table(query, result)[1]))
-        else:
-            out.write(render_tables(query, result))
+        return _write(args, query, result, out)
     except QueryError as exc:
         print(f"clickstream report: {exc}", file=sys.stderr)
         return 2
@@ -93,6 +142,21 @@ def main(
             file=sys.stderr,
         )
         return 1
+
+
+def _write(
+    args: argparse.Namespace, query: ReportQuery, result: dict[str, Any], out: TextIO
+) -> int:
+    try:
+        if args.out_format == "json":
+            out.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        elif args.out_format == "csv":
+            out.write(to_csv(pick_table(query, result)[1]))
+        else:
+            out.write(render_tables(query, result))
+    except QueryError as exc:
+        print(f"clickstream report: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

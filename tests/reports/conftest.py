@@ -12,12 +12,9 @@ _dbs = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def chdb_client(tmp_path_factory: pytest.TempPathFactory) -> Client:
-    # chDB allows one engine per process: reuse one another test package opened.
-    for dsn, client in warehouse._CLIENTS.items():
-        if dsn.startswith("chdb://"):
-            return client
-    return warehouse.connect(f"chdb://{tmp_path_factory.mktemp('chdb-reports')}")
+def chdb_client(ch: Client) -> Client:
+    """The process's one chDB engine (tests/conftest.py); report tests use their own databases."""
+    return ch
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from report_rows import identity, load, session
 
 from reports.query import ReportQuery
 from reports.run import run
 from reports.shape import segment
+from tests.reports.report_rows import identity, load, session
 
 
 @pytest.fixture(scope="module")

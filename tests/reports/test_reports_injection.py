@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from report_rows import hit, identity, load, session
 
 from clickstream import warehouse
 from reports import sql
 from reports.query import PER_REPORT, REPORT_NAMES, QueryError, ReportQuery
 from reports.run import run
+from tests.reports.report_rows import hit, identity, load, session
 
 PAYLOADS = [
     "x' OR '1'='1",

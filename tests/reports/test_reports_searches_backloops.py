@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from report_rows import hit, load, session
 
 from reports.query import ReportQuery
 from reports.run import run
+from tests.reports.report_rows import hit, load, session
 
 DAY = "2024-02-01 10:00:"
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from report_rows import hit, load, session
 from starlette.applications import Starlette
 
 from reports import cli, web
 from reports.query import ReportQuery
 from reports.run import run, to_csv
+from tests.reports.report_rows import hit, load, session
 
 QS = "site=shop&from=2024-01-10&to=2024-01-10"
 FUNNEL = QS + "&step=/&step=/cart*&window=1h"
@@ -205,3 +205,41 @@ def test_cli_bad_param_is_one_line(
         capsys.readouterr().err
         == "clickstream report: from must be a date YYYY-MM-DD, got 'yesterday'\n"
     )
+
+
+def test_clickstream_report_command_end_to_end(
+    chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clickstream import warehouse
+    from clickstream.cli import main as clickstream_main
+
+    dsn = next(k for k, v in warehouse._CLIENTS.items() if v is chdb_client)
+    argv = [
+        "report",
+        "funnel",
+        "--site",
+        "shop",
+        "--from",
+        "2024-01-10",
+        "--to",
+        "2024-01-10",
+        "--step",
+        "/",
+        "--step",
+        "/cart*",
+        "--window",
+        "1h",
+        "--format",
+        "csv",
+        "--clickhouse",
+        dsn,
+        "--database",
+        db,
+    ]
+    assert clickstream_main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "/,2,1.0,0,0.0,",
+        "/cart*,1,0.5,1,0.5,300.0",
+    ]
+    assert clickstream_main([*argv[:-4], "--by", "household", "--clickhouse", dsn]) == 2
+    assert "bad by 'household'; accepted: visitor, session" in capsys.readouterr().err
