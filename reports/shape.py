@@ -161,7 +161,12 @@ def returning(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
             c["weeks"][int(r["week"])] = int(r["visitors"])
     for c in cohorts.values():
         c["visitors"] = c["weeks"][0]
-        c["retention"] = [ratio(n, c["visitors"]) for n in c["weeks"]]
+        # weeks that start after `to` have not happened yet: null, not 0
+        start = date.fromisoformat(c["cohort"]).toordinal()
+        c["weeks"] = [
+            n if start + 7 * w <= q.date_to.toordinal() else None for w, n in enumerate(c["weeks"])
+        ]
+        c["retention"] = [None if n is None else ratio(n, c["visitors"]) for n in c["weeks"]]
     return {
         "days": filled,
         "totals": totals,

@@ -8,7 +8,7 @@
   const EXTRA = {
     overview: [["interval", "Interval", ["day", "hour"]]],
     funnel: [
-      ["step", "Steps (one per line: /path*, event:NAME)", "lines", "/\n/product/*\n/cart\nevent:purchase"],
+      ["step", "Steps (one per line: /path*, event:NAME)", "lines", "/\n/p/*\n/cart\n/checkout\nevent:purchase"],
       ["window", "Window", "text", "1d"],
       ["by", "Per", ["visitor", "session"]],
       ["mode", "Order", ["default", "strict"]],
@@ -146,7 +146,7 @@
       const days = d.days;
       const maxw = Math.max(0, ...d.cohorts.map((c) => c.weeks.length));
       const heat = d.cohorts.length ? `<table class="heat"><thead><tr><th>Cohort</th><th class="n">Visitors</th>${[...Array(maxw).keys()].map((w) => `<th class="n">W${w}</th>`).join("")}</tr></thead><tbody>` +
-        d.cohorts.map((c) => `<tr><td>${esc(c.cohort)}</td><td class="n">${fmt(c.visitors)}</td>${c.retention.map((r, i) => `<td class="n" style="background:${Charts.heat(r)}" title="${fmt(c.weeks[i])} visitors">${(r * 100).toFixed(0)}%</td>`).join("")}</tr>`).join("") + `</tbody></table>` : `<p class="k">No new visitors in this range.</p>`;
+        d.cohorts.map((c) => `<tr><td>${esc(c.cohort)}</td><td class="n">${fmt(c.visitors)}</td>${c.retention.map((r, i) => (r === null ? `<td></td>` : `<td class="n" style="background:${Charts.heat(r)}" title="${fmt(c.weeks[i])} visitors">${(r * 100).toFixed(0)}%</td>`)).join("")}</tr>`).join("") + `</tbody></table>` : `<p class="k">No new visitors in this range.</p>`;
       return cards(d.totals) +
         panel("New and returning visitors per day", Charts.bars(days.map((r) => r.date), [
           { name: "new", color: A, values: days.map((r) => r.new_visitors) },

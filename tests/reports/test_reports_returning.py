@@ -86,3 +86,10 @@ def test_returning_first_visit_ignores_segment_filter(chdb_client: Client, db: s
     out = returning(chdb_client, db, device="mobile")
     assert out["days"][2] == {"date": "2024-01-12", "new_visitors": 1, "returning_visitors": 1}
     assert out["totals"] == {"visitors": 2, "new_visitors": 1, "returning_visitors": 1}
+
+
+def test_returning_cohort_weeks_after_the_range_are_null(chdb_client: Client, db: str) -> None:
+    # to = Sunday the 14th: week 1 of the 2024-01-08 cohort has not started
+    assert returning(chdb_client, db, to="2024-01-14")["cohorts"] == [
+        {"cohort": "2024-01-08", "weeks": [3, None], "visitors": 3, "retention": [1.0, None]},
+    ]
