@@ -85,7 +85,9 @@
   function status(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
 
   function csvLink(table) {
-    return `<a href="/api/reports/${state.get("report")}?${apiParams({ format: "csv", table })}" download>CSV</a>`;
+    // customer lists are exported whole (for CRM import), other tables as shown
+    const extra = state.get("report") === "customers" ? { limit: "100000" } : {};
+    return `<a href="/api/reports/${state.get("report")}?${apiParams({ format: "csv", table, ...extra })}" download>CSV</a>`;
   }
 
   function panel(title, body, table) {
