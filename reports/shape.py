@@ -45,12 +45,12 @@ def _days(q: ReportQuery) -> list[str]:
 
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     rows = res["sessions"]
-    total = next((r for r in rows if r["dimension"] == "total"), {})
+    total = res["totals"][0] if res["totals"] else {}
     totals = {
         "visitors": int(total.get("visitors", 0)),
         "sessions": int(total.get("sessions", 0)),
-        "pageviews": int(total.get("pageviews", 0)),
-        "bounce_rate": clean(float(total.get("bounce_rate", 0.0))),
+        "pageviews": int(total.get("pageviews", 0) or 0),
+        "bounce_rate": clean(float(total.get("bounce_rate") or 0.0)),
         "median_session_seconds": clean(total.get("median_session_seconds")),
     }
     series = sorted(

@@ -1,4 +1,5 @@
-"""Overview: totals, time series and session breakdowns in one scan of sessions; top pages."""
+"""Overview: exact totals; the time series and session breakdowns in one GROUPING SETS scan;
+top pages from hits."""
 
 from __future__ import annotations
 
@@ -15,33 +16,48 @@ BREAKDOWNS = (
     ("browsers", "browser"),
     ("countries", "country"),
 )
+SETS = ("series",) + tuple(name for name, _ in BREAKDOWNS)
 
 
 def build(q: ReportQuery, db: str) -> list[Statement]:
     p = {**q.params(), "limit": q.limit}
+    sw = where(q, db, "start_ts")
     bucket = "toStartOfHour(start_ts)" if q.interval == "hour" else "toDate(start_ts)"
-    pairs = ", ".join(f"('{name}', toString({expr}))" for name, expr in BREAKDOWNS)
-    # every session is counted once under 'total', once under its 'series' bucket and once
-    # per breakdown; 'total' and 'series' rows are never cut by the limit
+    keys = [f"toString({bucket})"] + [f"toString({expr})" for _, expr in BREAKDOWNS]
+    cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
+    names = [f"k{i}" for i in range(len(keys))]
+    # grouping(k0..kn) has bit (n - i) set when k_i is not in the row's set: one set per key
+    which = (
+        "multiIf("
+        + "".join(f"g = {_mask(i, len(keys))}, '{name}', " for i, name in enumerate(SETS))
+        + "'')"
+    )
+    value = (
+        "multiIf(" + "".join(f"g = {_mask(i, len(keys))}, k{i}, " for i in range(len(keys))) + "'')"
+    )
     return [
         Statement(
+            "totals",
+            f"""SELECT uniqExact(visitor_id) AS visitors, count() AS sessions,
+                sum(pageviews) AS pageviews, avg(is_bounce) AS bounce_rate,
+                quantileExactInclusive(0.5)(duration_s) AS median_session_seconds
+            FROM {table(db, "sessions")} WHERE {sw}""",
+            p,
+        ),
+        Statement(
             "sessions",
-            f"""SELECT dimension, value, sessions, visitors, pageviews, bounce_rate,
-                median_session_seconds FROM (
-                SELECT kv.1 AS dimension, kv.2 AS value, count() AS sessions,
-                    -- exact for the headline; uniq (exact below ~65k) for breakdown rows
-                    if(dimension = 'total', uniqExactIf(visitor_id, kv.1 = 'total'),
-                       uniqIf(visitor_id, kv.1 != 'total')) AS visitors,
-                    sum(pageviews) AS pageviews,
-                    avg(is_bounce) AS bounce_rate,
-                    quantileExactInclusiveIf(0.5)(duration_s, kv.1 = 'total') AS median_session_seconds,
-                    row_number() OVER (PARTITION BY dimension ORDER BY sessions DESC, value) AS k
-                FROM {table(db, "sessions")}
-                ARRAY JOIN arrayFilter(x -> NOT (x.1 = 'referrers' AND x.2 = ''),
-                    [('total', ''), ('series', toString({bucket})), {pairs}]) AS kv
-                WHERE {where(q, db, "start_ts")}
-                GROUP BY dimension, value
-            ) WHERE dimension IN ('total', 'series') OR k <= {{limit:UInt32}}
+            # visitors per row: uniq (exact below ~65k per row); the headline uses uniqExact
+            f"""SELECT dimension, value, sessions, visitors, pageviews FROM (
+                SELECT {which} AS dimension, {value} AS value, sessions, visitors, pageviews,
+                    row_number() OVER (PARTITION BY g ORDER BY sessions DESC, value) AS k
+                FROM (
+                    SELECT grouping({", ".join(names)}) AS g, {", ".join(names)}, count() AS sessions,
+                        uniq(visitor_id) AS visitors, sum(pageviews) AS pageviews
+                    FROM (SELECT visitor_id, pageviews, {cols} FROM {table(db, "sessions")} WHERE {sw})
+                    GROUP BY GROUPING SETS ({", ".join(f"({n})" for n in names)})
+                )
+            ) WHERE (dimension = 'series' OR k <= {{limit:UInt32}})
+                AND NOT (dimension = 'referrers' AND value = '')
             ORDER BY dimension, sessions DESC, value""",
             p,
         ),
@@ -53,3 +69,8 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             p,
         ),
     ]
+
+
+def _mask(i: int, n: int) -> int:
+    """grouping() of the set that holds only key i: every key's bit set but key i's."""
+    return (1 << n) - 1 - (1 << (n - 1 - i))
