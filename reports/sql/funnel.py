@@ -2,8 +2,9 @@
 
 Each group (visitor or session) gets the furthest step it reached within the window
 (``windowFunnel``; a step exactly ``window`` after the first step still counts).  Times
-between steps and the page after the last reached step come from the earliest chain:
-the first hit of step 1, then the first hit of each next step at or after it.
+between steps come from the earliest chain: the first hit of step 1, then the first hit of
+each next step at or after it.  Where drop-outs went: the page after the group's last hit
+of the last step it reached ('' when that hit ended the session).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def _groups(q: ReportQuery, db: str) -> str:
     mode = ", 'strict_order'" if q.mode == "strict" else ""
     conds = ", ".join(f"{condition(i, s)} AS c{i}" for i, s in enumerate(q.steps, 1))
     cs = ", ".join(f"c{i}" for i in range(1, n + 1))
-    # per step: the times it matched (sorted) and the page after each of those hits
+    # per step: the times it matched (sorted), and the page after its last matching hit
+    # (step 1 needs only its first time: level > 0 means it matched)
     arrays = ", ".join(
-        f"arraySort(groupArrayIf(t, c{i})) AS a{i}, "
-        f"arraySort((x, y) -> y, groupArrayIf(next_page, c{i}), groupArrayIf(t, c{i})) AS np{i}"
+        ("minIf(t, c1) AS t1" if i == 1 else f"arraySort(groupArrayIf(t, c{i})) AS a{i}")
+        + f", argMaxIf(next_page, t, c{i}) AS p{i}"
         for i in range(1, n + 1)
     )
     dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
@@ -41,8 +43,7 @@ def _groups(q: ReportQuery, db: str) -> str:
         else "(" + " OR ".join(f"c{i}" for i in range(1, n + 1)) + ")"
     )
     inner = f"""SELECT cityHash64({group}) AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
-            {arrays}, {dim} AS dim,
-            if(length(a1) > 0, a1[1], {NONE}) AS t1, if(length(a1) > 0, np1[1], '') AS p1
+            {arrays}, {dim} AS dim
         FROM (
             SELECT visitor_id, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t, next_page,
                 {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
@@ -54,8 +55,7 @@ def _groups(q: ReportQuery, db: str) -> str:
     # expressions do not grow with the number of steps
     for i in range(2, n + 1):
         inner = f"""SELECT *, arrayFirstIndex(x -> x >= t{i - 1}, a{i}) AS i{i},
-            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}], {NONE}) AS t{i},
-            if(i{i} > 0, np{i}[i{i}], '') AS p{i}
+            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}], {NONE}) AS t{i}
         FROM ({inner})"""
     return inner
 
