@@ -12,18 +12,17 @@ from reports.query import ReportQuery
 from reports.sql.common import Statement, segment_conditions, table, where
 
 
-def _firsts(db: str) -> str:
-    return f"""SELECT visitor_id, min(toDate(start_ts)) AS first_day FROM {table(db, "sessions")}
-        WHERE site = {{site:String}} AND toDate(start_ts) <= {{d_to:Date}} AND is_bot = 0
-        GROUP BY visitor_id"""
-
-
 def _visits(q: ReportQuery, db: str) -> str:
-    """(visitor, day) pairs with a session in the range, with the visitor's first day."""
-    return f"""SELECT v.visitor_id AS visitor_id, v.day AS day, f.first_day AS first_day
-        FROM (SELECT DISTINCT visitor_id, toDate(start_ts) AS day FROM {table(db, "sessions")}
-              WHERE {where(q, db, "start_ts")}) AS v
-        INNER JOIN ({_firsts(db)}) AS f ON v.visitor_id = f.visitor_id"""
+    """(visitor, day) pairs with a session in the range, with the visitor's first-ever day:
+    one scan of the site's sessions up to ``to``, no join."""
+    in_range = " AND ".join(["toDate(start_ts) >= {d_from:Date}", *segment_conditions(q, db)])
+    return f"""SELECT visitor_id, first_day, day FROM (
+            SELECT visitor_id, min(toDate(start_ts)) AS first_day,
+                groupUniqArrayIf(toDate(start_ts), {in_range}) AS days
+            FROM {table(db, "sessions")}
+            WHERE {where(q, db, "start_ts", lower_bound=False, segments=False)}
+            GROUP BY visitor_id
+        ) ARRAY JOIN days AS day"""
 
 
 def build(q: ReportQuery, db: str) -> list[Statement]:
