@@ -91,8 +91,9 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):
-        value = " > ".join(str(v) for v in value)
+    if isinstance(value, list):  # a path reads a > b; numbers (counts, weeks) are spaced
+        sep = " > " if all(isinstance(v, str) for v in value) else " "
+        value = sep.join("" if v is None else str(v) for v in value)
     text = str(value)
     # spreadsheet formula injection: a cell starting with = + - @ is shown as text
     if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):

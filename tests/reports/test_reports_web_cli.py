@@ -126,6 +126,7 @@ def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
     rows = [{"term": "=HYPERLINK(1)", "n": -3, "path": ["/", "/a"], "x": None, "y": "+1 x"}]
     assert to_csv(rows) == "term,n,path,x,y\n'=HYPERLINK(1),-3,/ > /a,,'+1 x\n"
     assert to_csv([]) == ""
+    assert to_csv([{"weeks": [3, 1, None]}]) == "weeks\n3 1 \n"
 
 
 async def test_index_lists_reports_and_sites(http: httpx.AsyncClient) -> None:
