@@ -40,59 +40,16 @@ from importer.stats import ImportStats
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOG = ROOT / "tests" / "data" / "semicomplete_2015-05-17.log"
 AWSTATS = "/usr/lib/cgi-bin/awstats.pl"
-AWSTATS_NOT_PAGES = frozenset(
-    [
-        "css",
-        "js",
-        "class",
-        "gif",
-        "jpg",
-        "jpeg",
-        "png",
-        "bmp",
-        "ico",
-        "rss",
-        "xml",
-        "swf",
-        "eot",
-        "woff",
-        "woff2",
-    ]
-)
+AWSTATS_NOT_PAGES = frozenset(["css", "js", "class", "gif", "jpg", "jpeg", "png", "bmp", "ico", "rss", "xml", "swf", "eot", "woff", "woff2"])
 AWSTATS_METHODS = frozenset(
-    [
-        "GET",
-        "POST",
-        "HEAD",
-        "PROPFIND",
-        "CHECKOUT",
-        "LOCK",
-        "PROPPATCH",
-        "OPTIONS",
-        "MKACTIVITY",
-        "PUT",
-        "MERGE",
-        "DELETE",
-        "REPORT",
-        "MKCOL",
-        "COPY",
-        "RPC_IN_DATA",
-        "RPC_OUT_DATA",
-        "OK",
-        "ERR!",
-        "PRIV",
-    ]
+    ["GET", "POST", "HEAD", "PROPFIND", "CHECKOUT", "LOCK", "PROPPATCH", "OPTIONS", "MKACTIVITY", "PUT", "MERGE", "DELETE", "REPORT", "MKCOL", "COPY", "RPC_IN_DATA", "RPC_OUT_DATA", "OK", "ERR!", "PRIV"]
 )
 AWSTATS_TIMEOUT_MS = 3600_000
 DAY_MS = 86_400_000
 
 GOACCESS_FILTERS = Filters(methods=None, statuses=((100, 399), (500, 599)), skip_static=False)
-AWSTATS_FILTERS = Filters(
-    methods=AWSTATS_METHODS,
-    statuses=((200, 200), (304, 304)),
-    skip_static=True,
-    static_extensions=AWSTATS_NOT_PAGES,
-)
+AWSTATS_FILTERS = Filters(methods=AWSTATS_METHODS, statuses=((200, 200), (304, 304)), skip_static=True,
+                          static_extensions=AWSTATS_NOT_PAGES)
 
 PerDay = dict[str, int]
 
@@ -117,12 +74,8 @@ def unique_visitors_per_day(hits: Iterable[Hit]) -> PerDay:
     return {d: len(v) for d, v in sorted(seen.items())}
 
 
-def visits_per_day(
-    hits: Iterable[Hit],
-    timeout_ms: int,
-    visitor: Callable[[Hit], str],
-    split_at_midnight: bool = True,
-) -> PerDay:
+def visits_per_day(hits: Iterable[Hit], timeout_ms: int, visitor: Callable[[Hit], str],
+                   split_at_midnight: bool = True) -> PerDay:
     """Sessions by start day: a visitor's hits in time order, a new one after a gap > timeout."""
     by_visitor: dict[str, list[int]] = defaultdict(list)
     for h in hits:
@@ -132,11 +85,7 @@ def visits_per_day(
         times.sort()
         last = None
         for ts in times:
-            if (
-                last is None
-                or ts - last > timeout_ms
-                or (split_at_midnight and ts // DAY_MS != last // DAY_MS)
-            ):
+            if last is None or ts - last > timeout_ms or (split_at_midnight and ts // DAY_MS != last // DAY_MS):
                 out[day(ts)] += 1
             last = ts
     return dict(sorted(out.items()))
@@ -163,12 +112,8 @@ def goaccess_visitors(log: Path) -> PerDay:
         raise SystemExit("goaccess is not installed (Debian package goaccess)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
-        subprocess.run(
-            [exe, str(log), "--log-format=COMBINED", "-o", str(out)],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        subprocess.run([exe, str(log), "--log-format=COMBINED", "-o", str(out)], check=True,
+                       capture_output=True, timeout=120)
         data = json.loads(out.read_text())
     result = {}
     for row in data["visitors"]["data"]:
@@ -188,12 +133,8 @@ def awstats_visits(log: Path, robots: bool) -> tuple[PerDay, list[str]]:
             f'DirData="{tmp}"\nDirIcons="/icon"\nNotPageList="{" ".join(sorted(AWSTATS_NOT_PAGES))}"\n'
             f'ValidHTTPCodes="200 304"\nLevelForRobotsDetection={2 if robots else 0}\n'
         )
-        subprocess.run(
-            ["perl", AWSTATS, "-config=cmp", f"-configdir={tmp}", "-update"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        subprocess.run(["perl", AWSTATS, "-config=cmp", f"-configdir={tmp}", "-update"], check=True,
+                       capture_output=True, timeout=300)
         visits: PerDay = {}
         robot_names: list[str] = []
         for data_file in sorted(Path(tmp).glob("awstats*.cmp.txt")):
@@ -218,48 +159,22 @@ def compare(log: Path) -> list[tuple[str, PerDay, PerDay]]:
     """(what, other tool, clickstream) rows; the test asserts the matched ones are equal."""
     rows = []
     ga_hits = import_hits(log, GOACCESS_FILTERS)
-    rows.append(
-        (
-            "unique visitors/day  GoAccess vs Clickstream (IP+UA)",
-            goaccess_visitors(log),
-            unique_visitors_per_day(ga_hits),
-        )
-    )
+    rows.append(("unique visitors/day  GoAccess vs Clickstream (IP+UA)", goaccess_visitors(log),
+                 unique_visitors_per_day(ga_hits)))
     pages = import_hits(log, AWSTATS_FILTERS)
     aw_all, _ = awstats_visits(log, robots=False)
-    rows.append(
-        (
-            "visits/day, no robot filter  AWStats vs Clickstream (visitor=IP)",
-            aw_all,
-            visits_per_day(pages, AWSTATS_TIMEOUT_MS, lambda h: h.ip),
-        )
-    )
-    rows.append(
-        (
-            "visits/day, no robot filter  AWStats vs Clickstream (visitor=IP+UA)",
-            aw_all,
-            visits_per_day(pages, AWSTATS_TIMEOUT_MS, lambda h: h.visitor_id),
-        )
-    )
+    rows.append(("visits/day, no robot filter  AWStats vs Clickstream (visitor=IP)", aw_all,
+                 visits_per_day(pages, AWSTATS_TIMEOUT_MS, lambda h: h.ip)))
+    rows.append(("visits/day, no robot filter  AWStats vs Clickstream (visitor=IP+UA)", aw_all,
+                 visits_per_day(pages, AWSTATS_TIMEOUT_MS, lambda h: h.visitor_id)))
     aw_humans, robots = awstats_visits(log, robots=True)
     humans = [h for h in pages if not is_bot(h.user_agent)]
-    rows.append(
-        (
-            "visits/day, each side's robot list  AWStats vs Clickstream (visitor=IP)",
-            aw_humans,
-            visits_per_day(humans, AWSTATS_TIMEOUT_MS, lambda h: h.ip),
-        )
-    )
+    rows.append(("visits/day, each side's robot list  AWStats vs Clickstream (visitor=IP)", aw_humans,
+                 visits_per_day(humans, AWSTATS_TIMEOUT_MS, lambda h: h.ip)))
     aw_bot = awstats_robot_matcher(robots)
-    rows.append(
-        (
-            "visits/day, AWStats' robot list on both  AWStats vs Clickstream (visitor=IP)",
-            aw_humans,
-            visits_per_day(
-                [h for h in pages if not aw_bot(h.user_agent)], AWSTATS_TIMEOUT_MS, lambda h: h.ip
-            ),
-        )
-    )
+    rows.append(("visits/day, AWStats' robot list on both  AWStats vs Clickstream (visitor=IP)", aw_humans,
+                 visits_per_day([h for h in pages if not aw_bot(h.user_agent)], AWSTATS_TIMEOUT_MS,
+                                lambda h: h.ip)))
     return rows
 
 
@@ -288,9 +203,7 @@ def main(argv: list[str]) -> int:
     aw_bot = awstats_robot_matcher(robots)
     differ = sorted({h.user_agent for h in pages if aw_bot(h.user_agent) != is_bot(h.user_agent)})
     print(f"\nAWStats robots seen: {', '.join(robots)}")
-    print(
-        "user agents of pages the two robot lists classify differently (AWStats robot? / Clickstream bot?):"
-    )
+    print("user agents of pages the two robot lists classify differently (AWStats robot? / Clickstream bot?):")
     for ua in differ:
         print(f"  {aw_bot(ua)!s:5} {is_bot(ua)!s:5}  {ua[:90] or '(empty)'}")
     return 0

@@ -21,17 +21,8 @@ from importer.formats import compile_format
 from importer.run import iter_hits, produce
 from importer.stats import ImportStats
 
-PAGES = [
-    "/",
-    "/blog",
-    "/blog/post-{n}",
-    "/shop/item?id={n}",
-    "/search?q=shoes+{n}",
-    "/about",
-    "/docs/{n}/intro",
-    "/cart",
-    "/checkout?step=2&utm_source=mail&utm_campaign=spring",
-]
+PAGES = ["/", "/blog", "/blog/post-{n}", "/shop/item?id={n}", "/search?q=shoes+{n}", "/about",
+         "/docs/{n}/intro", "/cart", "/checkout?step=2&utm_source=mail&utm_campaign=spring"]
 STATIC = ["/css/site.css", "/js/app.js?v={n}", "/img/logo.png", "/favicon.ico", "/fonts/a.woff2"]
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 Safari/537.36",
@@ -69,10 +60,8 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
             if r > 0.999:
                 buf.append(f"{ip} garbage line {i}\n")
                 continue
-            buf.append(
-                f'{ip} - - [{stamp}] "{method} {target} HTTP/1.1" {status} {1000 + i % 9000} '
-                f'"https://www.example.org/" "{ua}"\n'
-            )
+            buf.append(f'{ip} - - [{stamp}] "{method} {target} HTTP/1.1" {status} {1000 + i % 9000} '
+                       f'"https://www.example.org/" "{ua}"\n')
             if len(buf) >= 10000:
                 out.write("".join(buf))
                 buf.clear()
@@ -115,30 +104,22 @@ def bench_kafka(path: Path) -> tuple[ImportStats, int, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument(
-        "--kafka", action="store_true", help="also measure through to the embedded broker"
-    )
+    ap.add_argument("--kafka", action="store_true", help="also measure through to the embedded broker")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "access.log"
         t0 = time.perf_counter()
         generate(path, args.lines)
-        print(
-            f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
-        )
+        print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
         n, secs = bench_parse(path)
         print(f"parse only (regex + time):              {n / secs:>10,.0f} lines/s  ({secs:.1f} s)")
         stats, secs = bench_pipeline(path)
-        print(
-            f"read + parse + filter + Hit (no Kafka): {stats.lines / secs:>10,.0f} lines/s  ({secs:.1f} s; "
-            f"{stats.imported:,} hits, skipped {dict(stats.skipped)})"
-        )
+        print(f"read + parse + filter + Hit (no Kafka): {stats.lines / secs:>10,.0f} lines/s  ({secs:.1f} s; "
+              f"{stats.imported:,} hits, skipped {dict(stats.skipped)})")
         if args.kafka:
             stats, sent, secs = bench_kafka(path)
-            print(
-                f"through to Kafka (Tansu, acks=all):     {stats.lines / secs:>10,.0f} lines/s  ({secs:.1f} s; "
-                f"{sent:,} hits acknowledged = {sent / secs:,.0f} hits/s)"
-            )
+            print(f"through to Kafka (Tansu, acks=all):     {stats.lines / secs:>10,.0f} lines/s  ({secs:.1f} s; "
+                  f"{sent:,} hits acknowledged = {sent / secs:,.0f} hits/s)")
     return 0
 
 
