@@ -19,6 +19,7 @@
     searches: [],
     backloops: [],
     customers: [["crm_id", "Customer (CRM id)", "text", ""]],
+    install: [],
   };
   const COMMON = [["channel", "Channel", "text", ""], ["device", "Device", ["", "desktop", "mobile", "tablet"]],
     ["country", "Country", "text", ""], ["crm", "Visitors", ["any", "linked", "anonymous"]]];
@@ -42,7 +43,8 @@
     $("to").value = state.get("to");
     document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.report === state.get("report")));
     const form = $("extra");
-    const fields = [...EXTRA[state.get("report")], ...COMMON];
+    const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
+    if (!fields.length) { form.innerHTML = ""; return; }
     form.innerHTML = fields.map(([key, label, kind, dflt]) => {
       const val = key === "step" ? (state.getAll("step").join("\n") || dflt) : (state.get(key) ?? dflt ?? "");
       let input;
@@ -71,11 +73,13 @@
     status("Loading…", false);
     const t0 = performance.now();
     try {
-      const res = await fetch(`/api/reports/${name}?${apiParams()}`);
+      const url = name === "install" ? `/api/snippet?${new URLSearchParams({ site: state.get("site") })}` : `/api/reports/${name}?${apiParams()}`;
+      const res = await fetch(url);
       const body = await res.json();
       if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
       $("report").innerHTML = RENDER[name](body);
-      status(`${name} · ${body.query.from} to ${body.query.to} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
+      const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
+      status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
       bindLinks();
     } catch (err) {
       status(`could not load the report: ${err}`, true);
@@ -190,6 +194,10 @@
         panel("At risk (overdue for their usual visit)", table(d.at_risk, [...cols, ["cadence_days", "Usual days between visits", N]]), "at_risk");
     },
   };
+
+  RENDER.install = (d) =>
+    panel("Paste before </body> on every page (JavaScript tracker)", `<pre class="code">${esc(d.js)}</pre>`) +
+    panel("Or a bare pixel (no JavaScript, e-mails)", `<pre class="code">${esc(d.pixel)}</pre>`);
 
   function bindLinks() {
     document.querySelectorAll("td[data-page]").forEach((td) => td.addEventListener("click", () => {

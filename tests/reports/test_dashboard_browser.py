@@ -107,6 +107,14 @@ def test_dashboard_switches_reports_and_range(served: Served, shots: Path) -> No
         assert page.locator("#report svg").count() == 0  # customers: tables only
         assert page.locator("#report table").count() == 2
 
+        # the Install page shows the snippet and the pixel of the chosen site
+        page.click("#tabs a[data-report=install]")
+        _wait_loaded(page, "install")
+        js, pixel = page.locator("pre.code").all_inner_texts()
+        assert "/t.js" in js and "demo" in js
+        assert "/p.gif?" in pixel and "s=demo" in pixel
+        page.screenshot(path=str(shots / "install.png"), full_page=True)
+
         # funnel: the steps come back in order, each no larger than the one before
         page.click("#tabs a[data-report=funnel]")
         _wait_loaded(page, "funnel")
