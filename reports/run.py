@@ -1,0 +1,109 @@
+"""Run a report: the one code path behind the JSON API, the CSV download and the CLI.
+
+``run(ReportQuery.parse(name, params), client)`` builds the statements
+(:mod:`reports.sql`), runs each read-only with a ``log_comment`` naming the report
+(:func:`clickstream.warehouse.read_query`), and shapes the rows (:mod:`reports.shape`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from clickstream.warehouse import read_query
+from reports import shape, sql
+from reports.query import REPORT_NAMES, QueryError, ReportQuery
+
+REPORTS = REPORT_NAMES
+# the table a CSV download (or the CLI's table format) shows when none is named
+MAIN_TABLE = {
+    "overview": "series",
+    "funnel": "steps",
+    "returning": "days",
+    "paths": "top_paths",
+    "searches": "terms",
+    "backloops": "pages",
+    "customers": "customers",
+}
+
+
+def comment(q: ReportQuery, key: str) -> str:
+    return f"clickstream report {q.name} {key}"
+
+
+def run(query: ReportQuery, client: Client, database: str = "clickstream") -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {}
+    started = time.perf_counter()
+    for st in sql.build(query, database):
+        # no extra settings: a server may refuse to change settings under readonly=1
+        res = read_query(client, st.sql, st.params, comment=comment(query, st.key))
+        results[st.key] = [dict(zip(res.columns, row, strict=True)) for row in res.rows]
+    out = shape.SHAPERS[query.name](query, results)
+    out["query"] = {
+        "report": query.name,
+        "site": query.site,
+        "from": query.date_from.isoformat(),
+        "to": query.date_to.isoformat(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return out
+
+
+def sites(client: Client, database: str = "clickstream") -> list[str]:
+    st = sql.common.sites(database)
+    res = read_query(client, st.sql, st.params, comment="clickstream report sites")
+    return [row[0] for row in res.rows]
+
+
+def tables(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The result's tables (lists of flat dicts), by name."""
+    return {
+        k: v
+        for k, v in result.items()
+        if isinstance(v, list) and all(isinstance(r, dict) for r in v)
+    }
+
+
+def pick_table(query: ReportQuery, result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    name = query.table or MAIN_TABLE[query.name]
+    found = tables(result)
+    if name not in found:
+        raise QueryError(f"report {query.name} has no table {name!r}; tables: {', '.join(found)}")
+    return name, found[name]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # a path reads a > b; numbers (counts, weeks) are spaced
+        sep = " > " if all(isinstance(v, str) for v in value) else " "
+        value = sep.join("" if v is None else str(v) for v in value)
+    text = str(value)
+    # spreadsheet formula injection: a cell starting with = + - @ is shown as text
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,72 @@
+"""Pieces every report's SQL shares: the statement record and the WHERE clause.
+
+Builders never touch the network: they turn a :class:`ReportQuery` into statements whose
+user values are all server-side parameters (``{name:Type}``); only names from our own
+allow lists (columns, database) are written into the SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clickstream.warehouse import check_name
+from reports.query import ReportQuery
+
+PAGE_EVENTS = "event IN ('pageview', 'search')"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    key: str  # name of the result this statement feeds
+    sql: str
+    params: dict[str, object] = field(default_factory=dict)
+
+
+def table(database: str, name: str, alias: str = "") -> str:
+    """``db.name [AS alias] FINAL``: every table is a ReplacingMergeTree(version, is_deleted)."""
+    as_alias = f" AS {check_name(alias)}" if alias else ""
+    return f"{check_name(database)}.{check_name(name)}{as_alias} FINAL"
+
+
+def where(
+    q: ReportQuery,
+    database: str,
+    ts: str,
+    *,
+    alias: str = "",
+    lower_bound: bool = True,
+    segments: bool = True,
+) -> str:
+    """Site, date range (UTC days, inclusive), no bots, and the segment filters."""
+    a = f"{alias}." if alias else ""
+    parts = [f"{a}site = {{site:String}}"]
+    if lower_bound:
+        parts.append(f"toDate({a}{ts}) BETWEEN {{d_from:Date}} AND {{d_to:Date}}")
+    else:
+        parts.append(f"toDate({a}{ts}) <= {{d_to:Date}}")
+    parts.append(f"{a}is_bot = 0")
+    if segments:
+        parts.extend(segment_conditions(q, database, alias))
+    return " AND ".join(parts)
+
+
+def segment_conditions(q: ReportQuery, database: str, alias: str = "") -> list[str]:
+    a = f"{alias}." if alias else ""
+    parts = [f"{a}{check_name(col)} = {{f_{col}:String}}" for col in q.filters]
+    if q.crm != "any":
+        linked = (
+            f"({a}crm_id != '' OR {a}visitor_id IN (SELECT visitor_id FROM "
+            f"{table(database, 'identities')} WHERE site = {{site:String}}))"
+        )
+        parts.append(linked if q.crm == "linked" else f"NOT {linked}")
+    return parts
+
+
+def sites(database: str) -> Statement:
+    """Sites with sessions, busiest first (for the dashboard's picker)."""
+    return Statement(
+        "sites",
+        f"""SELECT site, count() AS sessions FROM {table(database, "sessions")}
+        GROUP BY site ORDER BY sessions DESC, site
+        LIMIT 200""",
+    )

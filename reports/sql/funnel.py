@@ -1,0 +1,96 @@
+"""Funnel: ClickHouse ``windowFunnel`` per visitor or per session.
+
+Each group (visitor or session) gets the furthest step it reached within the window
+(``windowFunnel``; a step exactly ``window`` after the first step still counts).  Times
+between steps come from the earliest chain: the first hit of step 1, then the first hit of
+each next step at or after it.  Where drop-outs went: the page after the group's last hit
+of the last step it reached ('' when that hit ended the session).
+"""
+
+from __future__ import annotations
+
+from reports.query import ReportQuery, Step
+from reports.sql.common import PAGE_EVENTS, Statement, table, where
+
+NONE = "18446744073709551615"  # UInt64 max: "step not found" in the earliest chain
+
+
+def condition(i: int, step: Step) -> str:
+    if step.kind == "event":
+        return f"event = {{s{i}:String}}"
+    column = "page" if "?" in step.text else "path"
+    return f"({PAGE_EVENTS} AND {column} LIKE {{s{i}:String}})"
+
+
+def _groups(q: ReportQuery, db: str) -> str:
+    n = len(q.steps)
+    group = "visitor_id" if q.by == "visitor" else "session_id"
+    mode = ", 'strict_order'" if q.mode == "strict" else ""
+    conds = ", ".join(f"{condition(i, s)} AS c{i}" for i, s in enumerate(q.steps, 1))
+    cs = ", ".join(f"c{i}" for i in range(1, n + 1))
+    # per step: the times it matched (sorted), and the page after its last matching hit
+    # (step 1 needs only its first time: level > 0 means it matched)
+    arrays = ", ".join(
+        ("minIf(t, c1) AS t1" if i == 1 else f"arraySort(groupArrayIf(t, c{i})) AS a{i}")
+        + f", argMaxIf(next_page, t, c{i}) AS p{i}"
+        for i in range(1, n + 1)
+    )
+    dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
+    # default mode: only hits that match a step matter; strict order: every page matters
+    rows = (
+        f"({PAGE_EVENTS} OR event IN {{events:Array(String)}})"
+        if q.mode == "strict"
+        else "(" + " OR ".join(f"c{i}" for i in range(1, n + 1)) + ")"
+    )
+    inner = f"""SELECT cityHash64({group}) AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
+            {arrays}, {dim} AS dim
+        FROM (
+            SELECT visitor_id, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t, next_page,
+                {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
+            FROM {table(db, "hits")}
+            WHERE {where(q, db, "ts")} AND {rows}
+        )
+        GROUP BY g HAVING level > 0"""
+    # one subquery per step: each t_i is a plain column for the next, so the chain's
+    # expressions do not grow with the number of steps
+    for i in range(2, n + 1):
+        inner = f"""SELECT *, arrayFirstIndex(x -> x >= t{i - 1}, a{i}) AS i{i},
+            if(t{i - 1} != {NONE} AND i{i} > 0, a{i}[i{i}], {NONE}) AS t{i}
+        FROM ({inner})"""
+    return inner
+
+
+def params(q: ReportQuery) -> dict[str, object]:
+    p = q.params()
+    p["window_ms"] = q.window_s * 1000
+    p["events"] = [s.value for s in q.steps if s.kind == "event"]
+    p["limit"] = q.limit
+    for i, s in enumerate(q.steps, 1):
+        p[f"s{i}"] = s.value
+    return p
+
+
+def build(q: ReportQuery, db: str) -> list[Statement]:
+    """One statement, one scan: part 0 is the whole funnel, part 1 one row per breakdown
+    value, part 2 one row per (last reached step, next page) of the groups that dropped out."""
+    n = len(q.steps)
+    counts = ", ".join(f"countIf(level >= {i}) AS n{i}" for i in range(1, n + 1))
+    medians = "".join(
+        f", quantileExactInclusiveIf(0.5)(t{i} - t{i - 1}, part = 0 AND level >= {i} "
+        f"AND t{i} != {NONE}) / 1000 AS m{i}"
+        for i in range(2, n + 1)
+    )
+    parts = [0] + ([1] if q.breakdown else []) + ([2] if n > 1 else [])
+    last = (
+        "multiIf(" + "".join(f"level = {i}, p{i}, " for i in range(1, n)) + "'')" if n > 1 else "''"
+    )
+    # only the small columns: ARRAY JOIN copies every column of the row
+    cols = ", ".join(["level", "dim"] + [f"t{i}, p{i}" for i in range(1, n + 1)])
+    sql = f"""SELECT part, key, lvl, count() AS groups, {counts}{medians}
+        FROM (SELECT {cols} FROM ({_groups(q, db)}))
+        ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
+        GROUP BY part, if(part = 1, dim, if(part = 2, {last}, '')) AS key,
+            if(part = 2, level, 0) AS lvl
+        ORDER BY part, lvl, groups DESC, key
+        LIMIT {{limit:UInt32}} BY part, lvl"""
+    return [Statement("funnel", sql, params(q))]

@@ -1,0 +1,38 @@
+"""Paths: the most common first pages of sessions, and transitions around one page."""
+
+from __future__ import annotations
+
+from reports.query import ReportQuery
+from reports.sql.common import PAGE_EVENTS, Statement, table, where
+
+
+def build(q: ReportQuery, db: str) -> list[Statement]:
+    p = q.params()
+    hw = where(q, db, "ts")
+    top_page = (
+        f"(SELECT page FROM {table(db, 'hits')} WHERE {hw} AND {PAGE_EVENTS} AND page != '' "
+        "GROUP BY page ORDER BY count() DESC, page LIMIT 1)"
+    )
+    target = f"if({{page:String}} != '', {{page:String}}, {top_page})"
+    return [
+        Statement(
+            "top_paths",
+            f"""SELECT arraySlice(paths, 1, {{depth:UInt8}}) AS path, count() AS sessions,
+                uniq(visitor_id) AS visitors
+            FROM {table(db, "sessions")} WHERE {where(q, db, "start_ts")} AND length(paths) > 0
+            GROUP BY path ORDER BY sessions DESC, path LIMIT {{limit:UInt32}}""",
+            {**p, "depth": q.depth, "limit": q.limit},
+        ),
+        Statement(
+            "transitions",
+            f"""WITH {target} AS target
+            SELECT target, kv.1 AS direction, kv.2 AS other, count() AS n,
+                sum(n) OVER (PARTITION BY direction) AS total
+            FROM {table(db, "hits")}
+            ARRAY JOIN [('previous', prev_page), ('next', next_page)] AS kv
+            WHERE {hw} AND {PAGE_EVENTS} AND page != '' AND page = target
+            GROUP BY direction, other ORDER BY direction, n DESC, other
+            LIMIT {{limit:UInt32}} BY direction""",
+            {**p, "page": q.page, "limit": q.limit},
+        ),
+    ]

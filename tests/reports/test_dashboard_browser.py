@@ -1,0 +1,204 @@
+"""The dashboard in Debian Chromium against a running `clickstream serve` with demo traffic.
+
+Screenshots go to a temporary directory (printed; kept when REPORTS_SCREENSHOTS names one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Served, start_serve
+from tests.js_snippet.chromium import launch
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPORTS = ("overview", "funnel", "returning", "paths", "searches", "backloops", "customers")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    s = start_serve(tmp_path_factory.mktemp("serve") / "data")
+    try:
+        demo = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "clickstream.cli",
+                "demo",
+                "--collector",
+                s.url,
+                "--site",
+                "demo",
+                "--sessions",
+                "300",
+                "--days",
+                "14",
+                "--seed",
+                "4",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert demo.returncode == 0, demo.stderr
+        deadline = time.monotonic() + 120
+        while True:  # the demo's hits travel through Kafka and the sessionizer first
+            s.flush()
+            if (
+                s.sql("SELECT count() FROM clickstream.sessions FINAL WHERE site = 'demo'")[0][0]
+                >= 250
+            ):
+                break
+            assert time.monotonic() < deadline, "demo sessions did not arrive"
+            time.sleep(1)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = Path(os.environ.get("REPORTS_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots in {path}")
+    return path
+
+
+def _wait_loaded(page: object, report: str) -> str:
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "r => document.getElementById('status').textContent.startsWith(r + ' · ')",
+        arg=report,
+        timeout=60_000,
+    )
+    return page.inner_text("#status")  # type: ignore[attr-defined,no-any-return]
+
+
+def test_dashboard_switches_reports_and_range(served: Served, shots: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(served.url + "/")
+        # the site picker fills in the busiest site and the last 30 days
+        _wait_loaded(page, "overview")
+        assert page.input_value("#site") == "demo"
+        visitors = int(page.inner_text(".card .v").replace(",", ""))
+        assert 100 <= visitors <= 300
+        page.screenshot(path=str(shots / "overview-30d.png"), full_page=True)
+
+        for report in REPORTS[1:]:
+            page.click(f"#tabs a[data-report={report}]")
+            status = _wait_loaded(page, report)
+            assert page.locator("#status.error").count() == 0, status
+            page.screenshot(path=str(shots / f"{report}.png"), full_page=True)
+        assert page.locator("#report svg").count() == 0  # customers: tables only
+        assert page.locator("#report table").count() == 2
+
+        # the Install page shows the snippet and the pixel of the chosen site
+        page.click("#tabs a[data-report=install]")
+        _wait_loaded(page, "install")
+        js, pixel = page.locator("pre.code").all_inner_texts()
+        assert "/t.js" in js and "demo" in js
+        assert "/p.gif?" in pixel and "s=demo" in pixel
+        page.screenshot(path=str(shots / "install.png"), full_page=True)
+
+        # funnel: the steps come back in order, each no larger than the one before
+        page.click("#tabs a[data-report=funnel]")
+        _wait_loaded(page, "funnel")
+        counts = [
+            int(c.replace(",", ""))
+            for c in page.locator(
+                "section.panel:nth-of-type(2) tbody tr td:nth-child(2)"
+            ).all_inner_texts()
+        ]
+        assert len(counts) == 5 and counts[0] > 0 and counts == sorted(counts, reverse=True)
+
+        # a shorter range: 7 days shows 7 points and fewer (or as many) visitors
+        page.click("#tabs a[data-report=overview]")
+        _wait_loaded(page, "overview")
+        page.click(".quick button[data-days='7']")
+        page.wait_for_function("location.hash.includes('from=')")
+        status = _wait_loaded(page, "overview")
+        fr, to = page.input_value("#from"), page.input_value("#to")
+        assert (
+            time.mktime(time.strptime(to, "%Y-%m-%d")) - time.mktime(time.strptime(fr, "%Y-%m-%d"))
+        ) // 86400 == 6
+        assert f"{fr} to {to}" in status
+        assert int(page.inner_text(".card .v").replace(",", "")) <= visitors
+        assert page.locator("#report svg circle").count() == 14  # 7 days x (visitors, pageviews)
+        page.screenshot(path=str(shots / "overview-7d.png"), full_page=True)
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
+        phone.goto(served.url + "/#report=funnel&site=demo")
+        _wait_loaded(phone, "funnel")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+        phone.screenshot(path=str(shots / "phone-funnel.png"), full_page=True)
+        browser.close()  # type: ignore[attr-defined]
+    assert errors == []
+
+
+def test_cli_report_against_running_serve(served: Served) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "report",
+            "funnel",
+            "--url",
+            served.url,
+            "--site",
+            "demo",
+            "--step",
+            "/",
+            "--step",
+            "/cart",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    cli_steps = json.loads(out.stdout)["steps"]
+    import httpx
+
+    api = httpx.get(
+        f"{served.url}/api/reports/funnel",
+        params=[("site", "demo"), ("step", "/"), ("step", "/cart")],
+    ).json()
+    assert cli_steps == api["steps"] and cli_steps[0]["count"] > 0
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "report",
+            "funnel",
+            "--url",
+            served.url,
+            "--site",
+            "demo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2 and "a funnel needs step=" in bad.stderr

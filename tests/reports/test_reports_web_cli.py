@@ -1,0 +1,246 @@
+"""The HTTP API, CSV download, dashboard assets and CLI all show the same run() figures."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+from starlette.applications import Starlette
+
+from reports import cli, web
+from reports.query import ReportQuery
+from reports.run import run, to_csv
+from tests.reports.report_rows import hit, load, session
+
+QS = "site=shop&from=2024-01-10&to=2024-01-10"
+FUNNEL = QS + "&step=/&step=/cart*&window=1h"
+
+
+@pytest.fixture(scope="module")
+def db(chdb_client: Client, fresh_db: Any) -> str:
+    name = fresh_db()
+    load(
+        chdb_client,
+        name,
+        "hits",
+        [
+            hit(visitor_id="a", ts="2024-01-10 10:00:00", path="/", next_page="/cart"),
+            hit(visitor_id="a", ts="2024-01-10 10:05:00", path="/cart"),
+            hit(
+                visitor_id="b", ts="2024-01-10 11:00:00", path="/", next_page="/=cmd|' /C calc'!A0"
+            ),
+            hit(visitor_id="b", ts="2024-01-10 11:01:00", path="/=cmd|' /C calc'!A0"),
+        ],
+    )
+    load(
+        chdb_client,
+        name,
+        "sessions",
+        [
+            session(visitor_id="a", start="2024-01-10 10:00:00", pageviews=2),
+            session(visitor_id="b", start="2024-01-10 11:00:00", pageviews=2),
+        ],
+    )
+    return name
+
+
+@pytest.fixture
+async def http(chdb_client: Client, db: str) -> Any:
+    app = Starlette(routes=web.routes)
+    app.state.warehouse = chdb_client
+    app.state.settings = SimpleNamespace(database=db)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_api_returns_the_run_result(
+    http: httpx.AsyncClient, chdb_client: Client, db: str
+) -> None:
+    res = await http.get(f"/api/reports/funnel?{FUNNEL}")
+    assert res.status_code == 200
+    body = res.json()
+    assert [(s["step"], s["count"], s["conversion"]) for s in body["steps"]] == [
+        ("/", 2, 1.0),
+        ("/cart*", 1, 0.5),
+    ]
+    direct = run(
+        ReportQuery.parse(
+            "funnel",
+            {
+                "site": ["shop"],
+                "from": ["2024-01-10"],
+                "to": ["2024-01-10"],
+                "step": ["/", "/cart*"],
+                "window": ["1h"],
+            },
+        ),
+        chdb_client,
+        db,
+    )
+    body.pop("query"), direct.pop("query")
+    assert body == direct
+
+
+async def test_api_bad_params_get_400_with_a_message(http: httpx.AsyncClient) -> None:
+    res = await http.get("/api/reports/funnel?site=shop&step=cart")
+    assert res.status_code == 400
+    assert res.json() == {
+        "error": "funnel step 'cart' must be a path glob starting with / or event:NAME"
+    }
+    assert (await http.get("/api/reports/overview")).json() == {
+        "error": "site is required (e.g. site=example.com)"
+    }
+    assert (await http.get("/api/reports/nope?site=shop")).status_code == 404
+    assert (await http.get(f"/api/reports/overview?{QS}&format=csv&table=nope")).status_code == 400
+
+
+async def test_csv_download_of_a_table(http: httpx.AsyncClient) -> None:
+    res = await http.get(f"/api/reports/funnel?{FUNNEL}&format=csv")
+    assert res.headers["content-type"] == "text/csv; charset=utf-8"
+    assert (
+        res.headers["content-disposition"]
+        == 'attachment; filename="funnel-steps-2024-01-10-2024-01-10.csv"'
+    )
+    assert res.text.splitlines() == [
+        "step,count,conversion,dropoff,dropoff_rate,median_seconds_from_previous",
+        "/,2,1.0,0,0.0,",
+        "/cart*,1,0.5,1,0.5,300.0",
+    ]
+    res = await http.get(f"/api/reports/overview?{QS}&format=csv&table=top_pages")
+    assert res.text.splitlines() == [
+        "page,pageviews,visitors",
+        "/,2,2",
+        "/=cmd|' /C calc'!A0,1,1",
+        "/cart,1,1",
+    ]
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
+    rows = [{"term": "=HYPERLINK(1)", "n": -3, "path": ["/", "/a"], "x": None, "y": "+1 x"}]
+    assert to_csv(rows) == "term,n,path,x,y\n'=HYPERLINK(1),-3,/ > /a,,'+1 x\n"
+    assert to_csv([]) == ""
+    assert to_csv([{"weeks": [3, 1, None]}]) == "weeks\n3 1 \n"
+
+
+async def test_index_lists_reports_and_sites(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/reports")).json()
+    assert body["reports"] == [
+        "overview",
+        "funnel",
+        "returning",
+        "paths",
+        "searches",
+        "backloops",
+        "customers",
+    ]
+    assert body["sites"] == ["shop"]
+
+
+async def test_dashboard_and_assets_are_local(http: httpx.AsyncClient) -> None:
+    page = await http.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assets = [a for a in re.findall(r'(?:src|href)="([^"]+)"', page.text) if a != "data:,"]
+    assert assets == [
+        "/reports/static/dashboard.css",
+        "/reports/static/charts.js",
+        "/reports/static/dashboard.js",
+    ]
+    for path in assets:
+        res = await http.get(path)
+        assert res.status_code == 200
+        assert not re.search(r"https?://", res.text), f"{path} loads something from the network"
+    assert 'name="viewport"' in page.text
+
+
+def parse_cli(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="clickstream")
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["report", *argv])
+
+
+def test_cli_json_table_and_csv(chdb_client: Client, db: str) -> None:
+    argv = [
+        "funnel",
+        "--site",
+        "shop",
+        "--from",
+        "2024-01-10",
+        "--to",
+        "2024-01-10",
+        "--step",
+        "/",
+        "--step",
+        "/cart*",
+        "--window",
+        "1h",
+    ]
+    out = io.StringIO()
+    assert cli.main(parse_cli(*argv, "--format", "json"), chdb_client, db, out=out) == 0
+    assert [s["count"] for s in json.loads(out.getvalue())["steps"]] == [2, 1]
+    out = io.StringIO()
+    assert cli.main(parse_cli(*argv, "--format", "csv"), chdb_client, db, out=out) == 0
+    assert out.getvalue().splitlines()[2] == "/cart*,1,0.5,1,0.5,300.0"
+    out = io.StringIO()
+    assert cli.main(parse_cli(*argv), chdb_client, db, out=out) == 0
+    text = out.getvalue()
+    assert text.startswith("funnel · site shop · 2024-01-10 to 2024-01-10\n")
+    assert (
+        "  step    count  conversion  dropoff  dropoff_rate  median_seconds_from_previous\n" in text
+    )
+    assert "  /cart*  1      0.5         1        0.5           300\n" in text
+
+
+def test_cli_bad_param_is_one_line(
+    chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(parse_cli("overview", "--site", "shop", "--from", "yesterday"), chdb_client, db)
+    assert code == 2
+    assert (
+        capsys.readouterr().err
+        == "clickstream report: from must be a date YYYY-MM-DD, got 'yesterday'\n"
+    )
+
+
+def test_clickstream_report_command_end_to_end(
+    chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clickstream import warehouse
+    from clickstream.cli import main as clickstream_main
+
+    dsn = next(k for k, v in warehouse._CLIENTS.items() if v is chdb_client)
+    argv = [
+        "report",
+        "funnel",
+        "--site",
+        "shop",
+        "--from",
+        "2024-01-10",
+        "--to",
+        "2024-01-10",
+        "--step",
+        "/",
+        "--step",
+        "/cart*",
+        "--window",
+        "1h",
+        "--format",
+        "csv",
+        "--clickhouse",
+        dsn,
+        "--database",
+        db,
+    ]
+    assert clickstream_main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "/,2,1.0,0,0.0,",
+        "/cart*,1,0.5,1,0.5,300.0",
+    ]
+    assert clickstream_main([*argv[:-4], "--by", "household", "--clickhouse", dsn]) == 2
+    assert "bad by 'household'; accepted: visitor, session" in capsys.readouterr().err
