@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
@@ -175,6 +176,19 @@ def _wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
+def reads_protected(settings: Any) -> bool:
+    """Whether the read scope (reports API, dashboard, snippet) needs credentials.
+
+    ``reports_auth``: ``on`` always, ``off`` never, ``auto`` (default) once a
+    ``read_token`` or ``dashboard_password`` is configured.  DESIGN.md's reports API
+    is open by default, like a Plausible public dashboard; admin routes never are.
+    """
+    mode = getattr(settings, "reports_auth", "auto")
+    if mode == "auto":
+        return bool(getattr(settings, "read_token", "") or getattr(settings, "dashboard_password", ""))
+    return bool(mode == "on")
+
+
 def require_scope(scope: str) -> Callable[[Endpoint], Endpoint]:
     """Guard an endpoint: 401 without credentials (a browser page: 303 to /login),
     403 when the credentials lack ``scope``.  Sets ``request.state.actor``."""
@@ -183,6 +197,10 @@ def require_scope(scope: str) -> Callable[[Endpoint], Endpoint]:
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
+            settings = getattr(request.app.state, "settings", None)
+            if scope == "read" and settings is not None and not reads_protected(settings):
+                request.state.actor = "public"
+                return await endpoint(request)
             granted, actor = authenticate(request)
             if granted is None:
                 METRICS.inc("auth_refused_total", reason="unauthenticated")

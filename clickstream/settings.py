@@ -53,6 +53,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("chdb_max_memory", str, "4G", "max_memory_usage for queries on the embedded chDB engine."),
     S("api_token", str, "", "Bearer token of the admin API; empty: `serve` generates one into <data>/api_token.", secret=True),
     S("read_token", str, "", "Bearer token of the read-only reports API and dashboard (empty: admin token only). Either form: the token, or sha256:<hex digest>.", secret=True),
+    S("reports_auth", str, "auto", "Whether the reports API and dashboard need the read scope: auto (yes once read_token or dashboard_password is set), on, off.", choices=("auto", "on", "off")),
     S("dashboard_password", str, "", "Password of the dashboard login form (read scope; empty: log in with a token). Either form: the password, or sha256:<hex digest>.", secret=True),
     S("session_hours", float, 12.0, "Lifetime of a dashboard login (signed cookie), hours.", min=0.1, max=24 * 30),
     S("retention_days", int, 0, "Keep hits and sessions this many days (ClickHouse TTL, applied by migrate); 0: forever.", min=0, max=36500),

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from clickstream.auth import require_scope
 from reports.query import REPORT_NAMES, QueryError, ReportQuery
 from reports.run import pick_table, run, sites, to_csv
 
@@ -30,6 +31,7 @@ def _database(request: Request) -> str:
     return str(getattr(request.app.state.settings, "database", "clickstream"))
 
 
+@require_scope("read")
 async def report(request: Request) -> Response:
     name = request.path_params["name"]
     params = {k: request.query_params.getlist(k) for k in request.query_params}
@@ -60,6 +62,7 @@ async def report(request: Request) -> Response:
     return JSONResponse(result)
 
 
+@require_scope("read")
 async def index(request: Request) -> Response:
     try:
         names = await run_in_threadpool(sites, request.app.state.warehouse, _database(request))
@@ -73,6 +76,7 @@ async def index(request: Request) -> Response:
 _PAGE: str | None = None
 
 
+@require_scope("read")
 async def dashboard(request: Request) -> Response:
     global _PAGE
     if _PAGE is None:

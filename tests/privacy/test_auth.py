@@ -172,3 +172,24 @@ async def test_login_attempts_are_throttled_per_address(tmp_path: Path) -> None:
         assert (await c.post("/login", data={"secret": ADMIN})).status_code == 429  # even the right one, for now
     async with client(app.app) as c:  # another address is not affected
         assert (await c.post("/login", data={"secret": ADMIN})).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("flags", "protected"),
+    [({}, False), ({"read_token": READER}, True), ({"dashboard_password": "pw"}, True),
+     ({"reports_auth": "on"}, True), ({"reports_auth": "off", "read_token": READER}, False)],
+)
+async def test_reports_are_public_until_a_read_credential_is_configured(flags: dict, protected: bool) -> None:
+    @auth.require_scope("read")
+    async def report(request: Request) -> Response:
+        return PlainTextResponse(request.state.actor)
+
+    app = Starlette(routes=[Route("/api/reports/x", report)])
+    app.state.settings = load(flags=flags, env={})
+    app.state.credentials = auth.Credentials.from_settings(app.state.settings, ADMIN, b"k" * 32)
+    async with client(app) as c:
+        r = await c.get("/api/reports/x")
+        assert r.status_code == (401 if protected else 200)
+        if not protected:
+            assert r.text == "public"
+        assert (await c.get("/api/reports/x", headers=bearer(ADMIN))).status_code == 200
