@@ -51,7 +51,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+    """Prometheus text; with collector workers, their counters are summed in."""
+    workers = getattr(request.app.state, "workers", None)
+    merged = METRICS.merged(await workers.snapshots()) if workers is not None else METRICS
+    return PlainTextResponse(merged.render(), media_type="text/plain; version=0.0.4")
 
 
 @require_scope("admin")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import Any
 
 
 class Metrics:
@@ -38,6 +39,30 @@ class Metrics:
         for (n, labels), v in list(self.counters.items()):
             if n == name:
                 out[dict(labels).get(label, "")] = v
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and summaries as JSON-able data (a collector worker's share)."""
+        with self._lock:
+            return {
+                "counters": [[n, list(map(list, labels)), v] for (n, labels), v in self.counters.items()],
+                "summaries": {k: list(v) for k, v in self.summaries.items()},
+            }
+
+    def merged(self, snapshots: list[dict[str, Any]]) -> Metrics:
+        """This process's metrics plus other processes' snapshots (counters summed)."""
+        out = Metrics()
+        with self._lock:
+            out.counters.update(self.counters)
+            out.gauges.update(self.gauges)
+            for k, v in self.summaries.items():
+                out.summaries[k] = list(v)
+        for snap in snapshots:
+            for name, labels, value in snap.get("counters", []):
+                out.counters[(name, tuple(tuple(x) for x in labels))] += value
+            for name, (count, total) in snap.get("summaries", {}).items():
+                out.summaries[name][0] += count
+                out.summaries[name][1] += total
         return out
 
     def render(self) -> str:

@@ -64,14 +64,26 @@ def _extra_routes() -> list[BaseRoute]:
     return list(getattr(web, "routes", []))
 
 
+WORKER_PATHS = frozenset({"/p.gif", "/collect", "/t.js", "/optout", "/r"})
+
+
+def worker_count(settings: Settings) -> int:
+    """Collector processes of serve (0: one per CPU core beyond the first, at least one)."""
+    return settings.workers or max(1, (os.cpu_count() or 1) - 1)
+
+
 class ClickstreamApp:
     """ASGI entry: hot paths first, everything else through Starlette."""
 
-    def __init__(self, settings: Settings, bootstrap: str, roles: Roles, token: str):
+    def __init__(self, settings: Settings, bootstrap: str, roles: Roles, token: str,
+                 forward: Any = None, spool_name: str = ""):
         self.settings = settings
         self.roles = roles
+        self.forward = forward  # a collector worker: what is not the collector's goes to main
+        self.workers: Any = None  # the main process's collector workers, if any
+        spool_dir = settings.data_dir / "spool" / spool_name if spool_name else settings.data_dir / "spool"
         self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
-                            settings.data_dir / "spool", settings.produce_timeout_s)
+                            spool_dir, settings.produce_timeout_s)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
         route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes()]
@@ -84,6 +96,7 @@ class ClickstreamApp:
         self.app.state.settings = settings
         self.app.state.credentials = auth.Credentials.from_settings(settings, token)  # digests only
         self.app.state.sessionizer = None
+        self.app.state.workers = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.roles.collector:
@@ -94,13 +107,18 @@ class ClickstreamApp:
             if path == "/collect":
                 await self.collector.beacon(scope, receive, send)
                 return
+            if self.forward is not None and path not in WORKER_PATHS:
+                await self.forward(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        client = await asyncio.to_thread(warehouse.connect, s.clickhouse_dsn, s.chdb_max_memory)
-        app.state.warehouse = client
+        client = None
+        if self.forward is None:  # a collector worker leaves ClickHouse to the main process
+            client = await asyncio.to_thread(warehouse.connect, s.clickhouse_dsn, s.chdb_max_memory)
+            app.state.warehouse = client
         if self.roles.sessionizer:
             await asyncio.to_thread(warehouse.migrate, client, s.database)
             await asyncio.to_thread(retention.apply, client, s.database, s)
@@ -122,6 +140,8 @@ class ClickstreamApp:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            if self.workers is not None:  # their hits reach Kafka before the drain below
+                await asyncio.to_thread(self.workers.stop)
             if self.roles.collector:
                 await self.sink.stop()
             if task is not None:
@@ -152,12 +172,21 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     retention.wanted(settings)  # a bad retention_tables stops here, with one line
     token, generated = api_token(settings)
     app = ClickstreamApp(settings, bootstrap, roles, token)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-        proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
-        limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    sockets = None
+    if roles.collector and roles.sessionizer:
+        # serve: collector processes own the public port; this one (sessionizer, chDB,
+        # dashboard, API) answers on loopback what they forward, so pixel latency never
+        # waits on ClickHouse or on the fold.
+        from collector.worker import Workers, loopback_socket, reuseport_socket
+
+        probe = reuseport_socket(settings.host, settings.port)  # fails early if the port is taken
+        internal = loopback_socket()
+        app.workers = app.app.state.workers = Workers()
+        app.workers.start(worker_count(settings), settings, bootstrap,
+                          f"http://127.0.0.1:{internal.getsockname()[1]}", settings.host, probe.getsockname()[1])
+        probe.close()
+        sockets = [internal]
     if announce:
         _announce(settings, token, generated, bootstrap, embedded is not None)
     # uvicorn re-raises the signal it caught once shutdown is done; after a graceful
@@ -165,11 +194,23 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
+        if app.workers is not None:
+            app.workers.stop()
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def uvicorn_config(app: Any, settings: Settings) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+        proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
+        limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+    )
 
 
 def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
