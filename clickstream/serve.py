@@ -68,7 +68,8 @@ class ClickstreamApp:
         self.settings = settings
         self.roles = roles
         self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
-                            settings.data_dir / "spool", settings.produce_timeout_s)
+                            settings.data_dir / "spool", settings.produce_timeout_s,
+                            settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
         route_list: list[BaseRoute] = list(api.routes())

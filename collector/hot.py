@@ -54,7 +54,7 @@ def read_cookie(header: bytes, name: str) -> str:
 
 
 class Collector:
-    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[None]]):
+    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool]]):
         self.settings = settings
         self.put = put
         attrs = f"; Max-Age={TWO_YEARS}; Path=/"
@@ -103,9 +103,10 @@ class Collector:
         except Drop as drop:
             METRICS.inc("hits_dropped_total", reason=drop.reason)
         else:
-            await self.put([hit])
-            METRICS.inc("hits_accepted_total", source="pixel")
-            out_headers.append(self._set_cookie(hit.visitor_id))
+            # False: spool full, dropped and counted by the sink; a browser cannot retry an image
+            if await self.put([hit]):
+                METRICS.inc("hits_accepted_total", source="pixel")
+                out_headers.append(self._set_cookie(hit.visitor_id))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         await send({"type": "http.response.body", "body": GIF})
 
@@ -145,7 +146,10 @@ class Collector:
         for _ in range(len(hits) - len(accepted)):
             METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
         if accepted:
-            await self.put(accepted)
+            if not await self.put(accepted):  # spool full: dropped and counted; the tracker retries
+                await _json(send, 503, {"errors": ["collector overloaded, retry later"]},
+                            cors + [(b"retry-after", b"30")])
+                return
             METRICS.inc("hits_accepted_total", len(accepted), source="beacon")
             cors = cors + [self._set_cookie(accepted[0].visitor_id)]
         await _respond(send, 204, cors)
