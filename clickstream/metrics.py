@@ -44,6 +44,7 @@ CATALOG: tuple[Metric, ...] = (
     M("sessionizer_open_sessions", "gauge", "Sessions open in memory."),
     M("sessions_written_total", "counter", "Closed sessions written to ClickHouse."),
     M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
+    M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
     M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),
 )
 del M
