@@ -14,10 +14,3 @@ def broker(tmp_path) -> Iterator[EmbeddedBroker]:
     yield b
     b.stop()
 
-
-@pytest.fixture(scope="session")
-def chdb_client(tmp_path_factory):
-    """One chDB engine per test process (chDB allows no more); tests use their own database."""
-    from clickstream import warehouse
-
-    return warehouse.connect(f"chdb://{tmp_path_factory.mktemp('chdb')}")

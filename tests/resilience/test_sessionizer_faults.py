@@ -44,9 +44,9 @@ def _one(client, sql: str):
     return warehouse.read_query(client, sql).rows[0]
 
 
-async def test_poison_records_go_to_the_dead_letter_topic_with_a_reason(broker, chdb_client):
+async def test_poison_records_go_to_the_dead_letter_topic_with_a_reason(broker, ch):
     s = _settings(broker, "t_poison")
-    warehouse.migrate(chdb_client, s.database)
+    warehouse.migrate(ch, s.database)
     await broker_mod.ensure_topic(broker.bootstrap, s.topic, 2)
     good = [make_hit(i) for i in range(2)]
     bad_version = good[0].to_json().replace(b'"v":1', b'"v":2')
@@ -55,7 +55,7 @@ async def test_poison_records_go_to_the_dead_letter_topic_with_a_reason(broker, 
         (b"k3", b"[1,2]"), (good[1].key, good[1].to_json()),
     ])
     before = METRICS.by_label("sessionizer_poison_records_total", "reason")
-    sz = Sessionizer(s, chdb_client)
+    sz = Sessionizer(s, ch)
     task = asyncio.create_task(sz.run(broker.bootstrap))
     await _until(lambda: METRICS.total("sessionizer_hits_total") > 0 and not sz.dead and sz.dlq is not None)
     await sz.flush()
@@ -64,7 +64,7 @@ async def test_poison_records_go_to_the_dead_letter_topic_with_a_reason(broker, 
     after = METRICS.by_label("sessionizer_poison_records_total", "reason")
     assert {k: after[k] - before.get(k, 0) for k in after} == {
         "not_json": 1, "bad_version": 1, "not_object": 1}
-    assert _one(chdb_client, "SELECT count() FROM t_poison.hits FINAL") == [2]
+    assert _one(ch, "SELECT count() FROM t_poison.hits FINAL") == [2]
 
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
@@ -98,39 +98,39 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int:
         await c.stop()
 
 
-async def test_clickhouse_away_then_back_loses_and_doubles_nothing(broker, chdb_client):
+async def test_clickhouse_away_then_back_loses_and_doubles_nothing(broker, ch):
     s = _settings(broker, "t_chdown")
     db = s.database
-    warehouse.migrate(chdb_client, db)
+    warehouse.migrate(ch, db)
     await broker_mod.ensure_topic(broker.bootstrap, s.topic, 2)
     base = int(time.time() * 1000) - 60_000  # recent: sessions stay open between the phases
     first = [make_hit(v * 100 + i, visitor=f"visitor-{v:04d}", ts=base) for v in range(3) for i in range(5)]
     await _produce(broker.bootstrap, s.topic, [(h.key, h.to_json()) for h in first])
     # phase 1: the sessions table is away before the sessionizer starts (history reads fail)
-    chdb_client.command(f"DETACH TABLE {db}.sessions")
+    ch.command(f"DETACH TABLE {db}.sessions")
     reads = METRICS.total("sessionizer_read_errors_total")
     writes = METRICS.total("sessionizer_write_errors_total")
-    sz = Sessionizer(s, chdb_client)
+    sz = Sessionizer(s, ch)
     task = asyncio.create_task(sz.run(broker.bootstrap))
     await _until(lambda: METRICS.total("sessionizer_read_errors_total") >= reads + 3)
     assert not task.done()
     assert await _committed(broker.bootstrap, s.consumer_group, s.topic) == 0
-    chdb_client.command(f"ATTACH TABLE {db}.sessions")
-    await _until(lambda: _one(chdb_client, f"SELECT count() FROM {db}.hits FINAL") == [15])
+    ch.command(f"ATTACH TABLE {db}.sessions")
+    await _until(lambda: _one(ch, f"SELECT count() FROM {db}.hits FINAL") == [15])
     # phase 2: the hits table goes away mid-stream (writes fail after the sessions insert
     # of the same batch may or may not have happened), then comes back
-    chdb_client.command(f"DETACH TABLE {db}.hits")
+    ch.command(f"DETACH TABLE {db}.hits")
     second = [make_hit(v * 100 + i, visitor=f"visitor-{v:04d}", ts=base) for v in range(3) for i in range(5, 10)]
     await _produce(broker.bootstrap, s.topic, [(h.key, h.to_json()) for h in second])
     await _until(lambda: METRICS.total("sessionizer_write_errors_total") >= writes + 3)
     assert not task.done()
-    chdb_client.command(f"ATTACH TABLE {db}.hits")
-    await _until(lambda: _one(chdb_client, f"SELECT count() FROM {db}.hits FINAL") == [30])
+    ch.command(f"ATTACH TABLE {db}.hits")
+    await _until(lambda: _one(ch, f"SELECT count() FROM {db}.hits FINAL") == [30])
     await sz.flush()
     sz.stop.set()
     await task
-    assert _one(chdb_client, f"SELECT count(), uniqExact(hit_id) FROM {db}.hits FINAL") == [30, 30]
+    assert _one(ch, f"SELECT count(), uniqExact(hit_id) FROM {db}.hits FINAL") == [30, 30]
     rows = warehouse.read_query(
-        chdb_client, f"SELECT visitor_id, hits, is_closed FROM {db}.sessions FINAL ORDER BY visitor_id").rows
+        ch, f"SELECT visitor_id, hits, is_closed FROM {db}.sessions FINAL ORDER BY visitor_id").rows
     assert rows == [["visitor-0000", 10, 1], ["visitor-0001", 10, 1], ["visitor-0002", 10, 1]]
     assert await _committed(broker.bootstrap, s.consumer_group, s.topic) == 30
