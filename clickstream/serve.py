@@ -133,7 +133,8 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     bootstrap = settings.kafka
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not bootstrap:
-        embedded = broker.EmbeddedBroker(settings.broker_port, log_path=settings.data_dir / "broker.log").start()
+        embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
+                                         log_path=settings.data_dir / "broker.log").start()
         bootstrap = embedded.bootstrap
     token, generated = api_token(settings)
     app = ClickstreamApp(settings, bootstrap, roles, token)
@@ -160,7 +161,8 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
 def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(f"Clickstream is running: dashboard {base}/", flush=True)
-    print(f"  Kafka: {bootstrap}{' (embedded Tansu, in-memory)' if embedded else ''}", flush=True)
+    kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
+    print(f"  Kafka: {bootstrap}{f' (embedded Tansu, {kind})' if embedded else ''}", flush=True)
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
     print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
