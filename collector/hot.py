@@ -54,7 +54,7 @@ def read_cookie(header: bytes, name: str) -> str:
 
 
 class Collector:
-    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool]]):
+    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool | None]]):
         self.settings = settings
         self.put = put
         attrs = f"; Max-Age={TWO_YEARS}; Path=/"
@@ -104,7 +104,7 @@ class Collector:
             METRICS.inc("hits_dropped_total", reason=drop.reason)
         else:
             # False: spool full, dropped and counted by the sink; a browser cannot retry an image
-            if await self.put([hit]):
+            if await self.put([hit]) is not False:
                 METRICS.inc("hits_accepted_total", source="pixel")
                 out_headers.append(self._set_cookie(hit.visitor_id))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
@@ -146,7 +146,7 @@ class Collector:
         for _ in range(len(hits) - len(accepted)):
             METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
         if accepted:
-            if not await self.put(accepted):  # spool full: dropped and counted; the tracker retries
+            if await self.put(accepted) is False:  # spool full: dropped and counted; the tracker retries
                 await _json(send, 503, {"errors": ["collector overloaded, retry later"]},
                             cors + [(b"retry-after", b"30")])
                 return
