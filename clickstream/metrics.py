@@ -33,6 +33,7 @@ CATALOG: tuple[Metric, ...] = (
     M("produce_errors_total", "counter", "Direct produce attempts that failed or exceeded produce_timeout_s.", ("reason",)),
     M("hits_spooled_total", "counter", "Hits appended to the local spool (Kafka away, slow, or spool not yet drained)."),
     M("hits_replayed_total", "counter", "Spooled hits acknowledged by Kafka on replay."),
+    M("hits_delivered_late_total", "counter", "Spooled hits not replayed because their timed-out send was acknowledged after all."),
     M("spool_corrupt_lines_total", "counter", "Spool lines that were not a Hit (torn write) and were skipped."),
     M("spool_bytes", "gauge", "Bytes waiting in the spool directory."),
     M("spool_full", "gauge", "1 while the spool is at spool_max_bytes (hits are being dropped)."),

@@ -225,6 +225,7 @@ class HitSink:
             return None
         if doc["hit_id"] in self._late:
             self._late.pop(doc["hit_id"])
+            METRICS.inc("hits_delivered_late_total")
             return None  # its timed-out send was delivered after all (see _settle_late)
         return key
 
