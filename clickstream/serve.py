@@ -22,7 +22,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from clickstream import api, broker, warehouse
+from clickstream import api, broker, httplimits, warehouse
 from clickstream.settings import Settings
 from collector import app as collector_app
 from collector.hot import Collector, Receive, Scope, Send
@@ -142,6 +142,7 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
         proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
         limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+        http=httplimits.protocol(),  # header size/count, request-target and slow-client limits
     )
     server = uvicorn.Server(config)
     if announce:
