@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
-from clickstream import api, broker, httplimits, warehouse
+from clickstream import api, broker, httplimits, openapi, warehouse
 from clickstream.settings import Settings
 from collector import app as collector_app
 from collector.hot import Collector, Receive, Scope, Send
@@ -73,7 +73,7 @@ class ClickstreamApp:
                             settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
-        route_list: list[BaseRoute] = list(api.routes())
+        route_list: list[BaseRoute] = [*api.routes(), Route("/openapi.json", openapi.endpoint)]
         if roles.collector:
             route_list += collector_app.routes(self.collector)
         if roles.dashboard:
