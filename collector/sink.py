@@ -170,22 +170,33 @@ class HitSink:
             await broker.ensure_topic(self.bootstrap, self.topic, self.partitions, timeout=5)
             await self._settle_late()
             await self.spool.close_current()
-            sent = 0
-            probe = True
-            for path in self.spool.files():
-                with self.spool.claim(path) as fd:
-                    if fd is None:
-                        continue  # another live process writes it
-                    start, data = read_from(fd, path)
-                    sent += await self._replay_file(path, start, data, probe)
-                    probe = False
-                    self.spool.finish(path)
-                    METRICS.set("spool_bytes", self.spool.bytes)
+            sent = await self._replay_files(probe=True)
+            if self.spool.writing and self.degraded:
+                # Traffic kept coming to the spool during the replay: switch back to direct
+                # produce now, then replay what was spooled meanwhile (about one replay's
+                # worth, interleaving with the first direct hits; the sessionizer orders a
+                # session's hits by time), or the collector would spool for ever under load.
+                self.degraded = False
+                await self.spool.close_current()
+                sent += await self._replay_files(probe=False)
             if not self.spool.writing and not self.spool.files():
                 self.degraded = False
                 METRICS.set("spool_full", 0)
                 log.info("spool drained: %d hits replayed; producing directly again", sent)
             return sent
+
+    async def _replay_files(self, probe: bool) -> int:
+        sent = 0
+        for path in self.spool.files():
+            with self.spool.claim(path) as fd:
+                if fd is None:
+                    continue  # another live process writes it
+                start, data = read_from(fd, path)
+                sent += await self._replay_file(path, start, data, probe)
+                probe = False
+                self.spool.finish(path)
+                METRICS.set("spool_bytes", self.spool.bytes)
+        return sent
 
     async def _replay_file(self, path: Path, start: int, data: bytes, probe: bool) -> int:
         assert self.producer is not None
@@ -199,14 +210,21 @@ class HitSink:
             n = 1 if probe else CHUNK
             probe = False
             chunk = lines[i : i + n]
-            futures = []
-            for line in chunk:
-                item = self._decode(line)
-                if item is None:
-                    continue
-                futures.append(await self.producer.send(self.topic, line, key=item))
-            if futures:
-                await asyncio.wait_for(asyncio.gather(*futures), 30)
+            futures: list[tuple[str, asyncio.Future[Any]]] = []
+            try:
+                for line in chunk:
+                    item = self._decode(line)
+                    if item is not None:
+                        futures.append((item[1], await self.producer.send(self.topic, line, key=item[0])))
+                if futures:
+                    await asyncio.wait_for(asyncio.gather(*(f for _, f in futures)), 30)
+            except BaseException:
+                # part of the chunk may be in Kafka already: remember those (and the ones
+                # still in flight) so that the next attempt does not send them twice
+                for hit_id, fut in futures:
+                    if not fut.done() or (not fut.cancelled() and fut.exception() is None):
+                        self._late[hit_id] = fut
+                raise
             advanced = sum(len(x) + 1 for x in chunk)
             offset += advanced
             self.spool.mark(path, offset, advanced)
@@ -215,8 +233,8 @@ class HitSink:
             i += n
         return sent
 
-    def _decode(self, line: bytes) -> bytes | None:
-        """The Kafka key of a spooled line, or None to skip it (corrupt, or already delivered)."""
+    def _decode(self, line: bytes) -> tuple[bytes, str] | None:
+        """(Kafka key, hit id) of a spooled line, or None to skip it (corrupt, or delivered)."""
         try:
             doc = orjson.loads(line)
             key = Hit.from_dict(doc).key
@@ -226,8 +244,8 @@ class HitSink:
         if doc["hit_id"] in self._late:
             self._late.pop(doc["hit_id"])
             METRICS.inc("hits_delivered_late_total")
-            return None  # its timed-out send was delivered after all (see _settle_late)
-        return key
+            return None  # an earlier send of it was acknowledged after all (see _settle_late)
+        return key, doc["hit_id"]
 
     async def _settle_late(self) -> None:
         """Wait for timed-out sends to end; forget those that failed (replay sends them)."""

@@ -136,3 +136,26 @@ async def test_a_live_writers_file_is_not_replayed_by_a_sibling(broker, tmp_path
     await writer.stop(timeout=0.5)
     hits = await read_topic(broker.bootstrap, TOPIC, 1)
     assert [h.hit_id for h in hits] == ["h000000"]
+
+
+async def test_steady_traffic_during_replay_does_not_keep_the_collector_spooling(broker, tmp_path):
+    sink = await _sink(broker, tmp_path)
+    broker.stop()
+    for i in range(20):
+        assert await sink.put([make_hit(i)])
+    broker.start()
+    spooling_seen_off_at = None
+    n = 20
+    started = time.monotonic()
+    while time.monotonic() - started < 15:  # 100 hits/s, never pausing
+        assert await sink.put([make_hit(n, visitor=f"visitor-{n % 7:04d}")])
+        n += 1
+        if not sink.spooling and spooling_seen_off_at is None:
+            spooling_seen_off_at = time.monotonic() - started
+        if spooling_seen_off_at is not None and n % 50 == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert spooling_seen_off_at is not None and spooling_seen_off_at < 10
+    await sink.stop()
+    hits = await read_topic(broker.bootstrap, TOPIC, n)
+    assert sorted(h.hit_id for h in hits) == [f"h{i:06d}" for i in range(n)]
