@@ -8,7 +8,7 @@ hit → queryable latency of the markers (p50/p99/max; the poll interval, 0.25 s
 bounds its resolution), the RSS of the serve process and of the broker child at
 start and end, and checks that every answered hit is in ClickHouse at the end.
 
-    python -m bench.soak [--duration 180] [--rate 500] [--connections 8]
+    python -m bench.soak [--duration 180] [--rate 500] [--connections 32]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load (default 180)")
     parser.add_argument("--rate", type=float, default=500.0, help="pixel hits per second (default 500)")
-    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     args = parser.parse_args(argv)
     if not 5 <= args.duration <= 24 * 3600 or not 1 <= args.rate <= 100_000 or not 1 <= args.connections <= 512:
         parser.error("--duration 5..86400 s, --rate 1..100000, --connections 1..512")
