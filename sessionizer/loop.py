@@ -58,25 +58,37 @@ def context_for(settings: Settings) -> Callable[[str], Context]:
     return ctx
 
 
+_ONLY_NOW = 2**62  # "valid after" of a count that holds for the current batch only
+
+
 class History:
-    """Per visitor: sessions already closed and known CRM id, cached; ClickHouse on first sight."""
+    """Per visitor: sessions already closed and known CRM id, cached; ClickHouse on first sight.
+
+    Each cached count holds for hits after a time (the last session start it knows of); an
+    older hit (a re-import or re-send of old hits) is counted again from ClickHouse, so a
+    replayed session never counts itself, or the sessions after it, as its history.
+    """
 
     def __init__(self, client: Client, database: str, size: int = 200_000):
         self.client = client
         self.db = database
-        self.cache: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], tuple[int, str, int]] = OrderedDict()
         self.size = size
 
     def prefetch(self, hits: list[Hit]) -> None:
-        """One query for all visitors of a batch not seen before."""
-        first_ts: dict[tuple[str, str], int] = {}
+        """One query for all visitors of a batch not seen before (or seen only later)."""
+        earliest: dict[tuple[str, str], int] = {}
         for h in hits:
             key = (h.site, h.visitor_id)
-            if key not in self.cache:
-                first_ts[key] = min(first_ts.get(key, h.ts), h.ts)
+            earliest[key] = min(earliest.get(key, h.ts), h.ts)
+        first_ts = {}
+        for key, ts in earliest.items():
+            cached = self.cache.get(key)
+            if cached is None or ts <= cached[2]:
+                first_ts[key] = ts
         if not first_ts:
             return
-        found: dict[tuple[str, str], tuple[int, str]] = {}
+        found: dict[tuple[str, str], tuple[int, str, int]] = {}
         keys = list(first_ts)
         for i in range(0, len(keys), 2000):
             chunk = keys[i : i + 2000]
@@ -91,24 +103,29 @@ class History:
             for site, vid, starts, crm in rows:
                 # only sessions before this visitor's first hit here: a replayed open
                 # session already written provisionally must not count as its own history
-                before = sum(1 for t in starts if t < first_ts[(site, vid)])
-                found[(site, vid)] = (before, crm or "")
+                first = first_ts[(site, vid)]
+                before = sum(1 for t in starts if t < first)
+                # a count with later sessions stored is good for this batch only
+                valid_after = max(starts, default=-1) if before == len(starts) else _ONLY_NOW
+                found[(site, vid)] = (before, crm or "", valid_after)
         for key in keys:
-            self._put(key, found.get(key, (0, "")))
+            self._put(key, found.get(key, (0, "", -1)))
 
-    def _put(self, key: tuple[str, str], value: tuple[int, str]) -> None:
+    def _put(self, key: tuple[str, str], value: tuple[int, str, int]) -> None:
         self.cache[key] = value
         self.cache.move_to_end(key)
         while len(self.cache) > self.size:
             self.cache.popitem(last=False)
 
     def __call__(self, site: str, vid: str) -> tuple[int, str]:
-        return self.cache.get((site, vid), (0, ""))
+        count, crm, _ = self.cache.get((site, vid), (0, "", -1))
+        return count, crm
 
     def closed(self, results: list[SessionResult]) -> None:
         for r in results:
             s = r.session
-            self._put((s["site"], s["visitor_id"]), (s["session_number"], s["crm_id"]))
+            start = r.hits[0].hit.ts if r.hits else -1
+            self._put((s["site"], s["visitor_id"]), (s["session_number"], s["crm_id"], start))
 
 
 class Sessionizer:

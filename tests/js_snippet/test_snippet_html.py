@@ -159,7 +159,7 @@ async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) ->
     from clickstream.settings import load
     from collector.snippet import api_snippet
 
-    (tmp_path / "c.toml").write_text("[sites.strict]\nrespect_dnt = true\n")
+    (tmp_path / "c.toml").write_text("[site.strict]\nrespect_dnt = true\n")
     app = Starlette(routes=[Route("/api/snippet", api_snippet)])
     app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
     transport = httpx.ASGITransport(app=app)

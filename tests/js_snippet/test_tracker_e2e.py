@@ -21,10 +21,9 @@ from tests.js_snippet.recorder import Web
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-# the allow list goes in the environment: TOML cannot hold both `sites = "..."` and
-# `[sites.strict]` (one key), which the settings loader reads from the same name
+# per-site overrides are `[site.<id>]` tables; the allow list (`sites`) goes in the environment
 CONFIG = """
-[sites.strict]
+[site.strict]
 respect_dnt = true
 """
 
