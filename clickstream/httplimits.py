@@ -33,7 +33,7 @@ def protocol() -> Any:
     except ImportError:  # pragma: no cover - httptools is a dependency of uvicorn[standard]
         return "h11"
 
-    class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
         _target = 0
         _header_bytes = 0

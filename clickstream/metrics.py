@@ -88,10 +88,6 @@ class Metrics:
                 out[dict(labels).get(label, "")] = v
         return out
 
-    def names(self) -> set[str]:
-        """Names with a value in this process (a test checks they are all in CATALOG)."""
-        return {n for n, _ in list(self.counters)} | set(self.gauges) | set(self.summaries)
-
     def render(self) -> str:
         lines: list[str] = []
         seen: set[str] = set()

@@ -49,7 +49,7 @@ EVENT = {
 }
 ERRORS = {"type": "object", "properties": {"errors": {"type": "array", "items": _S}}}
 ERROR = {"type": "object", "properties": {"error": _S}}
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _json(schema: dict[str, Any], text: str) -> dict[str, Any]:

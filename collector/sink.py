@@ -121,8 +121,8 @@ class HitSink:
             if fut is not None and not fut.done():
                 self._late[rec[2]] = fut  # may still be delivered: replay will check
             elif fut is not None and not reason:
-                exc = fut.exception() if not fut.cancelled() else None
-                reason = type(exc).__name__ if exc else "cancelled"
+                error = fut.exception() if not fut.cancelled() else None
+                reason = type(error).__name__ if error else "cancelled"
             left.append(rec)
         if left:
             METRICS.inc("produce_errors_total", reason=reason or "unknown")
