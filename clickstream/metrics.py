@@ -1,10 +1,57 @@
-"""Process-wide counters, gauges and summaries, rendered as Prometheus text."""
+"""Process-wide counters, gauges and summaries, rendered as Prometheus text.
+
+Every metric is declared once in :data:`CATALOG` (name, type, labels, help);
+``docs/metrics.md`` is generated from it (a test keeps them equal) and
+:meth:`Metrics.render` prints its ``# HELP`` lines.  Names are prefixed
+``clickstream_`` on output.  Each process (each uvicorn worker) has its own values.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    type: str  # counter | gauge | summary
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+M = Metric
+CATALOG: tuple[Metric, ...] = (
+    # collector
+    M("hits_accepted_total", "counter", "Hits answered and durably accepted (Kafka or spool).", ("source",)),
+    M("hits_dropped_total", "counter", "Hits refused, by reason (validation, privacy, spool_full).", ("reason",)),
+    M("beacon_rejected_total", "counter", "POST /collect bodies answered 400, by first error.", ("reason",)),
+    M("bad_cookie_total", "counter", "Malformed _cs_vid cookies ignored (a new visitor id is set)."),
+    M("redirects_refused_total", "counter", "GET /r targets refused (not allow-listed)."),
+    M("http_slow_clients_total", "counter", "Connections closed because a request was not received within 10 s."),
+    M("hits_produced_total", "counter", "Hits acknowledged by Kafka on the direct path."),
+    M("produce_errors_total", "counter", "Direct produce attempts that failed or exceeded produce_timeout_s.", ("reason",)),
+    M("hits_spooled_total", "counter", "Hits appended to the local spool (Kafka away, slow, or spool not yet drained)."),
+    M("hits_replayed_total", "counter", "Spooled hits acknowledged by Kafka on replay."),
+    M("hits_delivered_late_total", "counter", "Spooled hits not replayed because their timed-out send was acknowledged after all."),
+    M("spool_corrupt_lines_total", "counter", "Spool lines that were not a Hit (torn write) and were skipped."),
+    M("spool_bytes", "gauge", "Bytes waiting in the spool directory."),
+    M("spool_full", "gauge", "1 while the spool is at spool_max_bytes (hits are being dropped)."),
+    # sessionizer
+    M("sessionizer_hits_total", "counter", "Hits decoded and folded into sessions."),
+    M("sessionizer_poison_records_total", "counter", "Undecodable Kafka records sent to the dead-letter topic, by reason.", ("reason",)),
+    M("sessionizer_dead_letter_errors_total", "counter", "Poison records that could not be written to the dead-letter topic (only logged)."),
+    M("sessionizer_consumer_lag", "gauge", "Records in the topic not yet consumed (sum over assigned partitions)."),
+    M("sessionizer_open_sessions", "gauge", "Sessions open in memory."),
+    M("sessions_written_total", "counter", "Closed sessions written to ClickHouse."),
+    M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
+    M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
+    M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),
+)
+del M
+BY_NAME = {m.name: m for m in CATALOG}
 
 
 class Metrics:
@@ -12,7 +59,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self.gauges: dict[str, float] = {}
-        self.summaries: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # count, sum
+        self.summaries: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # count, sum, max
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
@@ -27,12 +74,13 @@ class Metrics:
             s = self.summaries[name]
             s[0] += 1
             s[1] += value
+            s[2] = max(s[2], value)
 
     def get(self, name: str, **labels: str) -> float:
         return self.counters.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def total(self, name: str) -> float:
-        return sum(v for (n, _), v in self.counters.items() if n == name)
+        return sum(v for (n, _), v in list(self.counters.items()) if n == name)
 
     def by_label(self, name: str, label: str) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -42,46 +90,67 @@ class Metrics:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        """Counters and summaries as JSON-able data (a collector worker's share)."""
+        """Counters, gauges and summaries as JSON-able data (a collector worker's share)."""
         with self._lock:
             return {
-                "counters": [[n, list(map(list, labels)), v] for (n, labels), v in self.counters.items()],
+                "counters": [[n, [list(x) for x in labels], v] for (n, labels), v in self.counters.items()],
+                "gauges": dict(self.gauges),
                 "summaries": {k: list(v) for k, v in self.summaries.items()},
             }
 
     def merged(self, snapshots: list[dict[str, Any]]) -> Metrics:
-        """This process's metrics plus other processes' snapshots (counters summed)."""
+        """This process's metrics plus other processes' snapshots (summed; max of maxima)."""
         out = Metrics()
-        with self._lock:
-            out.counters.update(self.counters)
-            out.gauges.update(self.gauges)
-            for k, v in self.summaries.items():
-                out.summaries[k] = list(v)
-        for snap in snapshots:
+        for snap in [self.snapshot(), *snapshots]:
             for name, labels, value in snap.get("counters", []):
                 out.counters[(name, tuple(tuple(x) for x in labels))] += value
-            for name, (count, total) in snap.get("summaries", {}).items():
-                out.summaries[name][0] += count
-                out.summaries[name][1] += total
+            for name, value in snap.get("gauges", {}).items():
+                out.gauges[name] = out.gauges.get(name, 0.0) + value
+            for name, (count, total, peak) in snap.get("summaries", {}).items():
+                s = out.summaries[name]
+                s[0] += count
+                s[1] += total
+                s[2] = max(s[2], peak)
         return out
 
     def render(self) -> str:
         lines: list[str] = []
         seen: set[str] = set()
-        for (name, labels), value in sorted(self.counters.items()):
-            if name not in seen:
-                lines.append(f"# TYPE clickstream_{name} counter")
-                seen.add(name)
+
+        def head(name: str, kind: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            meta = BY_NAME.get(name)
+            if meta is not None:
+                lines.append(f"# HELP clickstream_{name} {meta.help}")
+            lines.append(f"# TYPE clickstream_{name} {kind}")
+
+        with self._lock:
+            counters = sorted(self.counters.items())
+            summaries = sorted((k, list(v)) for k, v in self.summaries.items())
+        for (name, labels), value in counters:
+            head(name, "counter")
             lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
             lines.append(f"clickstream_{name}{{{lab}}} {value:g}" if lab else f"clickstream_{name} {value:g}")
         for name, value in sorted(self.gauges.items()):
-            lines.append(f"# TYPE clickstream_{name} gauge")
+            head(name, "gauge")
             lines.append(f"clickstream_{name} {value:g}")
-        for name, (count, total) in sorted(self.summaries.items()):
-            lines.append(f"# TYPE clickstream_{name} summary")
+        for name, (count, total, peak) in summaries:
+            head(name, "summary")
             lines.append(f"clickstream_{name}_count {count:g}")
             lines.append(f"clickstream_{name}_sum {total:g}")
+            lines.append(f"clickstream_{name}_max {peak:g}")
         return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The table of docs/metrics.md, generated from CATALOG (a test keeps them equal)."""
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for m in CATALOG:
+        labels = ", ".join(f"`{x}`" for x in m.labels)
+        rows.append(f"| `clickstream_{m.name}` | {m.type} | {labels} | {m.help} |")
+    return "\n".join(rows)
 
 
 def _esc(v: str) -> str:

@@ -21,9 +21,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
-from clickstream import api, auth, broker, privacy_api, retention, warehouse
+from clickstream import api, auth, broker, httplimits, openapi, privacy_api, retention, warehouse
 from clickstream.headers import SecurityHeaders
 from clickstream.settings import Settings
 from collector import app as collector_app
@@ -83,10 +83,12 @@ class ClickstreamApp:
         self.workers: Any = None  # the main process's collector workers, if any
         spool_dir = settings.data_dir / "spool" / spool_name if spool_name else settings.data_dir / "spool"
         self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
-                            spool_dir, settings.produce_timeout_s)
+                            spool_dir, settings.produce_timeout_s,
+                            settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
-        route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes()]
+        route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes(),
+                                       Route("/openapi.json", openapi.endpoint)]
         if roles.collector:
             route_list += collector_app.routes(self.collector)
         if roles.dashboard:
@@ -167,7 +169,8 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     bootstrap = settings.kafka
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not bootstrap:
-        embedded = broker.EmbeddedBroker(settings.broker_port, log_path=settings.data_dir / "broker.log").start()
+        embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
+                                         log_path=settings.data_dir / "broker.log").start()
         bootstrap = embedded.bootstrap
     retention.wanted(settings)  # a bad retention_tables stops here, with one line
     token, generated = api_token(settings)
@@ -210,13 +213,15 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
         proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
         limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+        http=httplimits.protocol(),  # header size/count, request-target and slow-client limits
     )
 
 
 def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(f"Clickstream is running: dashboard {base}/", flush=True)
-    print(f"  Kafka: {bootstrap}{' (embedded Tansu, in-memory)' if embedded else ''}", flush=True)
+    kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
+    print(f"  Kafka: {bootstrap}{f' (embedded Tansu, {kind})' if embedded else ''}", flush=True)
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
     print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)

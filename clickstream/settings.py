@@ -44,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("data", str, "./clickstream-data", "Data directory of `serve`: chDB files, spool, token."),
     S("kafka", str, "", "Kafka bootstrap servers; empty: `serve` starts the embedded Tansu broker."),
     S("broker_port", int, 0, "Port of the embedded broker (0: a free port).", min=0, max=65535),
+    S("broker_storage", str, "memory://tansu/", "Storage engine of the embedded Tansu broker: memory://tansu/ or postgres://user:pass@host/db (durable)."),
     S("kafka_idempotence", str, "auto", "Idempotent producer: auto (on for --kafka, off for embedded Tansu), on, off.", choices=("auto", "on", "off")),
     S("topic", str, "clickstream.hits", "Kafka topic of hits."),
     S("topic_partitions", int, 6, "Partitions when the topic is created.", min=1, max=1024),
@@ -76,6 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("rate_limit_burst", int, 60, "Hits one IP may send at once before rate_limit_per_ip applies.", min=1, max=1_000_000),
     S("trust_proxy", bool, False, "Take the client IP from X-Forwarded-For (behind your own reverse proxy)."),
     S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
+    S("spool_fsync", str, "always", "When spooled hits are fsynced: always (before the answer), interval (every second), never (OS decides).", choices=("always", "interval", "never")),
+    S("spool_max_bytes", int, 1024**3, "Largest spool on disk; above it hits are dropped (pixel still answers the GIF, beacon answers 503).", min=4096, max=2**50),
     # sessionizer
     S("session_timeout_min", float, 30.0, "Inactivity (event time) that ends a session, minutes.", min=1, max=24 * 60, per_site=True),
     S("flush_interval_s", float, 1.0, "How often open sessions and new hits are written to ClickHouse.", min=0.05, max=60),

@@ -78,8 +78,8 @@ def redirect_route(collector: Collector) -> Route:
         except validate.Drop as drop:
             METRICS.inc("hits_dropped_total", reason=drop.reason)
         else:
-            await collector.put([hit])
-            METRICS.inc("hits_accepted_total", source="redirect")
+            if await collector.put([hit]) is not False:  # False: spool full, dropped and counted
+                METRICS.inc("hits_accepted_total", source="redirect")
         return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
 
     return Route("/r", redirect)

@@ -57,7 +57,7 @@ def read_cookie(header: bytes, name: str) -> str:
 
 
 class Collector:
-    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[None]]):
+    def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool | None]]):
         self.settings = settings
         self.put = put
         attrs = f"; Max-Age={TWO_YEARS}; Path=/"
@@ -132,10 +132,11 @@ class Collector:
             if drop.reason != "rate_limited":  # already counted
                 METRICS.inc("hits_dropped_total", reason=drop.reason)
         else:
-            await self.put([hit])
-            METRICS.inc("hits_accepted_total", source="pixel")
-            if cookieless is None:
-                out_headers.append(self._set_cookie(hit.visitor_id, scope))
+            # False: spool full, dropped and counted by the sink; a browser cannot retry an image
+            if await self.put([hit]) is not False:
+                METRICS.inc("hits_accepted_total", source="pixel")
+                if cookieless is None:
+                    out_headers.append(self._set_cookie(hit.visitor_id, scope))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         await send({"type": "http.response.body", "body": GIF})
 
@@ -183,7 +184,10 @@ class Collector:
         for _ in range(len(allowed) - len(accepted)):
             METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
         if accepted:
-            await self.put(accepted)
+            if await self.put(accepted) is False:  # spool full: dropped and counted; the tracker retries
+                await _json(send, 503, {"errors": ["collector overloaded, retry later"]},
+                            cors + [(b"retry-after", b"30")])
+                return
             METRICS.inc("hits_accepted_total", len(accepted), source="beacon")
             if not self.settings.for_site(accepted[0].site).cookieless:
                 cors = cors + [self._set_cookie(accepted[0].visitor_id, scope)]

@@ -1,8 +1,23 @@
 """Where accepted hits go: Kafka, or the local spool when Kafka is slow or away.
 
-``put(hit)`` returns only when the hit is acknowledged by Kafka (acks=all) or
-appended to the spool on disk, so an answered request is never lost.  A
-background task replays spooled hits in order once Kafka answers again.
+:meth:`HitSink.put` returns True only once the hits are acknowledged by Kafka
+(acks=all) or appended to the spool (fsynced under ``spool_fsync=always``), and it
+never waits on Kafka longer than ``produce_timeout_s``: an answered request is
+never lost and never slow.  It returns False when the spool is full
+(``spool_max_bytes``): the hits are dropped, counted as ``spool_full``, and the
+caller says so (the beacon answers 503 so that the tracker retries; the pixel
+still answers its GIF, a browser cannot retry an image).
+
+While anything is spooled, new hits are spooled too, so that they reach Kafka
+after the older ones; a background task replays the spool oldest first, in
+chunks, once Kafka answers again (a single-record probe first, so a broker that
+is still away does not receive a burst that half succeeds).
+
+Duplicates: a produce that times out may still be delivered later; such hits
+are spooled and their late acknowledgement is remembered, and replay skips them.
+A crash between a replayed chunk's acknowledgement and its progress mark repeats
+that chunk; the sessionizer folds a hit id once, and ``hits`` is a
+ReplacingMergeTree keyed by hit id, so the tables stay exact.
 """
 
 from __future__ import annotations
@@ -10,73 +25,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from clickstream import broker
 from clickstream.hit import Hit
 from clickstream.metrics import METRICS
+from collector.spool import Spool, read_from
 
 log = logging.getLogger("clickstream.collector")
-
-
-class Spool:
-    """Append-only JSON-lines files; replayed oldest first, deleted once produced."""
-
-    def __init__(self, directory: Path, fsync: bool = True):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.fsync = fsync
-        self._file: int | None = None
-        self._name: Path | None = None
-        self.pending = any(self.dir.glob("spool-*.jsonl"))  # hits wait on disk
-
-    def append(self, records: list[bytes]) -> None:
-        if self._file is None:
-            self._name = self.dir / f"spool-{time.time_ns():020d}-{os.getpid()}.jsonl"
-            self._file = os.open(self._name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.pending = True
-        os.write(self._file, b"".join(r + b"\n" for r in records))
-        if self.fsync:
-            os.fsync(self._file)
-        METRICS.inc("hits_spooled_total", len(records))
-
-    def rotate(self) -> None:
-        if self._file is not None:
-            os.close(self._file)
-            self._file = None
-
-    def files(self) -> list[Path]:
-        return sorted(self.dir.glob("spool-*.jsonl"))
-
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in self.dir.glob("spool-*.jsonl"))
+CHUNK = 1000
+ALARM_EVERY_S = 60.0
 
 
 class HitSink:
-    def __init__(self, bootstrap: str, topic: str, idempotence: bool, spool_dir: Path, timeout_s: float):
+    def __init__(
+        self, bootstrap: str, topic: str, idempotence: bool, spool_dir: Path, timeout_s: float,
+        fsync: str = "always", max_bytes: int = 1 << 30, partitions: int = 6,
+    ):
         self.bootstrap = bootstrap
         self.topic = topic
+        self.partitions = partitions
         self.idempotence = idempotence
         self.timeout = timeout_s
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, fsync, max_bytes)
         self.producer: AIOKafkaProducer | None = None
+        # Kafka failed us, or hits wait on disk: spool new ones until a replay drains them
+        self.degraded = bool(self.spool.files())
+        self._late: dict[str, asyncio.Future[Any]] = {}  # hit_id -> send future that timed out
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        self._last_alarm = 0.0
+        METRICS.set("spool_bytes", self.spool.bytes)
 
     async def start(self) -> None:
-        await self._connect()
+        await self._connect(timeout=min(10.0, max(self.timeout, 2.0)))
         self._tasks.append(asyncio.create_task(self._replay_loop()))
+        if self.spool.fsync == "interval":
+            self._tasks.append(asyncio.create_task(self.spool.sync_loop()))
 
-    async def _connect(self) -> bool:
+    @property
+    def spooling(self) -> bool:
+        return self.producer is None or self.degraded
+
+    async def _connect(self, timeout: float = 10.0) -> bool:
         if self.producer is not None:
             return True
         producer = broker.producer(self.bootstrap, self.idempotence)
         try:
-            await asyncio.wait_for(producer.start(), 10)
+            await asyncio.wait_for(producer.start(), timeout)
         except Exception as exc:
             log.warning("Kafka not reachable at %s (%s): spooling hits", self.bootstrap, exc)
             with contextlib.suppress(Exception):
@@ -85,65 +86,186 @@ class HitSink:
         self.producer = producer
         return True
 
-    async def put(self, hits: list[Hit]) -> None:
-        """Durably accept hits: acknowledged by Kafka, or else on the spool."""
-        records = [(h.to_json(), h.key) for h in hits]
-        if self.producer is not None and not self.spool.pending:
-            try:
-                futures = [await self.producer.send(self.topic, v, key=k) for v, k in records]
-                await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
+    # --- the answer path ----------------------------------------------------------------
+    async def put(self, hits: list[Hit]) -> bool:
+        """Durably accept hits (Kafka or spool) within the bound; False: dropped, spool full."""
+        records = [(h.to_json(), h.key, h.hit_id) for h in hits]
+        if not self.spooling:
+            left = await self._produce(records)
+            if not left:
                 METRICS.inc("hits_produced_total", len(records))
-                return
-            except Exception as exc:
-                METRICS.inc("produce_errors_total")
-                log.warning("produce failed (%s): spooling %d hits", type(exc).__name__, len(records))
-        # Kafka away, slow, or older hits still spooled (keep the order): spool these too.
-        self.spool.append([v for v, _ in records])
+                return True
+            METRICS.inc("hits_produced_total", len(records) - len(left))
+            records = left
+        return await self._spool(records)
 
+    async def _produce(self, records: list[tuple[bytes, bytes, str]]) -> list[tuple[bytes, bytes, str]]:
+        """Send within the bound; returns the records not acknowledged (to spool)."""
+        assert self.producer is not None
+        futures: list[asyncio.Future[Any]] = []
+        reason = ""
+        try:
+            async with asyncio.timeout(self.timeout):
+                for value, key, _ in records:
+                    futures.append(await self.producer.send(self.topic, value, key=key))
+                await asyncio.wait(futures)
+        except TimeoutError:
+            reason = "timeout"
+        except Exception as exc:  # broker errors while queueing
+            reason = type(exc).__name__
+        left = []
+        for i, rec in enumerate(records):
+            fut = futures[i] if i < len(futures) else None
+            if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+                continue
+            if fut is not None and not fut.done():
+                self._late[rec[2]] = fut  # may still be delivered: replay will check
+            elif fut is not None and not reason:
+                error = fut.exception() if not fut.cancelled() else None
+                reason = type(error).__name__ if error else "cancelled"
+            left.append(rec)
+        if left:
+            METRICS.inc("produce_errors_total", reason=reason or "unknown")
+            if not self.degraded:
+                log.warning("Kafka produce failed (%s): spooling hits until it answers", reason)
+            self.degraded = True
+        return left
+
+    async def _spool(self, records: list[tuple[bytes, bytes, str]]) -> bool:
+        lines = [v for v, _, _ in records]
+        size = sum(len(v) + 1 for v in lines)
+        if not self.spool.has_room(size):
+            METRICS.inc("hits_dropped_total", len(records), reason="spool_full")
+            METRICS.set("spool_full", 1)
+            now = time.monotonic()
+            if now - self._last_alarm > ALARM_EVERY_S:
+                self._last_alarm = now
+                log.error("ALARM: spool full (%d bytes >= spool_max_bytes %d) in %s: dropping hits "
+                          "until Kafka is back", self.spool.bytes, self.spool.max_bytes, self.spool.dir)
+            return False
+        seq = self.spool.append(lines)
+        METRICS.inc("hits_spooled_total", len(records))
+        METRICS.set("spool_bytes", self.spool.bytes)
+        await self.spool.sync(seq)
+        return True
+
+    # --- replay ---------------------------------------------------------------------------
     async def _replay_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
                 await self.replay()
             except Exception as exc:  # keep the loop alive; the files stay
-                log.warning("spool replay failed: %s", exc)
+                log.warning("spool replay failed, will retry: %s", exc)
 
     async def replay(self) -> int:
-        """Produce spooled hits in order; delete each file once all of it is acknowledged."""
+        """Produce spooled hits in order; a file goes once all of it is acknowledged."""
         async with self._lock:
-            if not self.spool.pending:
-                return 0
             if not await self._connect():
                 return 0
-            assert self.producer is not None
-            self.spool.rotate()
-            sent = 0
-            for path in self.spool.files():
-                lines = [line for line in path.read_bytes().split(b"\n") if line.strip()]
-                futures = []
-                for line in lines:
-                    try:
-                        key = Hit.from_json(line).key
-                    except ValueError:
-                        METRICS.inc("spool_corrupt_lines_total")
-                        continue
-                    futures.append(await self.producer.send(self.topic, line, key=key))
-                await asyncio.wait_for(asyncio.gather(*futures), max(self.timeout, 10))
-                path.unlink()
-                sent += len(futures)
-                METRICS.inc("hits_replayed_total", len(futures))
-            self.spool.pending = bool(self.spool.files())
+            if not self.degraded and not self.spool.writing and not self.spool.files():
+                return 0  # nothing spooled (the listing also finds a dead sibling's files)
+            # a restarted broker may have lost the topic (Tansu memory storage), and Tansu was
+            # seen acknowledging records sent to a topic it does not have: make sure it exists
+            await broker.ensure_topic(self.bootstrap, self.topic, self.partitions, timeout=5)
+            await self._settle_late()
+            await self.spool.close_current()
+            sent = await self._replay_files(probe=True)
+            if self.spool.writing and self.degraded:
+                # Traffic kept coming to the spool during the replay: switch back to direct
+                # produce now, then replay what was spooled meanwhile (about one replay's
+                # worth, interleaving with the first direct hits; the sessionizer orders a
+                # session's hits by time), or the collector would spool for ever under load.
+                self.degraded = False
+                await self.spool.close_current()
+                sent += await self._replay_files(probe=False)
+            if not self.spool.writing and not self.spool.files():
+                self.degraded = False
+                METRICS.set("spool_full", 0)
+                log.info("spool drained: %d hits replayed; producing directly again", sent)
             return sent
 
-    async def stop(self) -> None:
+    async def _replay_files(self, probe: bool) -> int:
+        sent = 0
+        for path in self.spool.files():
+            with self.spool.claim(path) as fd:
+                if fd is None:
+                    continue  # another live process writes it
+                start, data = read_from(fd, path)
+                sent += await self._replay_file(path, start, data, probe)
+                probe = False
+                self.spool.finish(path)
+                METRICS.set("spool_bytes", self.spool.bytes)
+        return sent
+
+    async def _replay_file(self, path: Path, start: int, data: bytes, probe: bool) -> int:
+        assert self.producer is not None
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        sent = 0
+        offset = start
+        i = 0
+        while i < len(lines):
+            n = 1 if probe else CHUNK
+            probe = False
+            chunk = lines[i : i + n]
+            futures: list[tuple[str, asyncio.Future[Any]]] = []
+            try:
+                for line in chunk:
+                    item = self._decode(line)
+                    if item is not None:
+                        futures.append((item[1], await self.producer.send(self.topic, line, key=item[0])))
+                if futures:
+                    await asyncio.wait_for(asyncio.gather(*(f for _, f in futures)), 30)
+            except BaseException:
+                # part of the chunk may be in Kafka already: remember those (and the ones
+                # still in flight) so that the next attempt does not send them twice
+                for hit_id, fut in futures:
+                    if not fut.done() or (not fut.cancelled() and fut.exception() is None):
+                        self._late[hit_id] = fut
+                raise
+            advanced = sum(len(x) + 1 for x in chunk)
+            offset += advanced
+            self.spool.mark(path, offset, advanced)
+            METRICS.inc("hits_replayed_total", len(futures))
+            sent += len(futures)
+            i += n
+        return sent
+
+    def _decode(self, line: bytes) -> tuple[bytes, str] | None:
+        """(Kafka key, hit id) of a spooled line, or None to skip it (corrupt, or delivered)."""
+        try:
+            doc = orjson.loads(line)
+            key = Hit.from_dict(doc).key
+        except (ValueError, TypeError):
+            METRICS.inc("spool_corrupt_lines_total")
+            return None
+        if doc["hit_id"] in self._late:
+            self._late.pop(doc["hit_id"])
+            METRICS.inc("hits_delivered_late_total")
+            return None  # an earlier send of it was acknowledged after all (see _settle_late)
+        return key, doc["hit_id"]
+
+    async def _settle_late(self) -> None:
+        """Wait for timed-out sends to end; forget those that failed (replay sends them)."""
+        if not self._late:
+            return
+        futures = list(self._late.values())
+        await asyncio.wait(futures, timeout=30)
+        for hit_id, fut in list(self._late.items()):
+            if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                del self._late[hit_id]
+
+    async def stop(self, timeout: float = 15.0) -> None:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         with contextlib.suppress(Exception):
-            await self.replay()
-        self.spool.rotate()
+            await asyncio.wait_for(self.replay(), timeout)
+        await self.spool.close_current()
         if self.producer is not None:
             with contextlib.suppress(Exception):
-                await self.producer.stop()
+                await asyncio.wait_for(self.producer.stop(), timeout)

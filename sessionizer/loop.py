@@ -145,9 +145,14 @@ class Sessionizer:
         self.consumer: Any = None
         self.running = False
         self.last_error = ""
+        self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
+        self.dlq: Any = None  # producer of the dead-letter topic, started on first use
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
+        self.fold_decoded(self.decode(records))
+
+    def decode(self, records: dict[TopicPartition, list[Any]]) -> list[tuple[Hit, int, int]]:
         decoded: list[tuple[Hit, int, int]] = []
         for tp, msgs in records.items():
             for m in msgs:
@@ -155,11 +160,17 @@ class Sessionizer:
                 try:
                     hit = Hit.from_json(m.value)
                 except HitDecodeError as exc:
-                    METRICS.inc("sessionizer_poison_records_total")
-                    log.warning("poison record p%s@%s: %s", tp.partition, m.offset, exc)
+                    reason = poison_reason(exc)
+                    METRICS.inc("sessionizer_poison_records_total", reason=reason)
+                    log.warning("poison record p%s@%s -> %s: %s", tp.partition, m.offset,
+                                dlq_topic(self.settings), exc)
+                    self.dead.append((m.key, m.value, f"{reason}: {exc}"[:500], tp.partition, m.offset))
                     continue
                 decoded.append((hit, tp.partition, m.offset))
                 self.clock[tp.partition] = max(self.clock.get(tp.partition, 0), hit.received)
+        return decoded
+
+    def fold_decoded(self, decoded: list[tuple[Hit, int, int]]) -> None:
         if not decoded:
             return
         self.history.prefetch([d[0] for d in decoded])
@@ -198,7 +209,16 @@ class Sessionizer:
             METRICS.inc("sessions_written_total", sum(1 for r in results if r.closed))
         self.pending = []
         METRICS.set("sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits))
+        METRICS.set("sessionizer_consumer_lag", self._lag())
         await self._commit()
+
+    def _lag(self) -> int:
+        lag = 0
+        for tp in self.consumer.assignment() if self.consumer is not None else ():
+            hw = self.consumer.highwater(tp)
+            if hw is not None:
+                lag += max(0, hw - self.consumed.get(tp.partition, hw))
+        return lag
 
     async def _write_retrying(self, results: list[SessionResult]) -> None:
         delay = 0.2
@@ -211,6 +231,25 @@ class Sessionizer:
                 self.last_error = str(exc)[:300]
                 METRICS.inc("sessionizer_write_errors_total")
                 log.warning("write to ClickHouse failed, retrying in %.1fs: %s", delay, exc)
+                if self.stop.is_set() and delay > 5:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _prefetch_retrying(self, decoded: list[tuple[Hit, int, int]]) -> None:
+        """Visitors' history from ClickHouse; while it is down, wait with backoff (the
+        decoded hits stay in hand and nothing is committed, so nothing is lost)."""
+        if not decoded:
+            return
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.to_thread(self.history.prefetch, [d[0] for d in decoded])
+                return
+            except Exception as exc:
+                self.last_error = str(exc)[:300]
+                METRICS.inc("sessionizer_read_errors_total")
+                log.warning("history read from ClickHouse failed, retrying in %.1fs: %s", delay, exc)
                 if self.stop.is_set() and delay > 5:
                     raise
                 await asyncio.sleep(delay)
@@ -249,7 +288,10 @@ class Sessionizer:
         try:
             while not self.stop.is_set():
                 records = await self.consumer.getmany(timeout_ms=100, max_records=5000)
-                self.ingest(records)
+                decoded = self.decode(records)
+                await self._prefetch_retrying(decoded)
+                self.fold_decoded(decoded)
+                await self.dead_letter(bootstrap)
                 flush_now = self.flush_requested.is_set()
                 if flush_now or time.monotonic() - last_flush >= s.flush_interval_s:
                     if flush_now:
@@ -267,6 +309,38 @@ class Sessionizer:
             finally:
                 self.running = False
                 await self.consumer.stop()
+                if self.dlq is not None:
+                    await self.dlq.stop()
+
+    async def dead_letter(self, bootstrap: str) -> None:
+        """Send poison records to the dead-letter topic, the reason in a header (best effort:
+        a record that cannot be sent there is counted and logged, never blocks the stream)."""
+        if not self.dead:
+            return
+        dead, self.dead = self.dead, []
+        topic = dlq_topic(self.settings)
+        try:
+            if self.dlq is None:
+                await broker.ensure_topic(bootstrap, topic, 1, timeout=10)
+                producer = broker.producer(bootstrap, self.settings.idempotence,
+                                           client_id="clickstream-sessionizer-dlq")
+                try:
+                    await producer.start()
+                except Exception:
+                    await producer.stop()
+                    raise
+                self.dlq = producer
+            futures = [
+                await self.dlq.send(topic, value, key=key, headers=[
+                    ("reason", reason.encode()),
+                    ("origin", f"{self.settings.topic}/{part}@{off}".encode()),
+                ])
+                for key, value, reason, part, off in dead
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), 30)
+        except Exception as exc:
+            METRICS.inc("sessionizer_dead_letter_errors_total", len(dead))
+            log.error("could not write %d poison records to %s: %s", len(dead), topic, exc)
 
     async def drain(self) -> None:
         """Wait until every record in the topic at this moment has been consumed."""
@@ -284,6 +358,21 @@ class Sessionizer:
         self.flushed.clear()
         self.flush_requested.set()
         await asyncio.wait_for(self.flushed.wait(), timeout)
+
+
+def dlq_topic(settings: Settings) -> str:
+    return settings.topic + ".dlq"
+
+
+def poison_reason(exc: HitDecodeError) -> str:
+    text = str(exc)
+    if text.startswith("not JSON"):
+        return "not_json"
+    if text.startswith("unsupported version"):
+        return "bad_version"
+    if text.startswith("not an object"):
+        return "not_object"
+    return "invalid_hit"
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

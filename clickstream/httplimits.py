@@ -1,0 +1,87 @@
+"""Hard limits on what one HTTP request may cost before the app sees it.
+
+uvicorn's httptools protocol (the fast one, used when httptools is installed) has
+no limit on header size or count, and no deadline for a client that sends its
+request slowly.  This subclass adds them; a request over a limit gets uvicorn's
+fixed ``400 Invalid HTTP request`` and the connection is closed; a request not
+fully received within the deadline has its connection closed (the app, if it was
+reading the body, sees ``http.disconnect``).  Without httptools, uvicorn's h11
+protocol applies ``h11_max_incomplete_event_size`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clickstream.metrics import METRICS
+
+MAX_REQUEST_TARGET = 16 * 1024  # path + query string
+MAX_HEADER_BYTES = 32 * 1024  # all names and values together (cookies included)
+MAX_HEADERS = 100
+REQUEST_DEADLINE_S = 10.0  # from the request's first byte to its last body byte
+
+
+class RequestLimitError(Exception):
+    """Raised inside a parser callback: httptools turns it into a parse error (400)."""
+
+
+def protocol() -> Any:
+    """The class to give ``uvicorn.Config(http=...)``: limited httptools, else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is a dependency of uvicorn[standard]
+        return "h11"
+
+    class LimitedHttpToolsProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _target = 0
+        _header_bytes = 0
+        _header_count = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()  # the first request's bytes must come in time too
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._target = self._header_bytes = self._header_count = 0
+            self._arm()
+
+        def on_url(self, url: bytes) -> None:
+            self._target += len(url)
+            if self._target > MAX_REQUEST_TARGET:
+                raise RequestLimitError("request target too long")
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._header_count += 1
+            self._header_bytes += len(name) + len(value)
+            if self._header_count > MAX_HEADERS or self._header_bytes > MAX_HEADER_BYTES:
+                raise RequestLimitError("headers too large")
+            super().on_header(name, value)
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = asyncio.get_running_loop().call_later(REQUEST_DEADLINE_S, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            METRICS.inc("http_slow_clients_total")
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return LimitedHttpToolsProtocol
