@@ -49,6 +49,10 @@ CATALOG: tuple[Metric, ...] = (
     M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
     M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
     M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),
+    M("erased_sessions_dropped_total", "counter", "Sessions of erased visitors dropped by the writer (a replay does not bring them back)."),
+    # API
+    M("auth_refused_total", "counter", "Requests refused by the token/login check, by reason.", ("reason",)),
+    M("logins_total", "counter", "Dashboard login attempts, by result.", ("result",)),
 )
 del M
 BY_NAME = {m.name: m for m in CATALOG}

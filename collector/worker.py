@@ -139,7 +139,12 @@ def worker_main(values: dict[str, Any], sites: dict[str, Any], bootstrap: str, u
         finally:
             metrics.close()
 
-    asyncio.run(main())
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
     sys.exit(0)
 
 
