@@ -23,9 +23,11 @@ from clickstream import broker, warehouse
 from clickstream.hit import Hit, HitDecodeError
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
-from sessionizer import sessions
-from sessionizer.enrich import Context, enrich
-from sessionizer.flags import Rules, SessionResult
+from sessionizer import sessions, stored
+from sessionizer.enrich import Context, GeoIP, enrich
+from sessionizer.flags import SessionResult
+from sessionizer.sessions import Known, Tombstone
+from sessionizer.split import Rules, rules_from
 from sessionizer.writer import Writer
 
 log = logging.getLogger("clickstream.sessionizer")
@@ -37,10 +39,7 @@ def rules_for(settings: Settings) -> Callable[[str], Rules]:
     def rules(site: str) -> Rules:
         r = cache.get(site)
         if r is None:
-            s = settings.for_site(site)
-            r = cache[site] = Rules(
-                timeout_ms=int(s.session_timeout_min * 60_000), quick_back_ms=int(s.quick_back_s * 1000)
-            )
+            r = cache[site] = rules_from(settings.for_site(site))
         return r
 
     return rules
@@ -48,67 +47,80 @@ def rules_for(settings: Settings) -> Callable[[str], Rules]:
 
 def context_for(settings: Settings) -> Callable[[str], Context]:
     cache: dict[str, Context] = {}
+    geo = GeoIP(settings.geoip_db) if settings.geoip_db else None
 
     def ctx(site: str) -> Context:
         c = cache.get(site)
         if c is None:
-            c = cache[site] = Context(search_params=settings.for_site(site).search_param_set)
+            s = settings.for_site(site)
+            c = cache[site] = Context(search_params=s.search_param_set, geo=geo, bots=s.bots)
         return c
 
     return ctx
 
 
 class History:
-    """Per visitor: sessions already closed and known CRM id, cached; ClickHouse on first sight."""
+    """Per visitor: sessions stored, end of the latest, CRM link; cached, one batched
+    ClickHouse lookup for the visitors of a batch not seen before (no per-hit query)."""
 
     def __init__(self, client: Client, database: str, size: int = 200_000):
         self.client = client
         self.db = database
-        self.cache: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], Known] = OrderedDict()
         self.size = size
+        self.lookups = 0
 
     def prefetch(self, hits: list[Hit]) -> None:
-        """One query for all visitors of a batch not seen before."""
-        first_ts: dict[tuple[str, str], int] = {}
-        for h in hits:
-            key = (h.site, h.visitor_id)
-            if key not in self.cache:
-                first_ts[key] = min(first_ts.get(key, h.ts), h.ts)
-        if not first_ts:
+        """One query per table for all visitors of a batch not in the cache."""
+        keys = list(dict.fromkeys((h.site, h.visitor_id) for h in hits if (h.site, h.visitor_id) not in self.cache))
+        if not keys:
             return
-        found: dict[tuple[str, str], tuple[int, str]] = {}
-        keys = list(first_ts)
+        self.lookups += 1
+        found: dict[tuple[str, str], Known] = {}
         for i in range(0, len(keys), 2000):
-            chunk = keys[i : i + 2000]
+            chunk = tuple(keys[i : i + 2000])
             rows = warehouse.read_query(
                 self.client,
-                f"SELECT site, visitor_id, groupArray(toUnixTimestamp64Milli(start_ts)), "
-                f"argMax(crm_id, end_ts) FROM {self.db}.sessions FINAL "
-                f"WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
-                parameters={"keys": tuple(chunk)},
-                comment="sessionizer:history",
+                f"SELECT site, visitor_id, count(), max(toUnixTimestamp64Milli(end_ts)) "
+                f"FROM {self.db}.sessions FINAL WHERE (site, visitor_id) IN %(keys)s "
+                "GROUP BY site, visitor_id",
+                parameters={"keys": chunk}, comment="sessionizer:history",
             ).rows
-            for site, vid, starts, crm in rows:
-                # only sessions before this visitor's first hit here: a replayed open
-                # session already written provisionally must not count as its own history
-                before = sum(1 for t in starts if t < first_ts[(site, vid)])
-                found[(site, vid)] = (before, crm or "")
+            for site, vid, n, last_end in rows:
+                found[(site, vid)] = Known(sessions=int(n), last_end=int(last_end))
+            links = warehouse.read_query(
+                self.client,
+                f"SELECT site, visitor_id, argMax(crm_id, last_ts), "
+                f"toUnixTimestamp64Milli(min(first_ts)) FROM {self.db}.identities FINAL "
+                "WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
+                parameters={"keys": chunk}, comment="sessionizer:history-crm",
+            ).rows
+            for site, vid, crm, since in links:
+                k = found.get((site, vid), Known())
+                found[(site, vid)] = Known(k.sessions, k.last_end, crm, int(since))
         for key in keys:
-            self._put(key, found.get(key, (0, "")))
+            self._put(key, found.get(key, Known()))
 
-    def _put(self, key: tuple[str, str], value: tuple[int, str]) -> None:
+    def _put(self, key: tuple[str, str], value: Known) -> None:
         self.cache[key] = value
         self.cache.move_to_end(key)
         while len(self.cache) > self.size:
             self.cache.popitem(last=False)
 
-    def __call__(self, site: str, vid: str) -> tuple[int, str]:
-        return self.cache.get((site, vid), (0, ""))
+    def __call__(self, site: str, vid: str) -> Known:
+        return self.cache.get((site, vid), Known())
 
     def closed(self, results: list[SessionResult]) -> None:
         for r in results:
             s = r.session
-            self._put((s["site"], s["visitor_id"]), (s["session_number"], s["crm_id"]))
+            key = (s["site"], s["visitor_id"])
+            old = self.cache.get(key, Known())
+            if s["session_number"] >= old.sessions:
+                crm = (s["crm_id"], 0) if s["crm_id"] != old.crm_id else (old.crm_id, old.crm_since)
+                self._put(key, Known(s["session_number"], max(old.last_end, s["end_ts"]), *crm))
+
+    def clear(self) -> None:
+        self.cache.clear()
 
 
 class Sessionizer:
@@ -148,9 +160,13 @@ class Sessionizer:
         self.history.prefetch([d[0] for d in decoded])
         for hit, part, off in decoded:
             e = enrich(hit, self.ctx(hit.site), part, off)
+            if isinstance(e, str):
+                METRICS.inc(f"sessionizer_dropped_{e}_total")
+                continue
             _, closed = sessions.fold(self.state, e)
             self._closed(closed)
         METRICS.inc("sessionizer_hits_total", len(decoded))
+        METRICS.set("sessionizer_sessions_capped", self.state.capped)
 
     def _closed(self, results: list[SessionResult]) -> None:
         if results:
@@ -169,25 +185,54 @@ class Sessionizer:
 
     # --- I/O --------------------------------------------------------------------------
     async def write_and_commit(self, close_everything: bool = False) -> None:
+        """Write closed sessions, amend visitors hit by late hits, close what is idle,
+        write open sessions provisionally, then commit what is final."""
+        if self.state.amend:
+            if self.pending:  # amend reads the warehouse: closed sessions go first
+                await self._write_retrying(self.pending, [])
+                self.pending = []
+            await self._amend()
         if close_everything:
             self._closed(sessions.close_all(self.state))
         else:
             self._closed(sessions.close_idle(self.state, self.partition_clock(self._caught_up())))
         results = self.pending + sessions.take_dirty(self.state)
-        if results:
+        tombstones = sessions.take_tombstones(self.state)
+        if results or tombstones:
             started = time.monotonic()
-            await self._write_retrying(results)
+            await self._write_retrying(results, tombstones)
             METRICS.observe("sessionizer_write_seconds", time.monotonic() - started)
             METRICS.inc("sessions_written_total", sum(1 for r in results if r.closed))
         self.pending = []
         METRICS.set("sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits))
         await self._commit()
 
-    async def _write_retrying(self, results: list[SessionResult]) -> None:
+    async def _amend(self) -> None:
+        """Load the stored hits and sessions of visitors with late hits; re-split them."""
+        keys = sorted(self.state.amend)
+
+        def load() -> tuple[dict[Any, Any], dict[Any, Any]]:
+            db = self.settings.database
+            return (stored.visitor_hits(self.client, db, keys, self.ctx),
+                    stored.visitor_sessions(self.client, db, keys))
+
+        while True:
+            try:
+                hits, known = await asyncio.to_thread(load)
+                break
+            except Exception as exc:
+                self.last_error = str(exc)[:300]
+                log.warning("amend: reading ClickHouse failed, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+        for key in keys:
+            self._closed(sessions.amend(self.state, key, hits[key], known[key]))
+        METRICS.inc("sessionizer_amended_visitors_total", len(keys))
+
+    async def _write_retrying(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
         delay = 0.2
         while True:
             try:
-                await asyncio.to_thread(self.writer.write, results)
+                await asyncio.to_thread(self.writer.write, results, tombstones)
                 self.last_error = ""
                 return
             except Exception as exc:  # ClickHouse down: keep everything, retry, commit nothing
@@ -279,11 +324,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.owner.write_and_commit()
             lost = {tp.partition for tp in revoked}
             for key, v in list(self.owner.state.visitors.items()):
-                if v.hits and v.hits[0].partition in lost:
+                parts = {e.partition for e in (*v.hits, *v.late)}
+                if parts & lost or not parts:
                     del self.owner.state.visitors[key]
             for p in lost:
                 self.owner.consumed.pop(p, None)
                 self.owner.clock.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
+        # visitors of newly assigned partitions may have sessions written by another
+        # process meanwhile: forget cached history, look it up again on first sight
+        self.owner.history.clear()
