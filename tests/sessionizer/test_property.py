@@ -55,14 +55,12 @@ def reference(hits: list[Enriched], rules: Rules) -> list[tuple[Any, ...]]:
                 for x in cur:
                     if x.hit.utm_source or x.hit.utm_medium or x.hit.utm_campaign:
                         cur_campaign = (x.hit.utm_source, x.hit.utm_medium, x.hit.utm_campaign)
-                if e.hit.ts - cur[-1].hit.ts > rules.timeout_ms:
-                    new = True
-                elif campaign != ("", "", "") and campaign != cur_campaign:
-                    new = True
-                elif len(cur) >= rules.max_hits:
-                    new = True
-                elif e.hit.ts - cur[0].hit.ts > rules.max_duration_ms:
-                    new = True
+                new = (
+                    e.hit.ts - cur[-1].hit.ts > rules.timeout_ms
+                    or (campaign != ("", "", "") and campaign != cur_campaign)
+                    or len(cur) >= rules.max_hits
+                    or e.hit.ts - cur[0].hit.ts > rules.max_duration_ms
+                )
             if new:
                 sessions.append([e])
             else:

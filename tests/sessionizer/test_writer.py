@@ -18,9 +18,9 @@ def q(client: Client, sql: str) -> list[list[object]]:
 
 
 def test_column_lists_match_describe_table(client: Client, db: str) -> None:
-    assert writer.HIT_COLUMNS == warehouse.table_columns(client, db, "hits")
-    assert writer.SESSION_COLUMNS == warehouse.table_columns(client, db, "sessions")
-    assert writer.IDENTITY_COLUMNS == warehouse.table_columns(client, db, "identities")
+    assert warehouse.table_columns(client, db, "hits") == writer.HIT_COLUMNS
+    assert warehouse.table_columns(client, db, "sessions") == writer.SESSION_COLUMNS
+    assert warehouse.table_columns(client, db, "identities") == writer.IDENTITY_COLUMNS
 
 
 def test_rewrite_wins_and_tombstone_deletes_under_final(client: Client, db: str) -> None:
