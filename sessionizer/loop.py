@@ -161,7 +161,7 @@ class Sessionizer:
         for hit, part, off in decoded:
             e = enrich(hit, self.ctx(hit.site), part, off)
             if isinstance(e, str):
-                METRICS.inc(f"sessionizer_dropped_{e}_total")
+                METRICS.inc("sessionizer_dropped_total", reason=e)
                 continue
             _, closed = sessions.fold(self.state, e)
             self._closed(closed)
