@@ -94,7 +94,8 @@ async def produce(bootstrap: str, topic: str, hits: list[tuple[int, Hit]]) -> No
 class Proc:
     """One `clickstream sessionizer` process with its own HTTP port for /metrics."""
 
-    def __init__(self, tmp: Path, name: str, bootstrap: str, chdb: Path, db: str, topic: str, group: str):
+    def __init__(self, tmp: Path, name: str, bootstrap: str, chdb: Path, db: str, topic: str,
+                 group: str, wait: bool = True):
         self.port = broker.free_port()
         self.log = tmp / f"{name}.log"
         cmd = [sys.executable, "-m", "clickstream.cli", "sessionizer", "--kafka", bootstrap,
@@ -104,7 +105,8 @@ class Proc:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.wait_healthy()
+        if wait:
+            self.wait_healthy()
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -146,22 +148,34 @@ class Proc:
         assert code in (0, -15), f"exit {code}: " + self.log.read_text()[-3000:]
 
 
+_READ = (
+    "import sys, orjson\n"
+    "from clickstream import warehouse\n"
+    "c = warehouse.connect('chdb://' + sys.argv[1])\n"
+    "out = {}\n"
+    "for t, k in (('sessions', 'session_id'), ('hits', 'hit_id')):\n"
+    "    r = warehouse.read_query(c, f'SELECT * FROM {sys.argv[2]}.{t} {sys.argv[3]} ORDER BY {k}, version')\n"
+    "    out[t] = [r.columns] + r.rows\n"
+    "sys.stdout.buffer.write(orjson.dumps(out, default=str))\n"
+)
+
+
+class Reader:
+    """Rows of sessions and hits of one store, read by a subprocess because this test
+    process may not open a second chDB engine path; several can run at once."""
+
+    def __init__(self, chdb: Path, db: str, final: bool):
+        self.proc = subprocess.Popen([sys.executable, "-c", _READ, str(chdb), db, "FINAL" if final else ""],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self) -> dict[str, list[list[Any]]]:
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err.decode()[-2000:]
+        return orjson.loads(out)
+
+
 def read_tables(chdb: Path, db: str, final: bool) -> dict[str, list[list[Any]]]:
-    """Rows of sessions and hits (every column but version), read by a subprocess
-    because this test process may not open a second chDB engine path."""
-    code = (
-        "import sys, orjson\n"
-        "from clickstream import warehouse\n"
-        "c = warehouse.connect('chdb://' + sys.argv[1])\n"
-        "out = {}\n"
-        "for t, k in (('sessions', 'session_id'), ('hits', 'hit_id')):\n"
-        "    r = warehouse.read_query(c, f'SELECT * FROM {sys.argv[2]}.{t} {sys.argv[3]} ORDER BY {k}, version')\n"
-        "    out[t] = [r.columns] + r.rows\n"
-        "sys.stdout.buffer.write(orjson.dumps(out, default=str))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code, str(chdb), db, "FINAL" if final else ""],
-                         cwd=ROOT, capture_output=True, timeout=60, check=True)
-    return orjson.loads(res.stdout)
+    return Reader(chdb, db, final).result()
 
 
 def as_final(*tables: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
@@ -169,10 +183,11 @@ def as_final(*tables: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
     the row with the highest version, deleted rows dropped, then version removed."""
     out = {}
     for name, key in (("sessions", "session_id"), ("hits", "hit_id")):
-        cols = tables[0][name][0]
+        cols = next(t[name][0] for t in tables if t[name][0])
         k, ver, dele = cols.index(key), cols.index("version"), cols.index("is_deleted")
         best: dict[str, list[Any]] = {}
         for t in tables:
+            assert t[name][0] in ([], cols)
             for row in t[name][1:]:
                 if row[k] not in best or row[ver] > best[row[k]][ver]:
                     best[row[k]] = row
