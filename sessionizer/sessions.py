@@ -215,6 +215,12 @@ def amend(state: State, key: tuple[str, str], stored: list[Enriched],
     return closed
 
 
+def rebuild(v: Visitor, segments: list[list[Enriched]], rules: Rules) -> list[SessionResult]:
+    """Closed sessions for consecutive ``segments`` of ``v`` (numbers go on from
+    ``v.sessions_before``): what ``clickstream resessionize`` writes."""
+    return [_emit(v, seg, rules) for seg in segments]
+
+
 def close_idle(state: State, clock: Callable[[Visitor], int]) -> list[SessionResult]:
     """Close sessions whose partition clock passed their last hit + timeout."""
     closed = []

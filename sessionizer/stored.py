@@ -18,7 +18,7 @@ from clickstream.hit import Hit
 from sessionizer.enrich import Context, Enriched, classify_channel, read_revenue, split_url
 
 Key = tuple[str, str]
-_HIT_FIELDS = (
+HIT_FIELDS = (
     "site", "visitor_id", "hit_id", "toUnixTimestamp64Milli(ts)",
     "toUnixTimestamp64Milli(received)", "event", "url", "referrer", "title", "search_query",
     "search_results", "uid", "nav", "utm_source", "utm_medium", "utm_campaign", "utm_term",
@@ -55,7 +55,7 @@ def visitor_hits(client: Client, db: str, keys: list[Key], ctx: Callable[[str], 
     out: dict[Key, list[Enriched]] = {k: [] for k in keys}
     for chunk in _chunks(keys):
         rows = warehouse.read_query(
-            client, f"SELECT {', '.join(_HIT_FIELDS)} FROM {db}.hits FINAL "
+            client, f"SELECT {', '.join(HIT_FIELDS)} FROM {db}.hits FINAL "
             "WHERE (site, visitor_id) IN %(keys)s", parameters={"keys": chunk},
             comment="sessionizer:amend-hits",
         ).rows
