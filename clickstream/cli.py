@@ -91,6 +91,21 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from clickstream import demo
+
+    if not 1 <= args.sessions <= 1_000_000:
+        raise CLIError("--sessions must be 1..1000000")
+    if not 1 <= args.days <= 30:
+        raise CLIError("--days must be 1..30 (the collector accepts client times up to 30 days old)")
+    try:
+        n_sessions, n_events = demo.run(args.collector, args.site, args.sessions, args.days, args.seed)
+    except (OSError, RuntimeError) as exc:
+        raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
+    print(f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})")
+    return 0
+
+
 def _token_file(settings: Settings) -> str:
     path = settings.data_dir / "api_token"
     return path.read_text().strip() if path.exists() else ""
@@ -141,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
+    p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
+    p.add_argument("--collector", default="http://127.0.0.1:8000", help="collector base URL")
+    p.add_argument("--site", default="demo", help="site id to send as (default: demo)")
+    p.add_argument("--sessions", type=int, default=500, help="sessions to send (default: 500)")
+    p.add_argument("--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same traffic)")
+    _add_setting_flags(p)
+    p.set_defaults(handler=cmd_demo)
     for add in _plugins():
         add(sub, _add_setting_flags)
     return parser

@@ -8,7 +8,7 @@ this module only guarantees the record's own shape (types, limits, version).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -69,7 +69,7 @@ class Hit:
         return self.event in EVENTS_THAT_ARE_PAGES
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serializes (slots) dataclasses natively
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Hit:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,10 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     server = uvicorn.Server(config)
     if announce:
         _announce(settings, token, generated, bootstrap, embedded is not None)
+    # uvicorn re-raises the signal it caught once shutdown is done; after a graceful
+    # shutdown that is not an error, so the re-raised SIGTERM/SIGINT is absorbed here.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run()
     finally:

@@ -11,6 +11,7 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,8 +99,8 @@ def normalize(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text(params: dict[str, Any], key: str, limit: int) -> str:
-    v = params.get(key, "")
-    if v is None:
+    v = params.get(key)
+    if not v:
         return ""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         v = str(v)
@@ -237,6 +238,7 @@ def new_visitor_id() -> str:
     return secrets.token_hex(16)  # 128 random bits
 
 
+@lru_cache(maxsize=65536)
 def truncate_ip(ip: str) -> str:
     """IPv4 to /24, IPv6 to /48."""
     try:

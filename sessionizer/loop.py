@@ -307,7 +307,8 @@ class Sessionizer:
                 await asyncio.sleep(0.05)
 
     async def flush(self, timeout: float = 30.0) -> None:
-        """Close all open sessions now and wait until they are written."""
+        """Consume everything already in the topic, close all open sessions, write them."""
+        await asyncio.wait_for(self.drain(), timeout)
         self.flushed.clear()
         self.flush_requested.set()
         await asyncio.wait_for(self.flushed.wait(), timeout)

@@ -1,0 +1,118 @@
+"""End to end with the real Tansu broker and real chDB: `clickstream serve` as users run it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Served, start_serve
+
+
+def wait_for(fn, timeout: float = 30.0, every: float = 0.3):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def test_pixel_and_beacon_from_one_cookie_make_one_session(serve: Served) -> None:
+    with httpx.Client(base_url=serve.url) as browser:
+        r = browser.get("/p.gif", params={"s": "it", "u": "https://shop.example/", "t": "Home"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+        vid = browser.cookies["_cs_vid"]
+        r = browser.post("/collect", content=b'{"s":"it","u":"https://shop.example/p/1"}',
+                         headers={"content-type": "text/plain"})
+        assert r.status_code == 204
+    rows = wait_for(lambda: serve.sql(
+        "SELECT visitor_id, pageviews, hits, paths, entry_path, exit_path FROM clickstream.sessions FINAL "
+        "WHERE site = 'it'") if serve.sql("SELECT count() FROM clickstream.hits FINAL WHERE site = 'it'")[0][0] == 2 else None)
+    assert rows == [[vid, 2, 2, ["/", "/p/1"], "/", "/p/1"]]
+    serve.flush()
+    rows = serve.sql("SELECT count(), any(is_closed), any(pageviews) FROM clickstream.sessions FINAL WHERE site = 'it'")
+    assert rows == [[1, 1, 2]]
+    hits = serve.sql("SELECT seq, path, prev_page, next_page, session_id != '' FROM clickstream.hits FINAL "
+                     "WHERE site = 'it' ORDER BY seq")
+    assert hits == [[1, "/", "", "/p/1", True], [2, "/p/1", "/", "", True]]
+
+
+def test_malformed_requests_never_reach_the_tables(serve: Served) -> None:
+    bad = ["/p.gif?u=https://x.example/", "/p.gif?s=it2&u=ftp://x", "/p.gif?s=it2&u=https://x.example/&n=-3",
+           "/p.gif?s=it2&u=%ff", "/p.gif?s=%3Cscript%3E&u=https://x.example/"]
+    with httpx.Client(base_url=serve.url) as c:
+        for path in bad:
+            r = c.get(path)
+            assert r.status_code == 200 and r.content[:6] == b"GIF89a"
+        r = c.post("/collect", content=b"x" * 70_000)
+        assert r.status_code == 413
+        c.get("/p.gif?s=it2&u=https://x.example/ok")
+        metrics = c.get("/metrics").text
+    serve.flush()
+    assert serve.sql("SELECT path FROM clickstream.hits FINAL WHERE site = 'it2'") == [["/ok"]]
+    for reason in ("missing_site", "bad_url", "bad_n", "bad_site", "body_too_large"):
+        assert f'clickstream_hits_dropped_total{{reason="{reason}"}} 1' in metrics
+
+
+def test_sql_api_refuses_writes_and_needs_the_token(serve: Served) -> None:
+    auth = {"Authorization": f"Bearer {serve.token}"}
+    with httpx.Client(base_url=serve.url) as c:
+        assert c.post("/api/sql", content="SELECT 1").status_code == 401
+        assert c.post("/api/sql", content="SELECT 1", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/api/flush").status_code == 401
+        for stmt in ("INSERT INTO clickstream.hits (site) VALUES ('x')", "ALTER TABLE clickstream.hits DELETE WHERE 1",
+                     "DROP TABLE clickstream.hits", "SYSTEM FLUSH LOGS", "SELECT 1; DROP TABLE clickstream.hits",
+                     "CREATE TABLE clickstream.x (a Int8) ENGINE=Memory"):
+            r = c.post("/api/sql", content=stmt, headers=auth)
+            assert r.status_code == 400, stmt
+            assert "error" in r.json() and r.json()["error"]
+        r = c.post("/api/sql", content="SELECT 1 AS one, 'a' AS two", headers=auth)
+        assert r.json() == {"columns": ["one", "two"], "rows": [[1, "a"]]}
+        # the readonly lock is ClickHouse's own, not only the statement check
+        r = c.post("/api/sql", content="SELECT * FROM clickstream.hits SETTINGS readonly=0", headers=auth)
+        assert r.status_code == 400
+    assert serve.sql("EXISTS TABLE clickstream.hits") == [[1]]
+
+
+def test_sigterm_during_traffic_loses_nothing(tmp_path: Path) -> None:
+    served = start_serve(tmp_path / "data")
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def traffic(n: int) -> None:
+        with httpx.Client(base_url=served.url, timeout=10) as c:
+            i = 0
+            while not stop.is_set():
+                url = f"https://t.example/v{n}/p{i}"
+                try:
+                    r = c.get("/p.gif", params={"s": "term", "u": url, "vid": f"visitor{n:04d}"})
+                except httpx.HTTPError:
+                    return  # server gone: this request was not answered
+                if r.status_code == 200:
+                    answered.append(url)
+                i += 1
+
+    threads = [threading.Thread(target=traffic, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    served.proc.send_signal(signal.SIGTERM)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert served.proc.wait(120) == 0
+    assert len(answered) > 50
+    again = start_serve(tmp_path / "data")  # the same chDB files, read through the API
+    try:
+        stored = again.sql("SELECT url FROM clickstream.hits FINAL WHERE site = 'term'")
+        assert sorted(r[0] for r in stored) == sorted(answered)
+        sessions = again.sql("SELECT visitor_id, hits, is_closed FROM clickstream.sessions FINAL "
+                             "WHERE site = 'term' ORDER BY visitor_id")
+        assert [s[2] for s in sessions] == [1, 1, 1, 1]
+        assert sum(s[1] for s in sessions) == len(answered)
+    finally:
+        again.stop()

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from clickstream.sqlguard import SQLRefused, check_read_only
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "select count() from clickstream.hits FINAL;",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "SELECT ';' AS semi, 'DROP TABLE x' AS text -- comment; DROP",
+        "DESCRIBE TABLE clickstream.sessions",
+        "SHOW TABLES FROM clickstream",
+    ],
+)
+def test_reads_pass(sql: str) -> None:
+    assert check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("INSERT INTO clickstream.hits VALUES (1)", "not INSERT"),
+        ("ALTER TABLE clickstream.hits DELETE WHERE 1", "not ALTER"),
+        ("DROP TABLE clickstream.hits", "not DROP"),
+        ("SYSTEM SHUTDOWN", "not SYSTEM"),
+        ("SELECT 1; DROP TABLE clickstream.hits", "only one statement"),
+        ("SELECT 1;;", "only one statement"),
+        ("SELECT * FROM file('/etc/passwd')", "table function file()"),
+        ("SELECT * FROM url('http://10.0.0.1/', CSV)", "table function url()"),
+        ("SELECT 1 INTO OUTFILE '/tmp/x'", "OUTFILE"),
+        ("", "empty statement"),
+        ("SELECT 'unterminated", "unterminated quote"),
+        ("SELECT " + "1," * 20000 + "1", "longer than"),
+    ],
+)
+def test_writes_and_tricks_are_refused(sql: str, needle: str) -> None:
+    with pytest.raises(SQLRefused) as info:
+        check_read_only(sql)
+    assert needle in str(info.value)
