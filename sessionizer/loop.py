@@ -336,3 +336,5 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # visitors of newly assigned partitions may have sessions written by another
         # process meanwhile: forget cached history, look it up again on first sight
         self.owner.history.clear()
+        consumer = self.owner.consumer
+        METRICS.set("sessionizer_assigned_partitions", len(consumer.assignment()) if consumer else 0)

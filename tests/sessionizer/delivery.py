@@ -117,7 +117,7 @@ class Proc:
         except OSError:
             return 0, b""
 
-    def wait_healthy(self, timeout: float = 40) -> None:
+    def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while self.get("/healthz")[0] != 200:
             assert self.proc.poll() is None, self.log.read_text()[-2000:]
@@ -130,9 +130,9 @@ class Proc:
                 return float(line.split()[1])
         return 0.0
 
-    def wait_metric(self, name: str, at_least: float, timeout: float = 30) -> None:
+    def wait_metric(self, name: str, at_least: float, timeout: float = 90, exact: bool = False) -> None:
         deadline = time.monotonic() + timeout
-        while self.metric(name) < at_least:
+        while (self.metric(name) != at_least) if exact else (self.metric(name) < at_least):
             assert time.monotonic() < deadline, f"{name} < {at_least}: " + self.log.read_text()[-2000:]
             time.sleep(0.1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
-from sessionizer import writer
 from sessionizer.flags import build_session
 from sessionizer.sessions import Tombstone
 from sessionizer.split import Rules
@@ -15,12 +14,6 @@ from tests.sessionizer.factory import T0, hit
 
 def q(client: Client, sql: str) -> list[list[object]]:
     return warehouse.read_query(client, sql).rows
-
-
-def test_column_lists_match_describe_table(client: Client, db: str) -> None:
-    assert warehouse.table_columns(client, db, "hits") == writer.HIT_COLUMNS
-    assert warehouse.table_columns(client, db, "sessions") == writer.SESSION_COLUMNS
-    assert warehouse.table_columns(client, db, "identities") == writer.IDENTITY_COLUMNS
 
 
 def test_rewrite_wins_and_tombstone_deletes_under_final(client: Client, db: str) -> None:
