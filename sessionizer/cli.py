@@ -13,7 +13,8 @@ SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def add_parser(sub: argparse._SubParsersAction, add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
         "resessionize",
         help="rebuild a site's sessions from the raw hits in ClickHouse (after changing session rules)",

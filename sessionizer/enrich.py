@@ -84,7 +84,7 @@ def split_url(e: Enriched, ctx: Context) -> str | None:
     e.path = parts.path or "/"
     e.query_string = parts.query
     if not e.hit.is_page:
-        return
+        return None
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:

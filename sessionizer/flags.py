@@ -40,6 +40,7 @@ class SessionResult:
     flags: list[HitFlags]
     session: dict[str, Any]
     closed: bool
+    unchanged: frozenset[int] = frozenset()  # hit indexes whose row is already written as is
 
 
 def is_search(e: Enriched) -> bool:

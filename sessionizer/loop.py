@@ -13,6 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import astuple, replace
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -134,6 +135,7 @@ class Sessionizer:
         self.consumed: dict[int, int] = {}  # partition -> next offset to read
         self.clock: dict[int, int] = {}  # partition -> received-time clock
         self.pending: list[SessionResult] = []
+        self.rows_written: dict[tuple[str, str], tuple[Any, ...]] = {}  # hit -> row as written
         self.flush_requested = asyncio.Event()
         self.flushed = asyncio.Event()
         self.stop = asyncio.Event()
@@ -189,14 +191,14 @@ class Sessionizer:
         write open sessions provisionally, then commit what is final."""
         if self.state.amend:
             if self.pending:  # amend reads the warehouse: closed sessions go first
-                await self._write_retrying(self.pending, [])
+                await self._write_retrying(self._skip_unchanged(self.pending), [])
                 self.pending = []
             await self._amend()
         if close_everything:
             self._closed(sessions.close_all(self.state))
         else:
             self._closed(sessions.close_idle(self.state, self.partition_clock(self._caught_up())))
-        results = self.pending + sessions.take_dirty(self.state)
+        results = self._skip_unchanged(self.pending + sessions.take_dirty(self.state))
         tombstones = sessions.take_tombstones(self.state)
         if results or tombstones:
             started = time.monotonic()
@@ -206,6 +208,24 @@ class Sessionizer:
         self.pending = []
         METRICS.set("sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits))
         await self._commit()
+
+    def _skip_unchanged(self, results: list[SessionResult]) -> list[SessionResult]:
+        """An open session is rewritten on every flush, but most of its hit rows are as
+        written last time: mark those so only changed hit rows are inserted again."""
+        out = []
+        for r in results:
+            unchanged = set()
+            for i, (e, f) in enumerate(zip(r.hits, r.flags, strict=True)):
+                key = (e.hit.site, e.hit.hit_id)
+                sig = (r.session_id, *astuple(f))
+                if self.rows_written.get(key) == sig:
+                    unchanged.add(i)
+                if r.closed:
+                    self.rows_written.pop(key, None)
+                else:
+                    self.rows_written[key] = sig
+            out.append(replace(r, unchanged=frozenset(unchanged)) if unchanged else r)
+        return out
 
     async def _amend(self) -> None:
         """Load the stored hits and sessions of visitors with late hits; re-split them."""
@@ -245,7 +265,7 @@ class Sessionizer:
                 delay = min(delay * 2, 10.0)
 
     def _caught_up(self) -> set[int]:
-        out = set()
+        out: set[int] = set()
         if self.consumer is None:
             return out
         for tp in self.consumer.assignment():
@@ -314,7 +334,7 @@ class Sessionizer:
         await asyncio.wait_for(self.flushed.wait(), timeout)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, owner: Sessionizer):
         self.owner = owner
 
@@ -336,5 +356,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # visitors of newly assigned partitions may have sessions written by another
         # process meanwhile: forget cached history, look it up again on first sight
         self.owner.history.clear()
+        self.owner.rows_written.clear()
         consumer = self.owner.consumer
         METRICS.set("sessionizer_assigned_partitions", len(consumer.assignment()) if consumer else 0)

@@ -59,7 +59,9 @@ def ms_to_dt(ms: int) -> dt.datetime:
 
 def hit_rows(result: SessionResult, version: int) -> list[list[Any]]:
     rows = []
-    for e, f in zip(result.hits, result.flags, strict=True):
+    for i, (e, f) in enumerate(zip(result.hits, result.flags, strict=True)):
+        if i in result.unchanged:
+            continue
         h = e.hit
         rows.append([
             h.site, h.hit_id, ms_to_dt(h.ts), ms_to_dt(h.received), h.visitor_id,
