@@ -116,9 +116,10 @@ class History:
             s = r.session
             key = (s["site"], s["visitor_id"])
             old = self.cache.get(key, Known())
-            if s["session_number"] >= old.sessions:
-                crm = (s["crm_id"], 0) if s["crm_id"] != old.crm_id else (old.crm_id, old.crm_since)
-                self._put(key, Known(s["session_number"], max(old.last_end, s["end_ts"]), *crm))
+            # results come in order per visitor (an amend renumbers all its sessions):
+            # the last one tells how many sessions there are and where the latest ends
+            crm = (s["crm_id"], 0) if s["crm_id"] != old.crm_id else (old.crm_id, old.crm_since)
+            self._put(key, Known(s["session_number"], s["end_ts"], *crm))
 
     def clear(self) -> None:
         self.cache.clear()

@@ -105,3 +105,12 @@ async def test_crm_link_reaches_later_sessions_in_a_fresh_process(client: Client
     ]
     hits = warehouse.read_query(client, f"SELECT path, crm_id, uid FROM {db}.hits FINAL ORDER BY ts").rows
     assert hits == [["/a", "", ""], ["/login", "C7", "C7"], ["/again", "C7", ""]]
+
+
+async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
+    sz = process(client, db)
+    await feed(sz, h(0, "/a"), h(50 * 60, "/b"), close=True)  # two sessions
+    await feed(sz, h(25 * 60, "/bridge"), close=True)  # merged into one
+    await feed(sz, h(5 * 3600, "/later"), close=True)  # the visitor's second session
+    assert [r[1:5] for r in sessions(client, db)] == [
+        [1, 0, 3, ["/a", "/bridge", "/b"]], [2, 1, 1, ["/later"]]]
