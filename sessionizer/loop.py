@@ -146,29 +146,52 @@ class Sessionizer:
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
-        decoded: list[tuple[Hit, int, int]] = []
+        """Decode, look history up, fold (all in this thread; the loop uses :meth:`aingest`)."""
+        decoded = self.decode(records)
+        self.history.prefetch([h for h, _, _ in decoded if h is not None])
+        self.fold_decoded(decoded)
+
+    async def aingest(self, records: dict[TopicPartition, list[Any]]) -> None:
+        """The same, with the ClickHouse history lookup off the event loop."""
+        decoded = self.decode(records)
+        hits = [h for h, _, _ in decoded if h is not None]
+        if hits:
+            await asyncio.to_thread(self.history.prefetch, hits)
+        self.fold_decoded(decoded)
+
+    def decode(self, records: dict[TopicPartition, list[Any]]) -> list[tuple[Hit | None, int, int]]:
+        decoded: list[tuple[Hit | None, int, int]] = []
         for tp, msgs in records.items():
             for m in msgs:
-                self.consumed[tp.partition] = m.offset + 1
                 try:
-                    hit = Hit.from_json(m.value)
+                    hit: Hit | None = Hit.from_json(m.value)
                 except HitDecodeError as exc:
                     METRICS.inc("sessionizer_poison_records_total")
                     log.warning("poison record p%s@%s: %s", tp.partition, m.offset, exc)
-                    continue
+                    hit = None
                 decoded.append((hit, tp.partition, m.offset))
-                self.clock[tp.partition] = max(self.clock.get(tp.partition, 0), hit.received)
-        if not decoded:
-            return
-        self.history.prefetch([d[0] for d in decoded])
+        return decoded
+
+    def fold_decoded(self, decoded: list[tuple[Hit | None, int, int]]) -> None:
+        # a rebalance may have taken partitions away while the history was looked up:
+        # their records are the new owner's (nothing of them is committed here)
+        owned = None if self.consumer is None else {tp.partition for tp in self.consumer.assignment()}
+        n = 0
         for hit, part, off in decoded:
+            if owned is not None and part not in owned:
+                continue
+            self.consumed[part] = off + 1
+            if hit is None:
+                continue
+            n += 1
+            self.clock[part] = max(self.clock.get(part, 0), hit.received)
             e = enrich(hit, self.ctx(hit.site), part, off)
             if isinstance(e, str):
                 METRICS.inc("sessionizer_dropped_total", reason=e)
                 continue
             _, closed = sessions.fold(self.state, e)
             self._closed(closed)
-        METRICS.inc("sessionizer_hits_total", len(decoded))
+        METRICS.inc("sessionizer_hits_total", n)
         METRICS.set("sessionizer_sessions_capped", self.state.capped)
 
     def _closed(self, results: list[SessionResult]) -> None:
@@ -298,7 +321,7 @@ class Sessionizer:
         try:
             while not self.stop.is_set():
                 records = await self.consumer.getmany(timeout_ms=100, max_records=5000)
-                self.ingest(records)
+                await self.aingest(records)
                 flush_now = self.flush_requested.is_set()
                 if flush_now or time.monotonic() - last_flush >= s.flush_interval_s:
                     if flush_now:
