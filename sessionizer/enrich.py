@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from clickstream.hit import Hit
+from clickstream.settings import SettingsError
 
 TRACKING_PARAMS = frozenset({"gclid", "fbclid", "msclkid", "_ga", "dclid", "yclid", "twclid"})
 
@@ -183,8 +184,8 @@ class GeoIP:
         self.reader.close()
 
 
-class GeoIPError(ValueError):
-    """The configured GeoIP database cannot be used."""
+class GeoIPError(SettingsError):
+    """The configured GeoIP database cannot be used (names the setting)."""
 
 
 def classify_channel(e: Enriched, ctx: Context) -> str | None:

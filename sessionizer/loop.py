@@ -131,7 +131,10 @@ class Sessionizer:
         self.client = client
         self.writer = Writer(client, settings.database)
         self.history = History(client, settings.database)
-        self.state = sessions.State(rules=rules_for(settings), history=self.history)
+        rules = rules_for(settings)
+        for site in ("", *sorted(settings.site_allow_list)):  # bad per-site rules fail at start
+            rules(site)
+        self.state = sessions.State(rules=rules, history=self.history)
         self.ctx = context_for(settings)
         self.consumed: dict[int, int] = {}  # partition -> next offset to read
         self.clock: dict[int, int] = {}  # partition -> received-time clock

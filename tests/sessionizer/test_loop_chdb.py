@@ -5,7 +5,9 @@ late hits amending written sessions, CRM links — each "process" a fresh Sessio
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
@@ -13,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 from clickstream import settings as settings_mod
 from clickstream import warehouse
 from clickstream.hit import Hit
+from clickstream.settings import SettingsError
 from sessionizer.loop import Sessionizer
 from tests.sessionizer.factory import T0
 
@@ -114,3 +117,12 @@ async def test_same_process_counts_right_after_a_merge(client: Client, db: str) 
     await feed(sz, h(5 * 3600, "/later"), close=True)  # the visitor's second session
     assert [r[1:5] for r in sessions(client, db)] == [
         [1, 0, 3, ["/a", "/bridge", "/b"]], [2, 1, 1, ["/later"]]]
+
+
+def test_bad_rules_fail_at_start_naming_the_setting(client: Client, db: str, tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('[sites.shop]\ntime_zone = "Europe/Atlantis"\n')
+    with pytest.raises(SettingsError, match="setting 'time_zone': 'Europe/Atlantis' is not an IANA time zone"):
+        Sessionizer(settings_mod.load(flags={"database": db}, env={}, config_file=conf), client)
+    with pytest.raises(SettingsError, match="setting 'geoip_db': cannot open"):
+        Sessionizer(settings_mod.load(flags={"database": db, "geoip_db": str(tmp_path / "no.mmdb")}, env={}), client)
