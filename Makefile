@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test lint bench system-deps clean
+.PHONY: install run test lint bench system-deps js-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,10 +23,19 @@ system-deps:
 	  echo "installing Debian chromium (browser tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The tracker's build tool (terser, pinned by js-snippet/package-lock.json).
+JS_STAMP := js-snippet/node_modules/.installed
+$(JS_STAMP): js-snippet/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js 20 (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd js-snippet && npm ci --no-audit --no-fund --silent
+	touch $(JS_STAMP)
+
+js-deps: $(JS_STAMP)
+
 run: install
 	$(BIN)/clickstream serve --port $(PORT)
 
-test: install system-deps
+test: install system-deps js-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -4,7 +4,7 @@ Sources, later wins: defaults < TOML file (``--config`` / ``CLICKSTREAM_CONFIG``
 environment ``CLICKSTREAM_<NAME>`` < command-line flags.  A bad value raises
 :class:`SettingsError` whose message is one line naming the key and what it accepts.
 
-Per-site overrides live in the TOML file under ``[sites.<site id>]`` and may set any
+Per-site overrides live in the TOML file under ``[site.<site id>]`` and may set any
 setting marked ``per_site``.
 """
 
@@ -125,7 +125,7 @@ class Settings:
         self._sites = {k: dict(v) for k, v in (sites or {}).items()}
         self._site_views: dict[str, Settings] = {}
         listed = {s.strip() for s in self._values["sites"].split(",") if s.strip()}
-        self._allow = frozenset(listed | set(self._sites))
+        self._allow = frozenset(listed)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -147,7 +147,7 @@ class Settings:
         return Settings(values, self._sites)
 
     def for_site(self, site: str) -> Settings:
-        """Settings as seen by one site: its ``[sites.<id>]`` overrides applied."""
+        """Settings as seen by one site: its ``[site.<id>]`` overrides applied."""
         override = self._sites.get(site)
         if not override:
             return self
@@ -201,7 +201,7 @@ def load(
             raise SettingsError(f"config file {str(path)!r}: {exc}") from None
         table = doc.get("clickstream", doc)
         for key, raw in table.items():
-            if key == "sites":
+            if key == "site":
                 sites = _site_overrides(raw)
                 continue
             setting = _lookup(key, "config file")
@@ -227,17 +227,17 @@ def _lookup(key: str, origin: str) -> Setting:
 
 def _site_overrides(raw: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
-        raise SettingsError("setting 'sites' (config file): [sites.<id>] tables expected")
+        raise SettingsError("key 'site' (config file): [site.<id>] tables expected")
     out: dict[str, dict[str, Any]] = {}
     for site, table in raw.items():
         if not isinstance(table, dict):
-            raise SettingsError(f"setting 'sites.{site}' (config file): a table expected")
+            raise SettingsError(f"key 'site.{site}' (config file): a table expected")
         out[site] = {}
         for key, value in table.items():
-            setting = _lookup(key, f"[sites.{site}]")
+            setting = _lookup(key, f"[site.{site}]")
             if not setting.per_site:
-                raise SettingsError(f"setting {key!r} cannot be set per site (in [sites.{site}])")
-            out[site][key] = _convert(setting, value, f"[sites.{site}]")
+                raise SettingsError(f"setting {key!r} cannot be set per site (in [site.{site}])")
+            out[site][key] = _convert(setting, value, f"[site.{site}]")
     return out
 
 

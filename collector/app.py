@@ -17,7 +17,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from clickstream.metrics import METRICS
-from collector import validate
+from collector import snippet, validate
 from collector.hot import OPTOUT, TWO_YEARS, Collector
 
 STATIC = Path(__file__).parent / "static"
@@ -86,5 +86,6 @@ def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
         Route("/optout", optout),
+        Route("/api/snippet", snippet.api_snippet),
         redirect_route(collector),
     ]

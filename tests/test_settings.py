@@ -13,12 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('port = 9000\nhost = "0.0.0.0"\n[sites.shop]\nsession_timeout_min = 10\n')
+    cfg.write_text('port = 9000\nhost = "0.0.0.0"\nsites = "shop,blog"\n[site.shop]\nsession_timeout_min = 10\n')
     s = load(env={"CLICKSTREAM_PORT": "9100", "CLICKSTREAM_CONFIG": str(cfg)}, flags={"host": "127.0.0.2"})
     assert s.port == 9100 and s.host == "127.0.0.2" and s.database == "clickstream"
     assert s.for_site("shop").session_timeout_min == 10.0
     assert s.for_site("blog").session_timeout_min == 30.0
-    assert s.site_allow_list == frozenset({"shop"})
+    assert s.site_allow_list == frozenset({"shop", "blog"})
+    overrides_only = tmp_path / "o.toml"
+    overrides_only.write_text("[site.shop]\nrespect_dnt = true\n")
+    s = load(env={}, config_file=overrides_only)
+    assert s.site_allow_list == frozenset()  # overrides do not restrict which sites are accepted
+    assert s.for_site("shop").respect_dnt is True and s.respect_dnt is False
 
 
 @pytest.mark.parametrize(
@@ -44,7 +49,7 @@ def test_bad_config_file_and_per_site_misuse(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="config file"):
         load(env={}, config_file=bad)
     misuse = tmp_path / "m.toml"
-    misuse.write_text("[sites.shop]\nport = 1\n")
+    misuse.write_text("[site.shop]\nport = 1\n")
     with pytest.raises(SettingsError, match="'port' cannot be set per site"):
         load(env={}, config_file=misuse)
 

@@ -99,7 +99,7 @@ def test_sigterm_during_traffic_loses_nothing(tmp_path: Path) -> None:
     threads = [threading.Thread(target=traffic, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(3)
+    assert wait_for(lambda: len(answered) >= 60, timeout=60, every=0.1)
     served.proc.send_signal(signal.SIGTERM)
     stop.set()
     for t in threads:

@@ -1,0 +1,151 @@
+"""``python -m bench`` (``make bench``): every bench module in turn, then a summary.
+
+A bench module is any ``bench/*.py`` with a top-level ``def main(...)``; ``pixel`` runs
+first, the others in name order. Each runs in its own subprocess with a time cap, so a
+crash or a hang in one never stops the rest. Lines a bench prints with
+:func:`bench.common.figure` (``[figure] name = value unit``) are repeated in the summary.
+
+    python -m bench [NAME ...] [--timeout SECONDS] [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import FIGURE_PREFIX
+
+FIRST = ("pixel",)
+NOT_BENCHES = {"__init__", "__main__", "common"}
+DEFAULT_TIMEOUT = 900.0
+
+
+def discover(directory: Path) -> list[str]:
+    """Module names in ``directory`` defining a top-level ``main``; FIRST ones first."""
+    found = []
+    for path in sorted(directory.glob("*.py")):
+        if path.stem in NOT_BENCHES or path.stem.startswith("_"):
+            continue
+        try:
+            tree = ast.parse(path.read_text(), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            found.append(path.stem)  # let the run report the error
+            continue
+        if any(
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "main"
+            for node in tree.body
+        ):
+            found.append(path.stem)
+    return sorted(found, key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), n))
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "ok", "failed (exit N)", "timed out after Ns"
+    seconds: float
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def figures(self) -> list[str]:
+        return [ln for ln in self.lines if ln.startswith(FIGURE_PREFIX)]
+
+
+_LAUNCH = (
+    "import asyncio, inspect, sys\n"
+    "from {package}.{name} import main\n"
+    "rc = main()\n"
+    "if inspect.isawaitable(rc):\n"
+    "    rc = asyncio.run(rc)\n"
+    "sys.exit(rc if isinstance(rc, int) else 0)\n"
+)
+
+
+def run_one(name: str, timeout: float, package: str = "bench", cwd: Path | None = None) -> Outcome:
+    """Run ``package.name.main()`` in a subprocess, echoing its output as it comes."""
+    if not 1 <= timeout <= 24 * 3600:
+        raise ValueError(f"timeout must be 1..86400 seconds, got {timeout:g}")
+    started = time.monotonic()
+    cmd = [sys.executable, "-u", "-c", _LAUNCH.format(package=package, name=name)]
+    proc = subprocess.Popen(
+        cmd, cwd=cwd or Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(f"  {line}", end="", flush=True)
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        rc = proc.wait(timeout)
+        status = "ok" if rc == 0 else f"failed (exit {rc})"
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        status = f"timed out after {timeout:g}s"
+    reader.join(5)
+    return Outcome(name, status, time.monotonic() - started, lines)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def summary(outcomes: list[Outcome]) -> list[str]:
+    out = ["", "=" * 72, "bench summary", "=" * 72]
+    for o in outcomes:
+        out.append(f"{o.name:<16} {o.status:<24} {o.seconds:7.1f} s")
+        shown = o.figures or [f"(no {FIGURE_PREFIX} lines) {ln}" for ln in o.lines[-5:]]
+        out.extend(f"    {ln}" for ln in shown)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    available = discover(here)
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Run every benchmark.")
+    parser.add_argument(
+        "names", nargs="*", help=f"benches to run (default all: {' '.join(available)})"
+    )
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="cap per bench, s")
+    parser.add_argument("--list", action="store_true", help="list the benches and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(available))
+        return 0
+    unknown = [n for n in args.names if n not in available]
+    if unknown:
+        parser.error(f"unknown bench {', '.join(unknown)}; available: {', '.join(available)}")
+    if not 1 <= args.timeout <= 24 * 3600:
+        parser.error("--timeout must be 1..86400 seconds")
+    outcomes = []
+    for name in args.names or available:
+        print(f"\n### bench {name} (cap {args.timeout:g} s)", flush=True)
+        outcomes.append(run_one(name, args.timeout))
+    for line in summary(outcomes):
+        print(line)
+    return 0 if all(o.status == "ok" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Access-log import: web-server logs into the hits pipeline (`clickstream import-log`)."""

@@ -1,0 +1,188 @@
+"""One parsed log line -> one :class:`clickstream.hit.Hit`, or a skip reason.
+
+Definitions (documented in importer/README.md):
+
+- ``ts`` is the log's request time; ``received`` is the time the import started (the
+  pipeline received the hit then), one value for the whole run.  The sessionizer closes
+  idle sessions by ``received``: with the import's own clock, sessions of an old log are
+  split only by their event-time gaps, whatever else shares the partition, so a
+  re-import rebuilds the very same sessions.
+- ``visitor_id`` = BLAKE2b-128 of ``IP + "\\x1f" + User-Agent`` (hex): the same
+  definition of a visitor as GoAccess (IP + UA; per day in its report).
+- ``hit_id`` = BLAKE2b-128 of ``site``, the full line text and the line's occurrence
+  number among identical lines of the same file.  It does not depend on the file's
+  name or the line's position, so importing the same file again, or a rotated copy
+  that repeats lines, yields the same ids and adds nothing.
+- Skipped by default (counted by reason): methods other than GET, statuses outside
+  200-399, static assets by extension.  All three are configurable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import unquote_plus
+
+from clickstream.hit import MAX_TEXT, MAX_UA, MAX_URL, Hit
+from importer.formats import LineError, LogLine
+
+STATIC_EXTENSIONS = frozenset(
+    ["css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "tif", "tiff", "cur", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "m4v", "mov", "mp3", "ogg", "oga", "wav", "flac", "swf", "txt", "xml"]
+)
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_DUP_WINDOW_MS = 600_000  # identical lines further apart than this in one file are not tracked
+
+
+@dataclass(frozen=True)
+class Filters:
+    methods: frozenset[str] | None = frozenset({"GET"})  # None: every method
+    statuses: tuple[tuple[int, int], ...] | None = ((200, 399),)  # None: every status
+    skip_static: bool = True
+    static_extensions: frozenset[str] = STATIC_EXTENSIONS
+
+
+def parse_statuses(spec: str) -> tuple[tuple[int, int], ...] | None:
+    """'200-399,404' -> ((200, 399), (404, 404)); 'all' -> None."""
+    if spec.strip().lower() == "all":
+        return None
+    out = []
+    for part in spec.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"--status: {part.strip()!r} is not a status or a range like 200-399") from None
+        if not 100 <= a <= b <= 599:
+            raise ValueError(f"--status: {part.strip()!r} is outside 100-599")
+        out.append((a, b))
+    return tuple(out)
+
+
+def parse_methods(spec: str) -> frozenset[str] | None:
+    if spec.strip().lower() == "all":
+        return None
+    methods = frozenset(m.strip().upper() for m in spec.split(",") if m.strip())
+    if not methods or not all(m.isalpha() and len(m) <= 16 for m in methods):
+        raise ValueError(f"--methods: {spec!r} is not a comma list of HTTP methods (or 'all')")
+    return methods
+
+
+def visitor_id(ip: str, user_agent: str) -> str:
+    return hashlib.blake2b(f"{ip}\x1f{user_agent}".encode(), digest_size=16).hexdigest()
+
+
+@lru_cache(maxsize=65536)
+def truncate_ip(ip: str) -> str:
+    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def _clean(value: str) -> str:
+    if value.isprintable():
+        return value
+    return "".join(ch for ch in value if ch.isprintable() or ch == " ")
+
+
+def _extension(path: str) -> str:
+    last = path.rsplit("/", 1)[-1]
+    dot = last.rfind(".")
+    return last[dot + 1 :].lower() if dot > 0 else ""
+
+
+_NO_UTM = dict.fromkeys(UTM, "")
+
+
+def _utm(target: str) -> dict[str, str]:
+    utm = dict(_NO_UTM)
+    for pair in target.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key in utm and not utm[key]:
+            utm[key] = _clean(unquote_plus(value))[:MAX_TEXT]
+    return utm
+
+
+class Converter:
+    """Filters and converts the lines of one import; keeps the per-file duplicate counter."""
+
+    def __init__(self, site: str, filters: Filters | None = None, host: str = "",
+                 ip_truncate: bool = True, scheme: str = "http", received: int | None = None):
+        self.site = site
+        self.received = int(time.time() * 1000) if received is None else received
+        self.filters = filters or Filters()
+        self.host = host
+        self.ip_truncate = ip_truncate
+        self.scheme = scheme
+        statuses = self.filters.statuses
+        self._statuses = None if statuses is None else frozenset(
+            code for lo, hi in statuses for code in range(lo, hi + 1))
+        self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
+        self._max_ts = 0
+
+    def new_file(self) -> None:
+        """Occurrence numbers count identical lines within one file."""
+        self._seen.clear()
+        self._max_ts = 0
+
+    def check(self, line: LogLine) -> None:
+        """Raise LineError(reason) when the filters skip this line."""
+        f = self.filters
+        if f.methods is not None and line.method not in f.methods:
+            raise LineError("method")
+        if self._statuses is not None and line.status not in self._statuses:
+            raise LineError("status")
+        target = line.target
+        if not (target.startswith("/") or target.startswith(("http://", "https://"))):
+            raise LineError("bad_target")
+        if f.skip_static:
+            path = target.split("?", 1)[0]
+            if _extension(path) in f.static_extensions:
+                raise LineError("static")
+
+    def hit_id(self, text: str, ts: int) -> str:
+        key = hash(text)  # only counts identical lines within this run; the id below is BLAKE2b
+        count, _ = self._seen.get(key, (0, ts))
+        self._seen[key] = (count + 1, ts)
+        if ts > self._max_ts:
+            self._max_ts = ts
+        if len(self._seen) > 200_000:
+            horizon = self._max_ts - _DUP_WINDOW_MS
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
+        data = f"{self.site}\x1f{text}" if not count else f"{self.site}\x1f{text}\x1f{count}"
+        return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+    def convert(self, text: str, line: LogLine) -> Hit:
+        """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
+        target = _clean(line.target)
+        host = self.host or line.host
+        url = target if target.startswith("http") or not host else f"{self.scheme}://{host}{target}"
+        if len(url) > MAX_URL:
+            raise LineError("url_too_long")
+        ua = _clean(line.user_agent)
+        utm = _utm(target) if "utm_" in target else _NO_UTM
+        ip = line.ip
+        return Hit(
+            site=self.site,
+            visitor_id=visitor_id(ip, line.user_agent),
+            hit_id=self.hit_id(text, line.ts),
+            ts=line.ts,
+            received=self.received,
+            url=url,
+            referrer=_clean(line.referrer)[:MAX_URL],
+            ip=truncate_ip(ip) if self.ip_truncate else ip[:64],
+            user_agent=ua[:MAX_UA],
+            source="log",
+            utm_source=utm["utm_source"],
+            utm_medium=utm["utm_medium"],
+            utm_campaign=utm["utm_campaign"],
+            utm_term=utm["utm_term"],
+            utm_content=utm["utm_content"],
+        )

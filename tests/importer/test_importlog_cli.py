@@ -1,0 +1,101 @@
+"""The CLI hook: add_parser(subparsers) / main(args, settings) -> int."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+
+import pytest
+from importlog_helpers import LINE, SAMPLE
+
+from clickstream import settings as cs_settings
+from importer import run
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="clickstream")
+    run.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["import-log", *argv])
+
+
+def main(*argv: str, **settings: str) -> int:
+    return run.main(parse(*argv), cs_settings.load(flags=settings, env={}))
+
+
+def test_dry_run_prints_the_summary(capsys):
+    assert main(str(SAMPLE), "--site", "semi", "--dry-run", "--no-progress") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1:4] == ["imported:   124", "skipped:    78", "  method: 1  (method not imported (default: GET only))"]
+    assert out.startswith("lines read: 202")
+    assert "  status: 4  (status not imported (default: 200-399))" in out
+    assert "  static: 73  (static asset (css, js, images, fonts, ...))" in out
+    assert err == ""
+
+
+def test_progress_line_goes_to_stderr(capsys, write):
+    path = write("big.log", (LINE + "\n") * 5000)
+    args = parse(path, "--site", "s", "--dry-run")
+    stats_err = io.StringIO()
+    stats = run.ImportStats()
+    progress = run.Progress(stats, stream=stats_err, enabled=True, every_s=0.0)
+    from importer.convert import Converter
+    from importer.formats import compile_format
+
+    for _ in run.iter_hits(args.files, compile_format("combined"), Converter("s"), stats, progress=progress):
+        pass
+    progress.done()
+    shown = stats_err.getvalue()
+    assert "\r       5,000 lines" in shown and "lines/s  imported 5,000  skipped 0" in shown
+    assert shown.endswith("\n")
+
+
+def test_stdin_and_options(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(SAMPLE.read_bytes())))
+    assert main("-", "--site", "semi", "--dry-run", "--no-progress", "--include-static",
+                "--status", "all", "--methods", "all") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lines read: 202 in ")
+    assert out.splitlines()[1:3] == ["imported:   202", "skipped:    0"]
+
+
+def test_nginx_format_string(capsys, write):
+    path = write("n.log", LINE + "\n")
+    fmt = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
+    assert main(path, "--site", "s", "--format", fmt, "--dry-run", "--no-progress") == 0
+    assert "imported:   1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--site", "", "--dry-run"], "--site must be"),
+        (["--site", "x" * 200, "--dry-run"], "--site must be"),
+        (["--site", "s", "--format", "nonsense", "--dry-run"], "not a preset"),
+        (["--site", "s", "--status", "2xx", "--dry-run"], "--status"),
+        (["--site", "s", "--methods", "G3T", "--dry-run"], "--methods"),
+        (["--site", "s", "--match-window", "-1", "--dry-run"], "--match-window"),
+        (["--site", "s"], "needs the broker"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv, message):
+    assert main(str(SAMPLE), *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("clickstream import-log: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_missing_file_is_named(capsys, tmp_path):
+    assert main(str(SAMPLE), str(tmp_path / "nope.log"), "--site", "s", "--dry-run") == 2
+    assert "nope.log: No such file or directory" in capsys.readouterr().err
+
+
+def test_cut_gzip_exits_1_after_importing_what_it_could(capsys, write):
+    import gzip
+
+    body = "".join(LINE.replace("id=7", f"id={n}") + "\n" for n in range(3000)).encode()
+    path = write("cut.log.gz", gzip.compress(body)[:5000])
+    assert main(path, "--site", "s", "--dry-run", "--no-progress") == 1
+    out, err = capsys.readouterr()
+    assert "  read_error: 1  (file could not be read to its end)" in out
+    assert err == "clickstream import-log: some input could not be read to its end (see read_error above)\n"

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+
+import pytest
+from importlog_helpers import LINE, SAMPLE, run_import
+
+from clickstream.hit import Hit
+from importer.convert import Filters, parse_methods, parse_statuses
+
+
+def test_real_log_counts_by_reason():
+    hits, stats = run_import([str(SAMPLE)])
+    # hand-checked with grep/awk: 1 HEAD, 4 x 404, 73 css/png/ico/gif/jpg/txt
+    assert (stats.lines, stats.imported, dict(stats.skipped)) == (202, 124, {"method": 1, "status": 4, "static": 73})
+    assert len(hits) == 124
+    assert stats.examples["method"] == [
+        f"{SAMPLE}:90: 46.105.125.31 - - [18/May/2015:00:05:19 +0000] \"HEAD /projects/xdotool/ HTTP/1.1\" 200 - \"-\" \"IrssiUrlLog/0.2\""]
+
+
+def test_every_hit_survives_the_kafka_encoding():
+    hits, _ = run_import([str(SAMPLE)])
+    assert [Hit.from_json(h.to_json()) for h in hits] == hits
+    assert {h.source for h in hits} == {"log"}
+
+
+def test_hit_fields_follow_the_documented_definitions(write):
+    (hit,), _ = run_import_line(write, LINE, site="shop", received=1_764_000_000_000)
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0"
+    assert hit.visitor_id == hashlib.blake2b(f"203.0.113.9\x1f{ua}".encode(), digest_size=16).hexdigest()
+    assert hit.hit_id == hashlib.blake2b(f"shop\x1f{LINE}".encode(), digest_size=16).hexdigest()
+    assert (hit.site, hit.ts, hit.received, hit.event) == ("shop", 1696971336000, 1_764_000_000_000, "pageview")
+    assert (hit.url, hit.referrer, hit.user_agent) == ("/shop/item?id=7&utm_source=news", "https://www.example.org/start", ua)
+    assert (hit.utm_source, hit.utm_medium, hit.ip) == ("news", "", "203.0.113.0")
+
+
+def run_import_line(write, line: str, **kw: object):
+    return run_import([write("one.log", line + "\n")], **kw)
+
+
+def test_host_option_and_untruncated_ip(write):
+    (hit,), _ = run_import_line(write, LINE, host="www.example.org", ip_truncate=False)
+    assert (hit.url, hit.ip) == ("http://www.example.org/shop/item?id=7&utm_source=news", "203.0.113.9")
+
+
+def test_reimport_gives_the_same_ids_whatever_the_file_name_or_compression(tmp_path):
+    first, _ = run_import([str(SAMPLE)])
+    copy = tmp_path / "renamed.log"
+    shutil.copy(SAMPLE, copy)
+    zipped = tmp_path / "access.log.1.gz"
+    zipped.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    again, _ = run_import([str(SAMPLE)])
+    renamed, _ = run_import([str(copy)])
+    compressed, _ = run_import([str(zipped)])
+    ids = [h.hit_id for h in first]
+    assert len(set(ids)) == 124
+    assert [h.hit_id for h in again] == [h.hit_id for h in renamed] == [h.hit_id for h in compressed] == ids
+    assert [(h.ts, h.visitor_id, h.url) for h in again] == [(h.ts, h.visitor_id, h.url) for h in first]
+
+
+def test_identical_lines_in_one_file_are_distinct_hits_and_a_repeated_file_is_not(write):
+    path = write("dup.log", f"{LINE}\n{LINE}\n")
+    hits, _ = run_import([path])
+    assert len({h.hit_id for h in hits}) == 2
+    both, _ = run_import([path, write("rotated.log", f"{LINE}\n")])  # a rotated copy repeats a line
+    assert [h.hit_id for h in both] == [hits[0].hit_id, hits[1].hit_id, hits[0].hit_id]
+    other_site, _ = run_import([path], site="s2")
+    assert not {h.hit_id for h in other_site} & {h.hit_id for h in hits}
+
+
+def test_filters_are_configurable():
+    _, everything = run_import([str(SAMPLE)], filters=Filters(methods=None, statuses=None, skip_static=False))
+    assert (everything.imported, everything.skipped_total) == (202, 0)
+    _, with_404 = run_import([str(SAMPLE)], filters=Filters(statuses=parse_statuses("200-399,404")))
+    assert (with_404.imported, dict(with_404.skipped)) == (128, {"method": 1, "static": 73})
+    _, head_too = run_import([str(SAMPLE)], filters=Filters(methods=parse_methods("get,head")))
+    assert head_too.imported == 125
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("200-399", ((200, 399),)), ("200, 404", ((200, 200), (404, 404))), ("ALL", None)],
+)
+def test_parse_statuses(spec, expected):
+    assert parse_statuses(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "2xx", "399-200", "600", "200-"])
+def test_parse_statuses_rejects(spec):
+    with pytest.raises(ValueError, match="--status"):
+        parse_statuses(spec)
+
+
+@pytest.mark.parametrize("spec", ["", ",", "GET;DROP", "G3T"])
+def test_parse_methods_rejects(spec):
+    with pytest.raises(ValueError, match="--methods"):
+        parse_methods(spec)

@@ -1,0 +1,178 @@
+"""collector.snippet: the loader, the pixel tags and their input checks."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from collector.snippet import SnippetError, email_pixel, email_pixel_url, snippet
+
+PIXEL_ATTRS = (
+    'width="1" height="1" alt="" referrerpolicy="no-referrer-when-downgrade" '
+    'style="position:absolute;border:0"'
+)
+
+
+def test_snippet_is_stub_loader_and_noscript_pixel() -> None:
+    got = snippet("shop", "https://stats.example.com/")
+    assert got == {
+        "js": (
+            "<script>window.cs=window.cs||function(){(cs.q=cs.q||[]).push([Date.now(),arguments])};"
+            "</script>\n"
+            '<script async src="https://stats.example.com/t.js" data-site="shop" '
+            'data-collector="https://stats.example.com"></script>\n'
+            f'<noscript><img src="https://stats.example.com/p.gif?s=shop" {PIXEL_ATTRS}></noscript>'
+        ),
+        "pixel": f'<img src="https://stats.example.com/p.gif?s=shop" {PIXEL_ATTRS}>',
+    }
+
+
+def test_snippet_with_respect_dnt_and_a_path_prefix() -> None:
+    got = snippet("blog.main", "http://127.0.0.1:8000/cs", respect_dnt=True)
+    assert (
+        '<script async src="http://127.0.0.1:8000/cs/t.js" data-site="blog.main" '
+        'data-collector="http://127.0.0.1:8000/cs" data-respect-dnt="true"></script>'
+    ) in got["js"]
+    assert got["pixel"].startswith('<img src="http://127.0.0.1:8000/cs/p.gif?s=blog.main" ')
+
+
+@pytest.mark.parametrize(
+    "site",
+    ["", "a" * 65, "shop site", 'x"><script>', "-lead", "ü", 42],
+    ids=["empty", "too-long", "space", "html", "leading-dash", "non-ascii", "not-str"],
+)
+def test_bad_site_ids_are_refused_with_the_rule(site: object) -> None:
+    with pytest.raises(SnippetError, match=r"1-64 characters of letters, digits"):
+        snippet(site, "https://c.example.com")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("c.example.com", "absolute http"),
+        ("ftp://c.example.com", "absolute http"),
+        ("javascript:alert(1)", "absolute http"),
+        ("https://", "absolute http"),
+        ("https://c.example.com/?a=1", "no query"),
+        ("https://c.example.com/#x", "no query"),
+        ('https://c.example.com/"onload="x', "no query"),
+        ("https://c.example.com/" + "a" * 500, "at most 500"),
+    ],
+)
+def test_bad_collector_urls_are_refused(url: str, why: str) -> None:
+    with pytest.raises(SnippetError, match=why):
+        snippet("shop", url)
+
+
+def test_email_pixel_keeps_merge_tags_and_carries_the_campaign() -> None:
+    url = email_pixel_url(
+        "shop", "https://c.example.com", "spring sale", uid="{{crm_id}}", props={"list": "vip"}
+    )
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "c.example.com", "/p.gif")
+    assert "uid={{crm_id}}" in parts.query
+    assert dict(parse_qsl(parts.query)) == {
+        "s": "shop",
+        "e": "email_open",
+        "u": "https://c.example.com/email/spring%20sale",
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "spring sale",
+        "uid": "{{crm_id}}",
+        "x_list": "vip",
+    }
+    tag = email_pixel("shop", "https://c.example.com", "c1", uid="*|CRM|*")
+    assert tag == (
+        '<img src="https://c.example.com/p.gif?s=shop&amp;e=email_open'
+        "&amp;u=https%3A%2F%2Fc.example.com%2Femail%2Fc1&amp;utm_source=newsletter"
+        '&amp;utm_medium=email&amp;utm_campaign=c1&amp;uid=*|CRM|*" width="1" height="1" alt="" '
+        'style="border:0">'
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"campaign": ""}, "utm_campaign: a non-empty string"),
+        ({"campaign": "c" * 201}, "utm_campaign: a non-empty string of at most 200"),
+        ({"campaign": "c", "uid": "u" * 129}, "uid: a non-empty string of at most 128"),
+        ({"campaign": "c", "props": {"k": "v" * 501}}, "x_k: a non-empty string of at most 500"),
+        ({"campaign": "c", "source": ""}, "utm_source"),
+        ({"campaign": "c", "props": {"k": ""}}, "x_k"),
+        ({"campaign": "c", "url": "mailto:x@example.com"}, "an absolute http"),
+        ({"campaign": "c", "props": {f"k{i}": "v" for i in range(31)}}, "at most 30 props"),
+    ],
+)
+def test_email_pixel_refuses_bad_params(kwargs: dict[str, object], why: str) -> None:
+    with pytest.raises(SnippetError, match=why):
+        email_pixel_url("shop", "https://c.example.com", **kwargs)  # type: ignore[arg-type]
+
+
+def test_email_pixel_is_accepted_by_the_collector_validator() -> None:
+    from clickstream.settings import load
+    from collector.validate import Request, build_hit, parse_qs
+
+    url = email_pixel_url("shop", "https://c.example.com", "spring", uid="crm-1")
+    params = parse_qs(urlsplit(url).query.encode())
+    hit = build_hit(params, Request(received=1_700_000_000_000), load(env={}))
+    assert (hit.event, hit.crm_id, hit.url, hit.utm_source, hit.utm_medium, hit.utm_campaign) == (
+        "email_open",
+        "crm-1",
+        "https://c.example.com/email/spring",
+        "newsletter",
+        "email",
+        "spring",
+    )
+
+
+def test_cli_snippet_prints_the_loader_the_pixel_and_an_email_pixel(capsys) -> None:
+    from clickstream.cli import main
+
+    base = "https://c.example.com"
+    assert main(["snippet", "--site", "shop", "--collector", base, "--email-campaign", "may"]) == 0
+    doc = snippet("shop", base)
+    assert capsys.readouterr().out == (
+        "<!-- JS snippet: paste into every page's <head> -->\n"
+        f"{doc['js']}\n"
+        "<!-- or the bare pixel (no JS) -->\n"
+        f"{doc['pixel']}\n"
+        "<!-- email-open pixel: at the end of the email body -->\n"
+        f"{email_pixel('shop', base, 'may')}\n"
+    )
+
+
+def test_cli_snippet_refuses_a_bad_site_in_one_line(capsys) -> None:
+    from clickstream.cli import main
+
+    assert main(["snippet", "--site", "my shop"]) == 2
+    assert capsys.readouterr().err == (
+        "clickstream: error: site id 'my shop': 1-64 characters of letters, digits, '.', '_', '-'\n"
+    )
+
+
+async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from clickstream.settings import load
+    from collector.snippet import api_snippet
+
+    (tmp_path / "c.toml").write_text("[site.strict]\nrespect_dnt = true\n")
+    app = Starlette(routes=[Route("/api/snippet", api_snippet)])
+    app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://stats.example.com"
+    ) as client:
+        got = await client.get("/api/snippet", params={"site": "strict"})
+        assert got.status_code == 200
+        assert got.json() == snippet("strict", "http://stats.example.com", respect_dnt=True)
+        other = await client.get("/api/snippet?site=shop&collector=https://c.example.com/cs")
+        assert other.json() == snippet("shop", "https://c.example.com/cs")
+        bad = await client.get("/api/snippet?site=")
+        assert bad.status_code == 400
+        assert bad.json() == {
+            "error": "site id '': 1-64 characters of letters, digits, '.', '_', '-'"
+        }
