@@ -161,6 +161,11 @@ class Settings:
         return self._allow
 
     @property
+    def overridden_sites(self) -> frozenset[str]:
+        """Sites with a ``[site.<id>]`` table (checked at start by the roles that use them)."""
+        return frozenset(self._sites)
+
+    @property
     def search_param_set(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self._values["search_params"].split(",") if p.strip())
 
