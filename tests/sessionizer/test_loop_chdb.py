@@ -121,7 +121,7 @@ async def test_same_process_counts_right_after_a_merge(client: Client, db: str) 
 
 def test_bad_rules_fail_at_start_naming_the_setting(client: Client, db: str, tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
-    conf.write_text('[sites.shop]\ntime_zone = "Europe/Atlantis"\n')
+    conf.write_text('[site.shop]\ntime_zone = "Europe/Atlantis"\n')
     with pytest.raises(SettingsError, match="setting 'time_zone': 'Europe/Atlantis' is not an IANA time zone"):
         Sessionizer(settings_mod.load(flags={"database": db}, env={}, config_file=conf), client)
     with pytest.raises(SettingsError, match="setting 'geoip_db': cannot open"):
