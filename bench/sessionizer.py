@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import figure
 from clickstream import broker, warehouse
 from clickstream import settings as settings_mod
 from clickstream.hit import Hit
@@ -116,11 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         t_loop, n_rows, n_sessions = asyncio.run(run_loop(b.bootstrap, "bench.hits", Path(tmp) / "chdb", len(hits)))
     t_pure = pure(hits)
     n = len(hits)
-    print(f"sessionizer: {n} hits, {args.visitors} visitors -> {n_rows} hit rows, {n_sessions} sessions")
-    print(f"  produce to Tansu:                  {n / t_produce:10,.0f} hits/s ({t_produce:.1f} s, not in the figure below)")
-    print(f"  Kafka -> rows in chDB (end to end): {n / t_loop:10,.0f} hits/s ({t_loop:.1f} s)")
-    print(f"  decode+enrich+fold in memory:       {n / t_pure:10,.0f} hits/s ({t_pure:.1f} s)")
-    print(f"  ratio end-to-end / pure fold:       {t_pure / t_loop:10.2f}")
+    print(f"sessionizer: {n} hits, {args.visitors} visitors -> {n_rows} hit rows, {n_sessions} sessions",
+          flush=True)
+    figure("sessionizer.produce_to_tansu", n / t_produce, "hits/s", f"{t_produce:.1f} s, not in the next figure", 0)
+    figure("sessionizer.kafka_to_chdb_rows", n / t_loop, "hits/s", f"end to end, {t_loop:.1f} s", 0)
+    figure("sessionizer.decode_enrich_fold", n / t_pure, "hits/s", f"in memory, {t_pure:.1f} s", 0)
+    figure("sessionizer.end_to_end_vs_fold", t_pure / t_loop, "ratio")
     return 0 if n_rows == n else 1
 
 
