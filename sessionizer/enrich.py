@@ -77,29 +77,33 @@ Step = Callable[[Enriched, Context], str | None]
 
 
 def split_url(e: Enriched, ctx: Context) -> str | None:
+    """Host, path, query; for pages the page name and the site-search query."""
+    e.host, e.path, e.query_string, page, query = _split(e.hit.url, e.hit.is_page, ctx.search_params)
+    if e.hit.is_page:
+        e.page = page
+        e.search_query = (e.hit.search_query.strip() or query)[:500]
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _split(url: str, is_page: bool, search_params: frozenset[str]) -> tuple[str, str, str, str, str]:
+    """(host, path, query string, page, search query from the URL), once per distinct URL."""
     try:
-        parts = urlsplit(e.hit.url)
+        parts = urlsplit(url)
+        host = (parts.hostname or "")[:255]
     except ValueError:
-        parts = urlsplit("")
-    e.host = (parts.hostname or "")[:255]
-    e.path = parts.path or "/"
-    e.query_string = parts.query
-    if not e.hit.is_page:
-        return None
+        parts, host = urlsplit(""), ""
+    path = parts.path or "/"
+    if not is_page:
+        return host, path, parts.query, "", ""
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         pairs = []
     kept = [(k, v) for k, v in pairs if not _is_tracking(k)]
-    e.page = e.path + ("?" + urlencode(kept) if kept else "")
-    query = e.hit.search_query
-    if not query:
-        for k, v in pairs:
-            if k in ctx.search_params and v.strip():
-                query = v
-                break
-    e.search_query = query.strip()[:500]
-    return None
+    page = path + ("?" + urlencode(kept) if kept else "")
+    query = next((v.strip() for k, v in pairs if k in search_params and v.strip()), "")
+    return host, path, parts.query, page, query
 
 
 def _is_tracking(key: str) -> bool:
@@ -191,26 +195,36 @@ class GeoIPError(SettingsError):
 def classify_channel(e: Enriched, ctx: Context) -> str | None:
     """direct, organic search, paid, social, email or referral (first match wins)."""
     hit = e.hit
-    try:
-        ref_host = (urlsplit(hit.referrer).hostname or "") if hit.referrer else ""
-    except ValueError:
-        ref_host = ""
-    e.referrer_host = ref_host
-    medium = hit.utm_medium.lower()
-    source = hit.utm_source.lower()
-    if medium in PAID_MEDIUMS or any(k in hit.url for k in ("gclid=", "msclkid=")):
-        e.channel = "paid"
-    elif medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
-        e.channel = "email"
-    elif medium in SOCIAL_MEDIUMS or _match(ref_host, SOCIAL) or _match(source, SOCIAL):
-        e.channel = "social"
-    elif medium == "organic" or _match(ref_host, SEARCH_ENGINES) or _match(source, SEARCH_ENGINES):
-        e.channel = "organic search"
-    elif (ref_host and ref_host != e.host) or hit.utm_source or hit.utm_campaign:
-        e.channel = "referral"
-    else:
-        e.channel = "direct"
+    e.referrer_host = _host(hit.referrer)
+    paid_click = "gclid=" in hit.url or "msclkid=" in hit.url
+    e.channel = _channel(e.referrer_host, e.host, hit.utm_medium.lower(), hit.utm_source.lower(),
+                         bool(hit.utm_campaign), paid_click)
     return None
+
+
+@lru_cache(maxsize=65536)
+def _host(url: str) -> str:
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+@lru_cache(maxsize=65536)
+def _channel(ref_host: str, host: str, medium: str, source: str, campaign: bool, paid_click: bool) -> str:
+    if medium in PAID_MEDIUMS or paid_click:
+        return "paid"
+    if medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
+        return "email"
+    if medium in SOCIAL_MEDIUMS or _match(ref_host, SOCIAL) or _match(source, SOCIAL):
+        return "social"
+    if medium == "organic" or _match(ref_host, SEARCH_ENGINES) or _match(source, SEARCH_ENGINES):
+        return "organic search"
+    if (ref_host and ref_host != host) or source or campaign:
+        return "referral"
+    return "direct"
 
 
 def _match(host: str, patterns: tuple[str, ...]) -> bool:
