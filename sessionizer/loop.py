@@ -158,8 +158,17 @@ class Sessionizer:
         """The same, with the ClickHouse history lookup off the event loop."""
         decoded = self.decode(records)
         hits = [h for h, _, _ in decoded if h is not None]
-        if hits:
-            await asyncio.to_thread(self.history.prefetch, hits)
+        delay = 0.2
+        while hits:  # ClickHouse down: keep the records in hand, retry, commit nothing
+            try:
+                await asyncio.to_thread(self.history.prefetch, hits)
+                break
+            except Exception as exc:
+                self.last_error = str(exc)[:300]
+                METRICS.inc("sessionizer_read_errors_total")
+                log.warning("history read failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         self.fold_decoded(decoded)
 
     def decode(self, records: dict[TopicPartition, list[Any]]) -> list[tuple[Hit | None, int, int]]:
@@ -263,14 +272,17 @@ class Sessionizer:
             return (stored.visitor_hits(self.client, db, keys, self.ctx),
                     stored.visitor_sessions(self.client, db, keys))
 
+        delay = 0.2
         while True:
             try:
                 hits, known = await asyncio.to_thread(load)
                 break
             except Exception as exc:
                 self.last_error = str(exc)[:300]
-                log.warning("amend: reading ClickHouse failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
+                METRICS.inc("sessionizer_read_errors_total")
+                log.warning("amend: reading ClickHouse failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         for key in keys:
             self._closed(sessions.amend(self.state, key, hits[key], known[key]))
         METRICS.inc("sessionizer_amended_visitors_total", len(keys))
