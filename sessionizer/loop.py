@@ -387,6 +387,8 @@ class _Rebalance(ConsumerRebalanceListener):
                 parts = {e.partition for e in (*v.hits, *v.late)}
                 if parts & lost or not parts:
                     del self.owner.state.visitors[key]
+                    self.owner.state.amend.discard(key)
+                    self.owner.state.dirty.discard(key)
             for p in lost:
                 self.owner.consumed.pop(p, None)
                 self.owner.clock.pop(p, None)

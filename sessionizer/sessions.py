@@ -181,7 +181,10 @@ def amend(state: State, key: tuple[str, str], stored: list[Enriched],
     its live session ids → start ts.  Every session but the last is returned closed;
     the last one stays open in memory.  Ids that no longer exist get tombstones.
     """
-    v = state.visitors[key]
+    v = state.visitors.get(key)
+    if v is None:  # its partition was revoked meanwhile: the new owner replays it
+        state.amend.discard(key)
+        return []
     rules = state.rules(v.site)
     pool = {e.hit.hit_id: e for e in stored}
     for e in (*v.hits, *v.late):
