@@ -13,7 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import astuple, replace
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -253,7 +253,9 @@ class Sessionizer:
             unchanged = set()
             for i, (e, f) in enumerate(zip(r.hits, r.flags, strict=True)):
                 key = (e.hit.site, e.hit.hit_id)
-                sig = (r.session_id, *astuple(f))
+                sig = (r.session_id, f.seq, f.prev_page, f.next_page, f.is_dead_end_search,
+                       f.search_result_opened, f.is_pogo_stick, f.is_back_loop, f.is_quick_back,
+                       f.crm_id)
                 if self.rows_written.get(key) == sig:
                     unchanged.add(i)
                 if r.closed:

@@ -275,3 +275,16 @@ def test_any_arrival_order_gives_the_sorted_result() -> None:
         rng.shuffle(shuffled)
         got = [(s["session_id"], s["paths"], s["session_number"]) for s in by_start(run(shuffled, flush_every=2)[0])]
         assert got == expected
+
+
+def test_row_signature_covers_every_hit_flag() -> None:
+    """The loop skips rewriting hit rows whose flags are unchanged: its signature must
+    name every HitFlags field (a new flag must be added there too)."""
+    import inspect
+    from dataclasses import fields
+
+    from sessionizer import loop
+    from sessionizer.flags import HitFlags
+
+    source = inspect.getsource(loop.Sessionizer._skip_unchanged)
+    assert [f.name for f in fields(HitFlags) if f"f.{f.name}" not in source] == []
