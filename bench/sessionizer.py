@@ -30,8 +30,18 @@ UAS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
-PATHS = ["/", "/shop", "/shop/shoes", "/shop/hats", "/cart", "/checkout", "/search?q=red+shoes",
-         "/search?q=hat", "/blog/post-{n}", "/product/{n}?utm_source=news&gclid=x"]
+PATHS = [
+    "/",
+    "/shop",
+    "/shop/shoes",
+    "/shop/hats",
+    "/cart",
+    "/checkout",
+    "/search?q=red+shoes",
+    "/search?q=hat",
+    "/blog/post-{n}",
+    "/product/{n}?utm_source=news&gclid=x",
+]
 
 
 def make_hits(n: int, visitors: int, seed: int = 1) -> list[Hit]:
@@ -43,11 +53,20 @@ def make_hits(n: int, visitors: int, seed: int = 1) -> list[Hit]:
         v = rnd.randrange(visitors)
         clock[v] += rnd.choice([4_000, 20_000, 90_000, 45 * 60_000])
         path = rnd.choice(PATHS).format(n=rnd.randrange(200))
-        out.append(Hit(site="bench", visitor_id=f"v{v:07d}", hit_id=f"h{i:09d}", ts=clock[v],
-                       received=clock[v], url="https://shop.example" + path,
-                       referrer=rnd.choice(["", "https://www.google.com/", "https://t.co/x"]),
-                       user_agent=rnd.choice(UAS).format(v=rnd.randrange(100, 130)),
-                       ip=f"81.2.{rnd.randrange(256)}.0", search_results=3 if "search" in path else None))
+        out.append(
+            Hit(
+                site="bench",
+                visitor_id=f"v{v:07d}",
+                hit_id=f"h{i:09d}",
+                ts=clock[v],
+                received=clock[v],
+                url="https://shop.example" + path,
+                referrer=rnd.choice(["", "https://www.google.com/", "https://t.co/x"]),
+                user_agent=rnd.choice(UAS).format(v=rnd.randrange(100, 130)),
+                ip=f"81.2.{rnd.randrange(256)}.0",
+                search_results=3 if "search" in path else None,
+            )
+        )
     out.sort(key=lambda h: h.received)
     return out
 
@@ -68,8 +87,15 @@ async def produce(bootstrap: str, topic: str, hits: list[Hit]) -> float:
 async def run_loop(bootstrap: str, topic: str, chdb: Path, n: int) -> tuple[float, float, int, int]:
     from sessionizer.loop import Sessionizer
 
-    s = settings_mod.load(flags={"database": "bench", "topic": topic, "consumer_group": "bench",
-                                 "flush_interval_s": 1.0}, env={})
+    s = settings_mod.load(
+        flags={
+            "database": "bench",
+            "topic": topic,
+            "consumer_group": "bench",
+            "flush_interval_s": 1.0,
+        },
+        env={},
+    )
     client = warehouse.connect(f"chdb://{chdb}")
     warehouse.migrate(client, "bench")
     sz = Sessionizer(s, client)
@@ -81,8 +107,10 @@ async def run_loop(bootstrap: str, topic: str, chdb: Path, n: int) -> tuple[floa
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     sz.stop.set()
     await task
-    rows = warehouse.read_query(client, "SELECT (SELECT count() FROM bench.hits FINAL), "
-                                        "(SELECT count() FROM bench.sessions FINAL)").rows[0]
+    rows = warehouse.read_query(
+        client,
+        "SELECT (SELECT count() FROM bench.hits FINAL), (SELECT count() FROM bench.sessions FINAL)",
+    ).rows[0]
     return elapsed, cpu, int(rows[0]), int(rows[1])
 
 
@@ -104,26 +132,46 @@ def pure(hits: list[Hit]) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.sessionizer", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.sessionizer", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--hits", type=int, default=100_000)
     ap.add_argument("--visitors", type=int, default=10_000)
     args = ap.parse_args(argv)
     if not 1 <= args.hits <= 10_000_000 or not 1 <= args.visitors <= args.hits:
         ap.error("--hits 1..10M and --visitors 1..hits")
     hits = make_hits(args.hits, args.visitors)
-    with tempfile.TemporaryDirectory(prefix="bench-sessionizer-") as tmp, broker.EmbeddedBroker() as b:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-sessionizer-") as tmp,
+        broker.EmbeddedBroker() as b,
+    ):
         asyncio.run(broker.ensure_topic(b.bootstrap, "bench.hits", 6))
         t_produce = asyncio.run(produce(b.bootstrap, "bench.hits", hits))
-        t_loop, cpu_loop, n_rows, n_sessions = asyncio.run(run_loop(b.bootstrap, "bench.hits", Path(tmp) / "chdb", len(hits)))
+        t_loop, cpu_loop, n_rows, n_sessions = asyncio.run(
+            run_loop(b.bootstrap, "bench.hits", Path(tmp) / "chdb", len(hits))
+        )
     t_pure, cpu_pure = pure(hits)
     n = len(hits)
-    print(f"sessionizer: {n} hits, {args.visitors} visitors -> {n_rows} hit rows, {n_sessions} sessions",
-          flush=True)
-    figure("sessionizer.produce_to_tansu", n / t_produce, "hits/s", f"{t_produce:.1f} s, not in the next figure", 0)
+    print(
+        f"sessionizer: {n} hits, {args.visitors} visitors -> {n_rows} hit rows, {n_sessions} sessions",
+        flush=True,
+    )
+    figure(
+        "sessionizer.produce_to_tansu",
+        n / t_produce,
+        "hits/s",
+        f"{t_produce:.1f} s, not in the next figure",
+        0,
+    )
     figure("sessionizer.kafka_to_chdb_rows", n / t_loop, "hits/s", f"end to end, {t_loop:.1f} s", 0)
     figure("sessionizer.decode_enrich_fold", n / t_pure, "hits/s", f"in memory, {t_pure:.1f} s", 0)
-    figure("sessionizer.kafka_to_chdb_rows_per_cpu_s", n / cpu_loop, "hits/CPU-s",
-           "this process's CPU time incl. chDB threads, not Tansu's: steadier on a shared machine", 0)
+    figure(
+        "sessionizer.kafka_to_chdb_rows_per_cpu_s",
+        n / cpu_loop,
+        "hits/CPU-s",
+        "this process's CPU time incl. chDB threads, not Tansu's: steadier on a shared machine",
+        0,
+    )
     figure("sessionizer.decode_enrich_fold_per_cpu_s", n / cpu_pure, "hits/CPU-s", "", 0)
     figure("sessionizer.end_to_end_vs_fold", t_pure / t_loop, "ratio")
     return 0 if n_rows == n else 1

@@ -13,8 +13,10 @@ SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-               add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_setting_flags: Callable[[argparse.ArgumentParser], None],
+) -> None:
     p = sub.add_parser(
         "resessionize",
         help="rebuild a site's sessions from the raw hits in ClickHouse (after changing session rules)",
@@ -22,8 +24,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         "with the current settings (session_timeout_min, time zone/midnight split, caps, search_params).",
     )
     p.add_argument("--site", required=True, help="site id")
-    p.add_argument("--from", dest="day_from", required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
-    p.add_argument("--to", dest="day_to", required=True, metavar="YYYY-MM-DD", help="last day (UTC), inclusive")
+    p.add_argument(
+        "--from", dest="day_from", required=True, metavar="YYYY-MM-DD", help="first day (UTC)"
+    )
+    p.add_argument(
+        "--to", dest="day_to", required=True, metavar="YYYY-MM-DD", help="last day (UTC), inclusive"
+    )
     p.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")
     add_setting_flags(p)
     p.set_defaults(handler=cmd_resessionize)
@@ -55,6 +61,8 @@ def cmd_resessionize(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     verb = "would rebuild" if args.dry_run else "rebuilt"
-    print(f"{verb} site {args.site} {day_from}..{day_to}: {s.hits} hits, sessions {s.sessions_before} -> "
-          f"{s.sessions_after} ({s.deleted} deleted, {s.capped} cut by caps)")
+    print(
+        f"{verb} site {args.site} {day_from}..{day_to}: {s.hits} hits, sessions {s.sessions_before} -> "
+        f"{s.sessions_after} ({s.deleted} deleted, {s.capped} cut by caps)"
+    )
     return 0

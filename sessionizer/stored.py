@@ -19,26 +19,105 @@ from sessionizer.enrich import Context, Enriched, classify_channel, read_revenue
 
 Key = tuple[str, str]
 HIT_FIELDS = (
-    "site", "visitor_id", "hit_id", "toUnixTimestamp64Milli(ts)",
-    "toUnixTimestamp64Milli(received)", "event", "url", "referrer", "title", "search_query",
-    "search_results", "uid", "nav", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "props", "ip", "source", "browser", "browser_version", "os", "device_type",
-    "is_bot", "country", "region", "city",
+    "site",
+    "visitor_id",
+    "hit_id",
+    "toUnixTimestamp64Milli(ts)",
+    "toUnixTimestamp64Milli(received)",
+    "event",
+    "url",
+    "referrer",
+    "title",
+    "search_query",
+    "search_results",
+    "uid",
+    "nav",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "props",
+    "ip",
+    "source",
+    "browser",
+    "browser_version",
+    "os",
+    "device_type",
+    "is_bot",
+    "country",
+    "region",
+    "city",
 )
 CHUNK = 1000
 
 
 def to_enriched(row: list[Any] | tuple[Any, ...], ctx: Context) -> Enriched:
-    (site, vid, hid, ts, received, event, url, referrer, title, query, results, uid, nav,
-     us, um, uc, ut, uco, props, ip, source, browser, bver, os_, device, bot, country,
-     region, city) = row
-    hit = Hit(site=site, visitor_id=vid, hit_id=hid, ts=int(ts), received=int(received),
-              event=event, url=url, referrer=referrer, title=title, search_query=query,
-              search_results=results, crm_id=uid, nav=nav, utm_source=us, utm_medium=um,
-              utm_campaign=uc, utm_term=ut, utm_content=uco, props=dict(props), ip=ip,
-              source=source)
-    e = Enriched(hit=hit, browser=browser, browser_version=bver, os=os_, device_type=device,
-                 is_bot=bool(bot), country=country, region=region, city=city)
+    (
+        site,
+        vid,
+        hid,
+        ts,
+        received,
+        event,
+        url,
+        referrer,
+        title,
+        query,
+        results,
+        uid,
+        nav,
+        us,
+        um,
+        uc,
+        ut,
+        uco,
+        props,
+        ip,
+        source,
+        browser,
+        bver,
+        os_,
+        device,
+        bot,
+        country,
+        region,
+        city,
+    ) = row
+    hit = Hit(
+        site=site,
+        visitor_id=vid,
+        hit_id=hid,
+        ts=int(ts),
+        received=int(received),
+        event=event,
+        url=url,
+        referrer=referrer,
+        title=title,
+        search_query=query,
+        search_results=results,
+        crm_id=uid,
+        nav=nav,
+        utm_source=us,
+        utm_medium=um,
+        utm_campaign=uc,
+        utm_term=ut,
+        utm_content=uco,
+        props=dict(props),
+        ip=ip,
+        source=source,
+    )
+    e = Enriched(
+        hit=hit,
+        browser=browser,
+        browser_version=bver,
+        os=os_,
+        device_type=device,
+        is_bot=bool(bot),
+        country=country,
+        region=region,
+        city=city,
+    )
     for step in (split_url, classify_channel, read_revenue):
         step(e, ctx)
     return e
@@ -49,14 +128,17 @@ def _chunks(keys: list[Key]) -> Iterable[tuple[Key, ...]]:
         yield tuple(keys[i : i + CHUNK])
 
 
-def visitor_hits(client: Client, db: str, keys: list[Key], ctx: Callable[[str], Context]
-                 ) -> dict[Key, list[Enriched]]:
+def visitor_hits(
+    client: Client, db: str, keys: list[Key], ctx: Callable[[str], Context]
+) -> dict[Key, list[Enriched]]:
     """Every stored hit of these visitors (``hits FINAL``)."""
     out: dict[Key, list[Enriched]] = {k: [] for k in keys}
     for chunk in _chunks(keys):
         rows = warehouse.read_query(
-            client, f"SELECT {', '.join(HIT_FIELDS)} FROM {db}.hits FINAL "
-            "WHERE (site, visitor_id) IN %(keys)s", parameters={"keys": chunk},
+            client,
+            f"SELECT {', '.join(HIT_FIELDS)} FROM {db}.hits FINAL "
+            "WHERE (site, visitor_id) IN %(keys)s",
+            parameters={"keys": chunk},
             comment="sessionizer:amend-hits",
         ).rows
         for r in rows:
@@ -69,9 +151,11 @@ def visitor_sessions(client: Client, db: str, keys: list[Key]) -> dict[Key, dict
     out: dict[Key, dict[str, int]] = {k: {} for k in keys}
     for chunk in _chunks(keys):
         rows = warehouse.read_query(
-            client, f"SELECT site, visitor_id, session_id, toUnixTimestamp64Milli(start_ts) "
+            client,
+            f"SELECT site, visitor_id, session_id, toUnixTimestamp64Milli(start_ts) "
             f"FROM {db}.sessions FINAL WHERE (site, visitor_id) IN %(keys)s",
-            parameters={"keys": chunk}, comment="sessionizer:amend-sessions",
+            parameters={"keys": chunk},
+            comment="sessionizer:amend-sessions",
         ).rows
         for site, vid, sid, start in rows:
             out[(site, vid)][sid] = int(start)

@@ -27,7 +27,9 @@ def partition_of(vid: str) -> int:
     return zlib.crc32(vid.encode()) % PARTITIONS
 
 
-def stream(seed: int, visitors: int, anchors: bool) -> tuple[list[tuple[int, Hit]], list[tuple[int, Hit]]]:
+def stream(
+    seed: int, visitors: int, anchors: bool
+) -> tuple[list[tuple[int, Hit]], list[tuple[int, Hit]]]:
     """(partition, hit) pairs in two phases, event times over 4 h, received ≈ now.
 
     Visitors have 1-3 sessions of 2-6 hits (event-time gaps of 35-90 min between
@@ -45,8 +47,20 @@ def stream(seed: int, visitors: int, anchors: bool) -> tuple[list[tuple[int, Hit
         nonlocal n
         n += 1
         part = int(vid[6:]) if vid.startswith("anchor") else partition_of(vid)
-        hits.append((part, Hit(site="s1", visitor_id=vid, hit_id=f"{vid}-{n:05d}", ts=ts,
-                               received=0, url="https://ex.com" + path, **kw)))
+        hits.append(
+            (
+                part,
+                Hit(
+                    site="s1",
+                    visitor_id=vid,
+                    hit_id=f"{vid}-{n:05d}",
+                    ts=ts,
+                    received=0,
+                    url="https://ex.com" + path,
+                    **kw,
+                ),
+            )
+        )
 
     for v in range(visitors):
         vid = f"visitor{v:04d}"
@@ -55,11 +69,18 @@ def stream(seed: int, visitors: int, anchors: bool) -> tuple[list[tuple[int, Hit
             utm = rnd.choice([("", "", "")] * 4 + [("google", "cpc", "x"), ("news", "email", "y")])
             for i in range(rnd.randint(2, 6)):
                 path = rnd.choice(["/", "/a", "/b", "/c", "/s?q=shoes", "/s?q=hats"])
-                add(vid, ts, path, search_results=rnd.choice([None, 0, 3]) if "?q=" in path else None,
-                    utm_source=utm[0] if i == 0 else "", utm_medium=utm[1] if i == 0 else "",
-                    utm_campaign=utm[2] if i == 0 else "", nav=rnd.choice(["", "navigate", "back_forward"]),
+                add(
+                    vid,
+                    ts,
+                    path,
+                    search_results=rnd.choice([None, 0, 3]) if "?q=" in path else None,
+                    utm_source=utm[0] if i == 0 else "",
+                    utm_medium=utm[1] if i == 0 else "",
+                    utm_campaign=utm[2] if i == 0 else "",
+                    nav=rnd.choice(["", "navigate", "back_forward"]),
                     crm_id="C" + vid[-3:] if rnd.random() < 0.05 else "",
-                    props={"revenue": "9.5"} if rnd.random() < 0.05 else {})
+                    props={"revenue": "9.5"} if rnd.random() < 0.05 else {},
+                )
                 ts += rnd.randrange(5_000, 120_000)
             ts += rnd.randrange(35 * 60_000, 90 * 60_000)
     hits.sort(key=lambda x: x[1].ts)
@@ -94,17 +115,48 @@ async def produce(bootstrap: str, topic: str, hits: list[tuple[int, Hit]]) -> No
 class Proc:
     """One `clickstream sessionizer` process with its own HTTP port for /metrics."""
 
-    def __init__(self, tmp: Path, name: str, bootstrap: str, chdb: Path, db: str, topic: str,
-                 group: str, wait: bool = True):
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        bootstrap: str,
+        chdb: Path,
+        db: str,
+        topic: str,
+        group: str,
+        wait: bool = True,
+    ):
         self.port = broker.free_port()
         self.log = tmp / f"{name}.log"
-        cmd = [sys.executable, "-m", "clickstream.cli", "sessionizer", "--kafka", bootstrap,
-               "--clickhouse", f"chdb://{chdb}", "--database", db, "--topic", topic,
-               "--consumer-group", group, "--port", str(self.port), "--flush-interval-s", "0.2",
-               "--data", str(tmp / name), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "sessionizer",
+            "--kafka",
+            bootstrap,
+            "--clickhouse",
+            f"chdb://{chdb}",
+            "--database",
+            db,
+            "--topic",
+            topic,
+            "--consumer-group",
+            group,
+            "--port",
+            str(self.port),
+            "--flush-interval-s",
+            "0.2",
+            "--data",
+            str(tmp / name),
+            "--log-level",
+            "warning",
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         if wait:
             self.wait_healthy()
 
@@ -121,7 +173,9 @@ class Proc:
         deadline = time.monotonic() + timeout
         while self.get("/healthz")[0] != 200:
             assert self.proc.poll() is None, self.log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "sessionizer not healthy: " + self.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, (
+                "sessionizer not healthy: " + self.log.read_text()[-2000:]
+            )
             time.sleep(0.2)
 
     def metric(self, name: str) -> float:
@@ -130,10 +184,14 @@ class Proc:
                 return float(line.split()[1])
         return 0.0
 
-    def wait_metric(self, name: str, at_least: float, timeout: float = 90, exact: bool = False) -> None:
+    def wait_metric(
+        self, name: str, at_least: float, timeout: float = 90, exact: bool = False
+    ) -> None:
         deadline = time.monotonic() + timeout
         while (self.metric(name) != at_least) if exact else (self.metric(name) < at_least):
-            assert time.monotonic() < deadline, f"{name} < {at_least}: " + self.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, (
+                f"{name} < {at_least}: " + self.log.read_text()[-2000:]
+            )
             time.sleep(0.1)
 
     def kill9(self) -> None:
@@ -165,8 +223,12 @@ class Reader:
     process may not open a second chDB engine path; several can run at once."""
 
     def __init__(self, chdb: Path, db: str, final: bool):
-        self.proc = subprocess.Popen([sys.executable, "-c", _READ, str(chdb), db, "FINAL" if final else ""],
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _READ, str(chdb), db, "FINAL" if final else ""],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def result(self) -> dict[str, list[list[Any]]]:
         out, err = self.proc.communicate(timeout=60)
@@ -193,5 +255,6 @@ def as_final(*tables: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
                     best[row[k]] = row
         out[name] = sorted(
             [[v for i, v in enumerate(r) if i != ver] for r in best.values() if not r[dele]],
-            key=lambda r: r[k])
+            key=lambda r: r[k],
+        )
     return out

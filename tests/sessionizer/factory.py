@@ -17,17 +17,45 @@ CTX = Context(search_params=SEARCH_PARAMS)
 _ids = itertools.count(1)
 
 
-def hit(t: float, path: str = "/", *, vid: str = "v1", site: str = "s1", hid: str = "",
-        event: str = "pageview", n: int | None = None, q: str = "", utm: tuple[str, str, str] = ("", "", ""),
-        nav: str = "", uid: str = "", props: dict[str, str] | None = None, referrer: str = "",
-        received: float | None = None, ua: str = "") -> Enriched:
+def hit(
+    t: float,
+    path: str = "/",
+    *,
+    vid: str = "v1",
+    site: str = "s1",
+    hid: str = "",
+    event: str = "pageview",
+    n: int | None = None,
+    q: str = "",
+    utm: tuple[str, str, str] = ("", "", ""),
+    nav: str = "",
+    uid: str = "",
+    props: dict[str, str] | None = None,
+    referrer: str = "",
+    received: float | None = None,
+    ua: str = "",
+) -> Enriched:
     """A hit ``t`` seconds after T0 on ``https://ex.com`` + ``path``."""
     ts = T0 + int(t * 1000)
-    h = Hit(site=site, visitor_id=vid, hit_id=hid or f"h{next(_ids):06d}", ts=ts,
-            received=T0 + int((t if received is None else received) * 1000), event=event,
-            url="https://ex.com" + path, search_query=q, search_results=n, nav=nav,
-            utm_source=utm[0], utm_medium=utm[1], utm_campaign=utm[2], crm_id=uid,
-            props=props or {}, referrer=referrer, user_agent=ua)
+    h = Hit(
+        site=site,
+        visitor_id=vid,
+        hit_id=hid or f"h{next(_ids):06d}",
+        ts=ts,
+        received=T0 + int((t if received is None else received) * 1000),
+        event=event,
+        url="https://ex.com" + path,
+        search_query=q,
+        search_results=n,
+        nav=nav,
+        utm_source=utm[0],
+        utm_medium=utm[1],
+        utm_campaign=utm[2],
+        crm_id=uid,
+        props=props or {},
+        referrer=referrer,
+        user_agent=ua,
+    )
     e = enrich(h, CTX, partition=0, offset=next(_ids))
     assert isinstance(e, Enriched)
     return e
@@ -52,13 +80,20 @@ class Warehouse:
 
     def stored(self, key: tuple[str, str]) -> tuple[list[Enriched], dict[str, int]]:
         hits = [e for _, e in self.hits.values() if (e.hit.site, e.hit.visitor_id) == key]
-        ids = {sid: s["start_ts"] for sid, s in self.sessions.items()
-               if (s["site"], s["visitor_id"]) == key}
+        ids = {
+            sid: s["start_ts"]
+            for sid, s in self.sessions.items()
+            if (s["site"], s["visitor_id"]) == key
+        }
         return hits, ids
 
 
-def run(hits: list[Enriched], rules: Rules | None = None, flush_every: int = 0,
-        rules_by_site: dict[str, Rules] | None = None) -> tuple[Warehouse, sessions.State]:
+def run(
+    hits: list[Enriched],
+    rules: Rules | None = None,
+    flush_every: int = 0,
+    rules_by_site: dict[str, Rules] | None = None,
+) -> tuple[Warehouse, sessions.State]:
     """Fold hits in the given (arrival) order the way the loop does, without I/O.
 
     ``flush_every``: also write provisional results and close nothing every N hits.

@@ -50,7 +50,9 @@ def check_complete(result: dict[str, list[list[Any]]], phases: tuple[list[Any], 
 
 
 def start_single(tmp: Path, kafka: str, topic: str, chdb: Path) -> Proc:
-    return Proc(tmp, f"{topic}-single", kafka, chdb, "single", topic, f"g-{topic}-single", wait=False)
+    return Proc(
+        tmp, f"{topic}-single", kafka, chdb, "single", topic, f"g-{topic}-single", wait=False
+    )
 
 
 def finish_single(p: Proc, phases: Any, chdb: Path) -> Reader:
@@ -59,7 +61,9 @@ def finish_single(p: Proc, phases: Any, chdb: Path) -> Reader:
     return Reader(chdb, "single", final=True)
 
 
-async def test_kill9_mid_stream_then_restart_equals_uninterrupted(tmp_path: Path, kafka: str) -> None:
+async def test_kill9_mid_stream_then_restart_equals_uninterrupted(
+    tmp_path: Path, kafka: str
+) -> None:
     phases = stream(seed=1, visitors=120, anchors=False)
     chdb = tmp_path / "chdb"
     topic, group = "kill-run", "g-kill"
@@ -71,7 +75,9 @@ async def test_kill9_mid_stream_then_restart_equals_uninterrupted(tmp_path: Path
     await produce(kafka, "kill-base", phases[0] + phases[1])
     await produce(kafka, topic, phases[0])
     first.wait_metric("sessionizer_hits_total", len(phases[0]))
-    first.wait_metric("sessionizer_write_seconds_count", first.metric("sessionizer_write_seconds_count") + 1)
+    first.wait_metric(
+        "sessionizer_write_seconds_count", first.metric("sessionizer_write_seconds_count") + 1
+    )
     first.kill9()  # open sessions in memory, some written provisionally, offsets partly committed
     await produce(kafka, topic, phases[1])
     second = Proc(tmp_path, "second", kafka, chdb, "crash", topic, group, wait=False)
@@ -108,7 +114,10 @@ async def test_two_processes_one_killed_equals_single_process(tmp_path: Path, ka
     # a's group session (10 s) expires, b is assigned all six partitions, then drains them
     b.wait_metric("sessionizer_assigned_partitions", PARTITIONS, timeout=90)
     b.stop()
-    ra, rb = Reader(tmp_path / "ca", "pair", final=False), Reader(tmp_path / "cb", "pair", final=False)
+    ra, rb = (
+        Reader(tmp_path / "ca", "pair", final=False),
+        Reader(tmp_path / "cb", "pair", final=False),
+    )
     store_a = ra.result()
     assert len(store_a["sessions"]) > 1  # the killed process had written (provisional) rows
     got = as_final(store_a, rb.result())

@@ -29,7 +29,13 @@ def run(hit: Hit, **ctx: object) -> Enriched | str:
 
 def test_pipeline_is_named_steps() -> None:
     assert [s.__name__ for s in STEPS] == [
-        "split_url", "parse_user_agent", "drop_bots", "geolocate", "classify_channel", "read_revenue"]
+        "split_url",
+        "parse_user_agent",
+        "drop_bots",
+        "geolocate",
+        "classify_channel",
+        "read_revenue",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -66,11 +72,14 @@ def test_bot_handling_is_configurable(mode: str, result: object) -> None:
 @pytest.fixture(scope="module")
 def mmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    w.insert_network(IPSet(["81.2.69.0/24"]), {
-        "country": {"iso_code": "GB", "names": {"en": "United Kingdom"}},
-        "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
-        "city": {"names": {"en": "London"}},
-    })
+    w.insert_network(
+        IPSet(["81.2.69.0/24"]),
+        {
+            "country": {"iso_code": "GB", "names": {"en": "United Kingdom"}},
+            "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+            "city": {"names": {"en": "London"}},
+        },
+    )
     w.insert_network(IPSet(["2a02:8070::/32"]), {"country": {"iso_code": "DE"}})
     path = tmp_path_factory.mktemp("geo") / "tiny.mmdb"
     w.to_db_file(str(path))
@@ -128,7 +137,13 @@ def test_channels(url: str, referrer: str, utm: tuple[str, str], channel: str) -
 @pytest.mark.parametrize(
     ("url", "event", "q", "page", "query"),
     [
-        ("https://ex.com/s?q=+Red+Shoes+&utm_source=x", "pageview", "", "/s?q=+Red+Shoes+", "Red Shoes"),
+        (
+            "https://ex.com/s?q=+Red+Shoes+&utm_source=x",
+            "pageview",
+            "",
+            "/s?q=+Red+Shoes+",
+            "Red Shoes",
+        ),
         ("https://ex.com/s?searchword=hat", "pageview", "", "/s?searchword=hat", "hat"),
         ("https://ex.com/results", "search", "boots", "/results", "boots"),
         ("https://ex.com/s?page=2", "pageview", "", "/s?page=2", ""),
@@ -136,7 +151,9 @@ def test_channels(url: str, referrer: str, utm: tuple[str, str], channel: str) -
         ("http://[bad", "pageview", "", "/", ""),  # unparsable URL: a page at /
     ],
 )
-def test_search_query_from_site_search_params(url: str, event: str, q: str, page: str, query: str) -> None:
+def test_search_query_from_site_search_params(
+    url: str, event: str, q: str, page: str, query: str
+) -> None:
     e = run(make(url, event=event, search_query=q))
     assert isinstance(e, Enriched)
     assert (e.page, e.search_query) == (page, query)

@@ -48,7 +48,9 @@ G, E = ("google", "cpc", "spring"), ("news", "email", "may")
         ([("", "", ""), ("", "", "")], [2]),
     ],
 )
-def test_campaign_change_starts_a_session(utms: list[tuple[str, str, str]], sizes: list[int]) -> None:
+def test_campaign_change_starts_a_session(
+    utms: list[tuple[str, str, str]], sizes: list[int]
+) -> None:
     wh, _ = run([hit(i * 60, f"/p{i}", utm=u) for i, u in enumerate(utms)])
     assert [s["hits"] for s in by_start(wh)] == sizes
 
@@ -78,7 +80,9 @@ def test_split_at_local_midnight(split: bool, tz: str, sizes: list[int]) -> None
         (Rules(max_duration_ms=3600_000), [0, 1800, 3600], [3], 0),  # exactly the cap
     ],
 )
-def test_caps_on_hits_and_length_are_counted(rules: Rules, times: list[int], sizes: list[int], capped: int) -> None:
+def test_caps_on_hits_and_length_are_counted(
+    rules: Rules, times: list[int], sizes: list[int], capped: int
+) -> None:
     wh, state = run([hit(t, f"/p{i}") for i, t in enumerate(times)], rules)
     assert [s["hits"] for s in by_start(wh)] == sizes
     assert state.capped == capped
@@ -105,9 +109,17 @@ def test_entry_exit_duration_bounce_seq_neighbours() -> None:
     wh, _ = run(hits)
     (s,) = by_start(wh)
     assert (s["entry_path"], s["exit_path"], s["paths"]) == ("/a", "/c", ["/a", "/b", "/c"])
-    assert (s["duration_s"], s["hits"], s["pageviews"], s["events"], s["is_bounce"]) == (95, 4, 3, 1, 0)
+    assert (s["duration_s"], s["hits"], s["pageviews"], s["events"], s["is_bounce"]) == (
+        95,
+        4,
+        3,
+        1,
+        0,
+    )
     rows = sorted(wh.hits.values(), key=lambda x: x[1].hit.ts)
-    assert [(sid, e.page) for sid, e in rows] == [(s["session_id"], p) for p in ("/a", "", "/b", "/c")]
+    assert [(sid, e.page) for sid, e in rows] == [
+        (s["session_id"], p) for p in ("/a", "", "/b", "/c")
+    ]
 
 
 def test_seq_prev_next_flags() -> None:
@@ -116,7 +128,10 @@ def test_seq_prev_next_flags() -> None:
     hits = [hit(0, "/a"), hit(5, "/x", event="click"), hit(30, "/b"), hit(95, "/c")]
     r = build_session("id", hits, Rules(), closed=True, number=1)
     assert [(f.seq, f.prev_page, f.next_page) for f in r.flags] == [
-        (1, "", "/b"), (2, "", ""), (3, "/a", "/c"), (4, "/b", ""),
+        (1, "", "/b"),
+        (2, "", ""),
+        (3, "/a", "/c"),
+        (4, "/b", ""),
     ]
 
 
@@ -141,12 +156,24 @@ S = "/search?q=shoes"
         ([(S, 5)], [1], [0], [0]),  # last page of the session
         ([(S, 5), ("/search?q=boots", 3), ("/p1", None)], [1, 0], [0, 1], [0, 0]),  # searched again
         ([(S, 5), ("/p1", None)], [0], [1], [0]),  # success
-        ([(S, 5), ("/p1", None), (S, 5), ("/p2", None)], [0, 0], [1, 1], [1, 0]),  # pogo then success
+        (
+            [(S, 5), ("/p1", None), (S, 5), ("/p2", None)],
+            [0, 0],
+            [1, 1],
+            [1, 0],
+        ),  # pogo then success
         ([(S, 5), ("/p1", None), (S, 5)], [0, 1], [1, 0], [1, 0]),  # pogo then left
-        ([("/find?keywords=x", 2), ("/find?searchword=y", 2), ("/p", None)], [1, 0], [0, 1], [0, 0]),
+        (
+            [("/find?keywords=x", 2), ("/find?searchword=y", 2), ("/p", None)],
+            [1, 0],
+            [0, 1],
+            [0, 0],
+        ),
     ],
 )
-def test_dead_end_searches_result_opened_and_pogo(seq: list[tuple[str, int | None]], dead: list[int], opened: list[int], pogo: list[int]) -> None:
+def test_dead_end_searches_result_opened_and_pogo(
+    seq: list[tuple[str, int | None]], dead: list[int], opened: list[int], pogo: list[int]
+) -> None:
     from sessionizer.flags import build_session
 
     hits = [hit(i * 20, p, n=n) for i, (p, n) in enumerate(seq)]
@@ -156,9 +183,15 @@ def test_dead_end_searches_result_opened_and_pogo(seq: list[tuple[str, int | Non
     assert [int(r.flags[i].search_result_opened) for i in idx] == opened
     assert [int(r.flags[i].is_pogo_stick) for i in idx] == pogo
     s = r.session
-    assert (s["searches"], s["dead_end_searches"], s["search_results_opened"], s["pogo_sticks"]) == (
-        len(idx), sum(dead), sum(opened), sum(pogo))
-    assert s["dead_end_terms"] == [hits[i].search_query for i, d in zip(idx, dead, strict=True) if d]
+    assert (
+        s["searches"],
+        s["dead_end_searches"],
+        s["search_results_opened"],
+        s["pogo_sticks"],
+    ) == (len(idx), sum(dead), sum(opened), sum(pogo))
+    assert s["dead_end_terms"] == [
+        hits[i].search_query for i, d in zip(idx, dead, strict=True) if d
+    ]
 
 
 def test_search_event_and_last_page_only_when_closed() -> None:
@@ -166,8 +199,12 @@ def test_search_event_and_last_page_only_when_closed() -> None:
 
     hits = [hit(0, "/"), hit(5, "/results", event="search", q="red hat", n=4)]
     assert hits[1].search_query == "red hat"
-    assert build_session("i", hits, Rules(), closed=False, number=1).session["dead_end_searches"] == 0
-    assert build_session("i", hits, Rules(), closed=True, number=1).session["dead_end_terms"] == ["red hat"]
+    assert (
+        build_session("i", hits, Rules(), closed=False, number=1).session["dead_end_searches"] == 0
+    )
+    assert build_session("i", hits, Rules(), closed=True, number=1).session["dead_end_terms"] == [
+        "red hat"
+    ]
 
 
 # --- back-loops ----------------------------------------------------------------------
@@ -182,7 +219,14 @@ def test_search_event_and_last_page_only_when_closed() -> None:
         (["/a", "/b", "/c", "/b", "/a"], [5, 5, 5, 5], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], ["/c"], 0),
     ],
 )
-def test_back_loops(pages: list[str], gaps: list[float], loops: list[int], quick: list[int], paths: list[str], looping: int) -> None:
+def test_back_loops(
+    pages: list[str],
+    gaps: list[float],
+    loops: list[int],
+    quick: list[int],
+    paths: list[str],
+    looping: int,
+) -> None:
     from sessionizer.flags import build_session
 
     t, hits = 0.0, []
@@ -194,7 +238,11 @@ def test_back_loops(pages: list[str], gaps: list[float], loops: list[int], quick
     assert [int(f.is_quick_back) for f in r.flags] == quick
     s = r.session
     assert (s["back_loops"], s["quick_backs"], s["back_loop_paths"], s["is_back_looping"]) == (
-        sum(loops), sum(quick), paths, looping)
+        sum(loops),
+        sum(quick),
+        paths,
+        looping,
+    )
     assert s["back_forward_navs"] == sum(loops)
 
 
@@ -202,14 +250,22 @@ def test_quick_back_threshold_is_a_rule() -> None:
     from sessionizer.flags import build_session
 
     hits = [hit(0, "/a"), hit(5, "/b"), hit(25, "/a")]
-    assert build_session("i", hits, Rules(quick_back_ms=30_000), True, 1).session["quick_backs"] == 1
+    assert (
+        build_session("i", hits, Rules(quick_back_ms=30_000), True, 1).session["quick_backs"] == 1
+    )
     assert build_session("i", hits, Rules(), True, 1).session["quick_backs"] == 0
 
 
 # --- revenue, CRM, returning ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("values", "total"),
-    [(["12.5", "7"], 19.5), (["abc", "3"], 3.0), (["nan", "inf", "-2"], -2.0), ([], 0.0), (["1e13"], 0.0)],
+    [
+        (["12.5", "7"], 19.5),
+        (["abc", "3"], 3.0),
+        (["nan", "inf", "-2"], -2.0),
+        ([], 0.0),
+        (["1e13"], 0.0),
+    ],
 )
 def test_revenue_from_props(values: list[str], total: float) -> None:
     hits = [hit(i, "/buy", event="purchase", props={"revenue": v}) for i, v in enumerate(values)]
@@ -222,18 +278,26 @@ def test_crm_id_from_the_hit_on_and_next_sessions() -> None:
     wh, _ = run(hits)
     first, second = by_start(wh)
     assert (first["crm_id"], second["crm_id"]) == ("C42", "C42")
-    assert [sid_e[1].hit.crm_id for sid_e in sorted(wh.hits.values(), key=lambda x: x[1].hit.ts)] == ["", "C42", "", ""]
+    assert [
+        sid_e[1].hit.crm_id for sid_e in sorted(wh.hits.values(), key=lambda x: x[1].hit.ts)
+    ] == ["", "C42", "", ""]
 
 
 def test_session_numbers_and_returning() -> None:
     hits = [hit(h * 3600, "/") for h in range(3)] + [hit(0, "/", vid="v2")]
     wh, _ = run(hits)
     assert [(s["visitor_id"], s["session_number"], s["is_returning"]) for s in by_start(wh)] == [
-        ("v1", 1, 0), ("v1", 2, 1), ("v1", 3, 1), ("v2", 1, 0)]
+        ("v1", 1, 0),
+        ("v1", 2, 1),
+        ("v1", 3, 1),
+        ("v2", 1, 0),
+    ]
 
 
 def test_history_counts_sessions_written_before() -> None:
-    state = sessions.State(rules=lambda s: Rules(), history=lambda s, v: sessions.Known(4, T0 - 86400_000))
+    state = sessions.State(
+        rules=lambda s: Rules(), history=lambda s, v: sessions.Known(4, T0 - 86400_000)
+    )
     sessions.fold(state, hit(0, "/"))
     (r,) = sessions.close_all(state)
     assert (r.session["session_number"], r.session["is_returning"]) == (5, 1)
@@ -263,7 +327,9 @@ def test_late_hit_merges_two_sessions_and_renumbers() -> None:
     a, b = hit(0, "/a"), hit(50 * MIN, "/b")
     bridge = hit(25 * MIN, "/bridge")
     wh, _ = run([a, b, bridge], flush_every=1)
-    assert [(s["paths"], s["session_number"]) for s in by_start(wh)] == [(["/a", "/bridge", "/b"], 1)]
+    assert [(s["paths"], s["session_number"]) for s in by_start(wh)] == [
+        (["/a", "/bridge", "/b"], 1)
+    ]
 
 
 def test_any_arrival_order_gives_the_sorted_result() -> None:
@@ -273,7 +339,10 @@ def test_any_arrival_order_gives_the_sorted_result() -> None:
     for _ in range(20):
         shuffled = hits[:]
         rng.shuffle(shuffled)
-        got = [(s["session_id"], s["paths"], s["session_number"]) for s in by_start(run(shuffled, flush_every=2)[0])]
+        got = [
+            (s["session_id"], s["paths"], s["session_number"])
+            for s in by_start(run(shuffled, flush_every=2)[0])
+        ]
         assert got == expected
 
 

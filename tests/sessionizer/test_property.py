@@ -17,7 +17,9 @@ from sessionizer.sessions import session_id
 from sessionizer.split import Rules
 from tests.sessionizer.factory import by_start, hit, run
 
-RULES = Rules(timeout_ms=30 * 60_000, quick_back_ms=10_000, max_hits=6, max_duration_ms=2 * 3600_000)
+RULES = Rules(
+    timeout_ms=30 * 60_000, quick_back_ms=10_000, max_hits=6, max_duration_ms=2 * 3600_000
+)
 PATHS = ["/a", "/b", "/c", "/a?utm_source=x", "/s?q=red", "/s?q=blue", "/s?k=x&gclid=9"]
 CAMPAIGNS = [("", "", "")] * 6 + [("g", "cpc", "one"), ("n", "email", "two")]
 TRACKING = ("utm_", "gclid", "fbclid", "msclkid", "_ga")
@@ -71,7 +73,8 @@ def reference(hits: list[Enriched], rules: Rules) -> list[tuple[Any, ...]]:
             dead = 0
             for k, e in enumerate(page_hits):
                 if plain_is_search(e) and (
-                    e.hit.search_results == 0 or k == len(page_hits) - 1
+                    e.hit.search_results == 0
+                    or k == len(page_hits) - 1
                     or plain_is_search(page_hits[k + 1])
                 ):
                     dead += 1
@@ -81,16 +84,40 @@ def reference(hits: list[Enriched], rules: Rules) -> list[tuple[Any, ...]]:
                     loops += 1
                     if page_hits[k].hit.ts - page_hits[k - 1].hit.ts < rules.quick_back_ms:
                         quick += 1
-            out.append((site, vid, session_id(site, vid, s[0].hit.hit_id), number, len(s),
-                        pages, dead, loops, quick, (s[-1].hit.ts - s[0].hit.ts) // 1000))
+            out.append(
+                (
+                    site,
+                    vid,
+                    session_id(site, vid, s[0].hit.hit_id),
+                    number,
+                    len(s),
+                    pages,
+                    dead,
+                    loops,
+                    quick,
+                    (s[-1].hit.ts - s[0].hit.ts) // 1000,
+                )
+            )
     return out
 
 
 def fold_result(hits: list[Enriched], flush_every: int) -> list[tuple[Any, ...]]:
     wh, _ = run(hits, RULES, flush_every=flush_every)
-    return [(s["site"], s["visitor_id"], s["session_id"], s["session_number"], s["hits"],
-             s["paths"], s["dead_end_searches"], s["back_loops"], s["quick_backs"], s["duration_s"])
-            for s in by_start(wh)]
+    return [
+        (
+            s["site"],
+            s["visitor_id"],
+            s["session_id"],
+            s["session_number"],
+            s["hits"],
+            s["paths"],
+            s["dead_end_searches"],
+            s["back_loops"],
+            s["quick_backs"],
+            s["duration_s"],
+        )
+        for s in by_start(wh)
+    ]
 
 
 hit_spec = st.tuples(
@@ -104,9 +131,15 @@ hit_spec = st.tuples(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(hit_spec, min_size=1, max_size=30), st.randoms(use_true_random=False),
-       st.integers(min_value=1, max_value=5), st.booleans())
-def test_fold_matches_reference_in_any_arrival_order(specs: list[Any], rnd: Any, flush_every: int, shuffle: bool) -> None:
+@given(
+    st.lists(hit_spec, min_size=1, max_size=30),
+    st.randoms(use_true_random=False),
+    st.integers(min_value=1, max_value=5),
+    st.booleans(),
+)
+def test_fold_matches_reference_in_any_arrival_order(
+    specs: list[Any], rnd: Any, flush_every: int, shuffle: bool
+) -> None:
     clock: dict[str, int] = {}
     hits = []
     for vid, gap, path, event, n, campaign in specs:
