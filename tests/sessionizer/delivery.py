@@ -28,13 +28,13 @@ def partition_of(vid: str) -> int:
 
 
 def stream(
-    seed: int, visitors: int, anchors: bool
+    seed: int, visitors: int, anchors: bool, late: int = 12
 ) -> tuple[list[tuple[int, Hit]], list[tuple[int, Hit]]]:
     """(partition, hit) pairs in two phases, event times over 4 h, received ≈ now.
 
     Visitors have 1-3 sessions of 2-6 hits (event-time gaps of 35-90 min between
-    sessions), searches, back-loops and campaigns; a few hits are held back to the
-    second phase (late hits).  ``anchors``: one visitor per partition whose session
+    sessions), searches, back-loops and campaigns; ``late`` hits are held back to the
+    end of the second phase (late hits).  ``anchors``: one visitor per partition whose session
     spans the whole stream and is first in its partition, so nothing is committed
     before the end (see test_two_processes_one_killed)."""
     rnd = random.Random(seed)
@@ -91,7 +91,7 @@ def stream(
         hits.sort(key=lambda x: (not x[1].visitor_id.startswith("anchor"), x[1].ts))
     # late hits: a few early hits of visitors move to the end of the stream
     first = 13 * PARTITIONS if anchors else 0
-    late_idx = set(rnd.sample(range(first, first + (len(hits) - first) // 4), 12))
+    late_idx = set(rnd.sample(range(first, first + (len(hits) - first) // 4), late))
     on_time = [h for i, h in enumerate(hits) if i not in late_idx]
     late = [h for i, h in enumerate(hits) if i in late_idx]
     ordered = on_time + late
