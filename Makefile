@@ -17,11 +17,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests need (browser for the tracker/dashboard tests).
+# Debian packages the tests need (browser for the tracker/dashboard tests; GoAccess and
+# AWStats for the log-import comparison, tests/importer/test_importlog_compare.py).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium (browser tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@{ command -v goaccess >/dev/null 2>&1 && test -f /usr/lib/cgi-bin/awstats.pl; } || { \
+	  echo "installing Debian goaccess awstats (log-import comparison)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess awstats >/dev/null; }
 
 # The tracker's build tool (terser, pinned by js-snippet/package-lock.json).
 JS_STAMP := js-snippet/node_modules/.installed

@@ -26,7 +26,7 @@ from bench.common import FIGURE_PREFIX
 
 FIRST = ("pixel",)
 NOT_BENCHES = {"__init__", "__main__", "common"}
-DEFAULT_TIMEOUT = 900.0
+DEFAULT_TIMEOUT = 1200.0  # per bench; BENCH_TIMEOUT=seconds or --timeout overrides
 
 
 def discover(directory: Path) -> list[str]:
@@ -60,10 +60,14 @@ class Outcome:
         return [ln for ln in self.lines if ln.startswith(FIGURE_PREFIX)]
 
 
+# main() is called without arguments, or with an empty argv list when it requires one.
 _LAUNCH = (
     "import asyncio, inspect, sys\n"
     "from {package}.{name} import main\n"
-    "rc = main()\n"
+    "params = inspect.signature(main).parameters.values()\n"
+    "needs_argv = any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,"
+    " p.POSITIONAL_OR_KEYWORD) for p in params)\n"
+    "rc = main([]) if needs_argv else main()\n"
     "if inspect.isawaitable(rc):\n"
     "    rc = asyncio.run(rc)\n"
     "sys.exit(rc if isinstance(rc, int) else 0)\n"
@@ -127,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "names", nargs="*", help=f"benches to run (default all: {' '.join(available)})"
     )
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="cap per bench, s")
+    parser.add_argument(
+        "--timeout",
+        default=os.environ.get("BENCH_TIMEOUT") or str(DEFAULT_TIMEOUT),
+        help=f"cap per bench in seconds (env BENCH_TIMEOUT; default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument("--list", action="store_true", help="list the benches and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -136,12 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in available]
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)}; available: {', '.join(available)}")
-    if not 1 <= args.timeout <= 24 * 3600:
-        parser.error("--timeout must be 1..86400 seconds")
+    try:
+        timeout = float(args.timeout)
+    except ValueError:
+        timeout = 0.0
+    if not 1 <= timeout <= 24 * 3600:
+        parser.error(f"--timeout / BENCH_TIMEOUT must be 1..86400 seconds, got {args.timeout!r}")
     outcomes = []
     for name in args.names or available:
-        print(f"\n### bench {name} (cap {args.timeout:g} s)", flush=True)
-        outcomes.append(run_one(name, args.timeout))
+        print(f"\n### bench {name} (cap {timeout:g} s)", flush=True)
+        outcomes.append(run_one(name, timeout))
     for line in summary(outcomes):
         print(line)
     return 0 if all(o.status == "ok" for o in outcomes) else 1

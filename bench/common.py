@@ -139,6 +139,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     non_2xx: int = 0
+    timeouts: int = 0  # requests wrk gave up on after its 2 s timeout
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -161,6 +162,7 @@ def parse_wrk(output: str) -> WrkResult:
     non2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     non2xx = int(non2xx_match.group(1)) if non2xx_match else 0
     errors += non2xx
+    timeouts = re.search(r"Socket errors:.*timeout (\d+)", output)
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
     return WrkResult(
@@ -170,6 +172,7 @@ def parse_wrk(output: str) -> WrkResult:
         p50_ms=_ms(p50.group(1)) if p50 else 0.0,
         p99_ms=_ms(p99.group(1)) if p99 else 0.0,
         non_2xx=non2xx,
+        timeouts=int(timeouts.group(1)) if timeouts else 0,
     )
 
 

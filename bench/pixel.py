@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import profile as profiler
 from bench.common import (
     ROOT,
     BenchError,
@@ -153,6 +154,7 @@ def measure(
     start_timeout: float,
     env: dict[str, str] | None = None,
     after: Callable[[WrkResult, float], None] | None = None,
+    profile: bool = False,
 ) -> WrkResult:
     """Start the server, check it answers a GIF, run wrk, call ``after`` (still running), stop."""
     log = tmp / f"{label}.log"
@@ -168,7 +170,11 @@ def measure(
                 f"{label} answered {first.status} {first.content_type!r} {first.body[:20]!r}, not a GIF"
             )
         started = time.monotonic()
+        spy = profiler.start(proc.pid, seconds, tmp / f"{label}.pyspy") if profile else None
         result = run_wrk(wrk, url, seconds=seconds)
+        if profile:
+            for line in profiler.finish(spy, tmp / f"{label}.pyspy", timeout=seconds + 30):
+                print(f"pixel {label} {line}", flush=True)
         if after is not None:
             after(result, started)
         return result
@@ -286,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS)
     )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the py-spy profile of collector and serve"
+    )
     args = parser.parse_args(argv)
     only = [t.strip() for t in args.only.split(",") if t.strip()]
     unknown = sorted(set(only) - set(TARGETS))
@@ -324,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                         env = role_env(tmp / "serve-data", token, collector=False)
                         after = _serve_drain(port, token, problems)
                     r = measure(
-                        target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after
-                    )
+                        target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after,
+                        profile=env is not None and not args.no_profile,
+                    )  # fmt: skip
             except BenchError as exc:
                 print(f"pixel {target}: FAILED: {exc}", flush=True)
                 results[target], failed = None, True
@@ -334,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             figure(
                 f"pixel.{target}", r.requests_per_s, "req/s",
                 f"{LABELS[target]}; p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
-                f"{r.requests:,} requests, {r.errors} errors of which {r.non_2xx} non-2xx",
+                f"{r.requests:,} requests, {r.errors} errors ({r.non_2xx} non-2xx, {r.timeouts} timeouts)",
             )  # fmt: skip
     print()
     for line in ratio_table(results):

@@ -1,8 +1,7 @@
-"""Operational API: health, metrics, read-only SQL, flush. Admin routes need the token."""
+"""Operational API: health, metrics, read-only SQL, flush. Admin routes: ``require_scope("admin")``."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clickstream import warehouse
+from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
 from clickstream.sqlguard import SQLRefused, check_read_only
 
@@ -27,24 +27,6 @@ class ORJSONResponse(JSONResponse):
 
 def error(status: int, message: str) -> Response:
     return ORJSONResponse({"error": message}, status_code=status)
-
-
-def require_token(endpoint: Endpoint) -> Endpoint:
-    """Bearer token check, constant-time; 401 without it."""
-
-    async def guarded(request: Request) -> Response:
-        expected: str = request.app.state.api_token
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(
-            given.strip().encode(), expected.encode()
-        ):
-            return error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
-        return await endpoint(request)
-
-    guarded.__name__ = endpoint.__name__
-    guarded.requires_token = True  # type: ignore[attr-defined]
-    return guarded
 
 
 async def healthz(request: Request) -> Response:
@@ -72,7 +54,7 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
 
-@require_token
+@require_scope("admin")
 async def sql(request: Request) -> Response:
     body = await _body(request, MAX_SQL_BODY)
     if body is None:
@@ -98,7 +80,7 @@ def _clickhouse_message(exc: Exception) -> str:
     return text[:500]
 
 
-@require_token
+@require_scope("admin")
 async def flush(request: Request) -> Response:
     sessionizer = getattr(request.app.state, "sessionizer", None)
     if sessionizer is None:

@@ -49,11 +49,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from clickstream import warehouse
+    from clickstream import retention, warehouse
 
     client = warehouse.connect(settings.clickhouse_dsn)
     applied = warehouse.migrate(client, settings.database)
     print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    ttl = retention.apply(client, settings.database, settings)
+    if ttl:
+        print("retention: " + ", ".join(f"{t} {d or 'forever'}{' days' if d else ''}" for t, d in ttl.items()))
     return 0
 
 
@@ -203,4 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m clickstream.cli`: run the importable module's main, so that plugins raising
+    # clickstream.cli.CLIError are caught (this file would otherwise be a second module)
+    from clickstream.cli import main as _main
+
+    sys.exit(_main())

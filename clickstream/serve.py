@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from clickstream import api, broker, warehouse
+from clickstream import api, auth, broker, privacy_api, retention, warehouse
+from clickstream.headers import SecurityHeaders
 from clickstream.settings import Settings
 from collector import app as collector_app
 from collector.hot import Collector, Receive, Scope, Send
@@ -72,14 +74,15 @@ class ClickstreamApp:
                             settings.data_dir / "spool", settings.produce_timeout_s)
         self.collector = Collector(settings, self.sink.put)
         self.bootstrap = bootstrap
-        route_list: list[BaseRoute] = list(api.routes())
+        route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes()]
         if roles.collector:
             route_list += collector_app.routes(self.collector)
         if roles.dashboard:
             route_list += _extra_routes()
-        self.app = Starlette(routes=route_list, lifespan=self.lifespan)
+        self.app = Starlette(routes=route_list, lifespan=self.lifespan,
+                             middleware=[Middleware(SecurityHeaders)])
         self.app.state.settings = settings
-        self.app.state.api_token = token
+        self.app.state.credentials = auth.Credentials.from_settings(settings, token)  # digests only
         self.app.state.sessionizer = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,10 +103,13 @@ class ClickstreamApp:
         app.state.warehouse = client
         if self.roles.sessionizer:
             await asyncio.to_thread(warehouse.migrate, client, s.database)
+            await asyncio.to_thread(retention.apply, client, s.database, s)
         await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
         task = None
+        sweeper = None
         if self.roles.collector:
             await self.sink.start()
+            sweeper = asyncio.create_task(self._sweep_salts())
             app.state.sink = self.sink
         if self.roles.sessionizer:
             from sessionizer.loop import Sessionizer
@@ -114,6 +120,8 @@ class ClickstreamApp:
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             if self.roles.collector:
                 await self.sink.stop()
             if task is not None:
@@ -122,6 +130,13 @@ class ClickstreamApp:
                     await asyncio.wait_for(sz.drain(), 60)
                 sz.stop.set()
                 await task
+
+
+    async def _sweep_salts(self) -> None:
+        """Cookieless mode: yesterday's salt leaves the disk within a minute of midnight."""
+        while True:
+            await asyncio.sleep(60)
+            self.collector.salts.sweep()  # a few stat calls: on the loop, no race with salt()
 
 
 def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
@@ -134,6 +149,7 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     if not bootstrap:
         embedded = broker.EmbeddedBroker(settings.broker_port, log_path=settings.data_dir / "broker.log").start()
         bootstrap = embedded.bootstrap
+    retention.wanted(settings)  # a bad retention_tables stops here, with one line
     token, generated = api_token(settings)
     app = ClickstreamApp(settings, bootstrap, roles, token)
     config = uvicorn.Config(

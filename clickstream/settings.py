@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("database", str, "clickstream", "ClickHouse database of the tables."),
     S("chdb_max_memory", str, "4G", "max_memory_usage for queries on the embedded chDB engine."),
     S("api_token", str, "", "Bearer token of the admin API; empty: `serve` generates one into <data>/api_token.", secret=True),
+    S("read_token", str, "", "Bearer token of the read-only reports API and dashboard (empty: admin token only). Either form: the token, or sha256:<hex digest>.", secret=True),
+    S("dashboard_password", str, "", "Password of the dashboard login form (read scope; empty: log in with a token). Either form: the password, or sha256:<hex digest>.", secret=True),
+    S("session_hours", float, 12.0, "Lifetime of a dashboard login (signed cookie), hours.", min=0.1, max=24 * 30),
+    S("retention_days", int, 0, "Keep hits and sessions this many days (ClickHouse TTL, applied by migrate); 0: forever.", min=0, max=36500),
+    S("retention_tables", str, "", "Per-table retention overriding retention_days, e.g. hits=90,sessions=400 (0: forever)."),
     S("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     # collector
     S("sites", str, "", "Comma-separated allow list of site ids; empty: accept any well-formed site id."),
@@ -65,6 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("respect_dnt", bool, False, "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.", per_site=True),
     S("ip_truncate", bool, True, "Truncate IPs before storage (IPv4 /24, IPv6 /48).", per_site=True),
     S("redirect_hosts", str, "", "Hosts GET /r may redirect to (comma list); others are refused.", per_site=True),
+    S("cookieless", bool, False, "No cookie: the visitor id is a hash of site + IP + user agent with a salt that rotates daily (see docs/privacy.md).", per_site=True),
+    S("rate_limit_per_ip", float, 0.0, "Hits per second one IP (IPv6: its /64) may send to the collector; 0: no limit. Over it: dropped and counted, the pixel still answers.", min=0, max=1_000_000),
+    S("rate_limit_burst", int, 60, "Hits one IP may send at once before rate_limit_per_ip applies.", min=1, max=1_000_000),
     S("trust_proxy", bool, False, "Take the client IP from X-Forwarded-For (behind your own reverse proxy)."),
     S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
     # sessionizer
@@ -161,8 +169,8 @@ class Settings:
         return self._allow
 
     @property
-    def overridden_sites(self) -> frozenset[str]:
-        """Sites with a ``[site.<id>]`` table (checked at start by the roles that use them)."""
+    def configured_sites(self) -> frozenset[str]:
+        """Site ids that have a ``[site.<id>]`` table."""
         return frozenset(self._sites)
 
     @property

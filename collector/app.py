@@ -16,6 +16,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
 from collector import snippet, validate
 from collector.hot import OPTOUT, TWO_YEARS, Collector
@@ -40,7 +41,9 @@ async def optout(request: Request) -> Response:
     if undo:
         response.delete_cookie(OPTOUT, path="/")
     else:
-        response.set_cookie(OPTOUT, "1", max_age=TWO_YEARS, path="/", samesite="lax")
+        # not HttpOnly: the tracker reads it to stay silent
+        response.set_cookie(OPTOUT, "1", max_age=TWO_YEARS, path="/", samesite="lax",
+                            secure=request.url.scheme == "https")
     return response
 
 
@@ -86,6 +89,6 @@ def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
         Route("/optout", optout),
-        Route("/api/snippet", snippet.api_snippet),
+        Route("/api/snippet", require_scope("read")(snippet.api_snippet)),  # the dashboard Install page
         redirect_route(collector),
     ]

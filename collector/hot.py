@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,8 @@ import orjson
 
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
+from collector.cookieless import DailySalt
+from collector.ratelimit import RateLimiter
 from collector.validate import VID_RE, Drop, Request, build_hit, normalize, parse_qs
 
 Scope = dict[str, Any]
@@ -62,6 +65,26 @@ class Collector:
             attrs += f"; Domain={settings.cookie_domain}"
         attrs += "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
         self.cookie_attrs = attrs
+        self.limiter = (RateLimiter(settings.rate_limit_per_ip, settings.rate_limit_burst)
+                        if settings.rate_limit_per_ip > 0 else None)
+        self.salts = DailySalt(settings.data_dir / "salt")
+
+    def _rate_limited(self, scope: Scope) -> bool:
+        if self.limiter is None:
+            return False
+        client = scope.get("client")
+        if self.limiter.allow(client[0] if client else ""):
+            return False
+        METRICS.inc("hits_dropped_total", reason="rate_limited")
+        return True
+
+    def _cookieless(self, params: dict[str, Any], req: Request) -> Request | None:
+        """For a cookieless site: the request with its daily hashed visitor id."""
+        site = params.get("s")
+        if not isinstance(site, str) or not self.settings.for_site(site).cookieless:
+            return None
+        params.pop("vid", None)
+        return dataclasses.replace(req, cookie_vid=self.salts.visitor_id(site, req.ip, req.user_agent))
 
     def _request(self, scope: Scope, headers: dict[bytes, bytes], source: str) -> Request:
         client = scope.get("client")
@@ -87,31 +110,42 @@ class Collector:
             return "dnt"
         return ""
 
-    def _set_cookie(self, vid: str) -> tuple[bytes, bytes]:
-        return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}".encode())
+    def _set_cookie(self, vid: str, scope: Scope) -> tuple[bytes, bytes]:
+        secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in self.cookie_attrs else ""
+        return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}{secure}".encode())
 
     async def pixel(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
         out_headers = list(GIF_HEADERS)
+        cookieless = None
         try:
+            if self._rate_limited(scope):
+                raise Drop("rate_limited")
             params = parse_qs(scope.get("query_string", b""))
             req = self._request(scope, headers, "pixel")
-            hit = build_hit(params, req, self.settings)
+            cookieless = self._cookieless(params, req)
+            hit = build_hit(params, cookieless or req, self.settings)
             refused = self._refused_by_privacy(headers, hit.site)
             if refused:
                 raise Drop(refused)
         except Drop as drop:
-            METRICS.inc("hits_dropped_total", reason=drop.reason)
+            if drop.reason != "rate_limited":  # already counted
+                METRICS.inc("hits_dropped_total", reason=drop.reason)
         else:
             await self.put([hit])
             METRICS.inc("hits_accepted_total", source="pixel")
-            out_headers.append(self._set_cookie(hit.visitor_id))
+            if cookieless is None:
+                out_headers.append(self._set_cookie(hit.visitor_id, scope))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         await send({"type": "http.response.body", "body": GIF})
 
     async def beacon(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
         cors = self._cors(headers)
+        if scope["method"] != "OPTIONS" and self._rate_limited(scope):
+            await _json(send, 429, {"errors": ["rate limited: too many hits from this address"]},
+                        cors + [(b"retry-after", b"1")])
+            return
         if scope["method"] == "OPTIONS":
             await _respond(send, 204, cors + [(b"access-control-max-age", b"86400")])
             return
@@ -141,13 +175,18 @@ class Collector:
             METRICS.inc("beacon_rejected_total", reason=errors[0].split(":")[0])
             await _json(send, 400, {"errors": errors}, cors)
             return
-        accepted = [h for h in hits if not self._refused_by_privacy(headers, h.site)]
-        for _ in range(len(hits) - len(accepted)):
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        allowed = [h for h in hits if not origin or self._origin_allowed(origin, h.site)]
+        if len(allowed) < len(hits):  # CORS hides the answer; this keeps the data out too
+            METRICS.inc("hits_dropped_total", len(hits) - len(allowed), reason="origin_not_allowed")
+        accepted = [h for h in allowed if not self._refused_by_privacy(headers, h.site)]
+        for _ in range(len(allowed) - len(accepted)):
             METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
         if accepted:
             await self.put(accepted)
             METRICS.inc("hits_accepted_total", len(accepted), source="beacon")
-            cors = cors + [self._set_cookie(accepted[0].visitor_id)]
+            if not self.settings.for_site(accepted[0].site).cookieless:
+                cors = cors + [self._set_cookie(accepted[0].visitor_id, scope)]
         await _respond(send, 204, cors)
 
     def _parse_body(self, body: bytes, scope: Scope, headers: dict[bytes, bytes]) -> tuple[list[str], list[Any]]:
@@ -171,7 +210,7 @@ class Collector:
                 params = normalize(event)
                 if len(params) > 200:
                     raise Drop("too_many_params")
-                hit = build_hit(params, req, self.settings)
+                hit = build_hit(params, self._cookieless(params, req) or req, self.settings)
             except Drop as drop:
                 errors.append(f"event {i}: {drop.reason}: {drop.detail}")
                 METRICS.inc("hits_dropped_total", reason=drop.reason)
@@ -185,9 +224,9 @@ class Collector:
         origin = headers.get(b"origin")
         if not origin:
             return []
-        allowed = self.settings.allowed_origins
         text = origin.decode("latin-1")
-        if allowed.strip() != "*" and text not in {o.strip() for o in allowed.split(",")}:
+        sites = ("", *self.settings.configured_sites)  # preflight: any site's own origins
+        if not any(self._origin_allowed(text, site) for site in sites):
             return []
         return [
             (b"access-control-allow-origin", origin),
@@ -196,6 +235,12 @@ class Collector:
             (b"access-control-allow-headers", b"content-type"),
             (b"vary", b"Origin"),
         ]
+
+
+    def _origin_allowed(self, origin: str, site: str) -> bool:
+        """Per-site ``allowed_origins`` (``*``: any); site "" is the global setting."""
+        allowed = (self.settings.for_site(site) if site else self.settings).allowed_origins
+        return allowed.strip() == "*" or origin in {o.strip() for o in allowed.split(",")}
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:

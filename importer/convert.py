@@ -30,7 +30,41 @@ from clickstream.hit import MAX_TEXT, MAX_UA, MAX_URL, Hit
 from importer.formats import LineError, LogLine
 
 STATIC_EXTENSIONS = frozenset(
-    ["css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "tif", "tiff", "cur", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "m4v", "mov", "mp3", "ogg", "oga", "wav", "flac", "swf", "txt", "xml"]
+    [
+        "css",
+        "js",
+        "mjs",
+        "map",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "webp",
+        "avif",
+        "svg",
+        "ico",
+        "bmp",
+        "tif",
+        "tiff",
+        "cur",
+        "woff",
+        "woff2",
+        "ttf",
+        "otf",
+        "eot",
+        "mp4",
+        "webm",
+        "m4v",
+        "mov",
+        "mp3",
+        "ogg",
+        "oga",
+        "wav",
+        "flac",
+        "swf",
+        "txt",
+        "xml",
+    ]
 )
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _DUP_WINDOW_MS = 600_000  # identical lines further apart than this in one file are not tracked
@@ -55,7 +89,9 @@ def parse_statuses(spec: str) -> tuple[tuple[int, int], ...] | None:
             a = int(lo)
             b = int(hi) if sep else a
         except ValueError:
-            raise ValueError(f"--status: {part.strip()!r} is not a status or a range like 200-399") from None
+            raise ValueError(
+                f"--status: {part.strip()!r} is not a status or a range like 200-399"
+            ) from None
         if not 100 <= a <= b <= 599:
             raise ValueError(f"--status: {part.strip()!r} is outside 100-599")
         out.append((a, b))
@@ -113,8 +149,15 @@ def _utm(target: str) -> dict[str, str]:
 class Converter:
     """Filters and converts the lines of one import; keeps the per-file duplicate counter."""
 
-    def __init__(self, site: str, filters: Filters | None = None, host: str = "",
-                 ip_truncate: bool = True, scheme: str = "http", received: int | None = None):
+    def __init__(
+        self,
+        site: str,
+        filters: Filters | None = None,
+        host: str = "",
+        ip_truncate: bool = True,
+        scheme: str = "http",
+        received: int | None = None,
+    ):
         self.site = site
         self.received = int(time.time() * 1000) if received is None else received
         self.filters = filters or Filters()
@@ -122,8 +165,11 @@ class Converter:
         self.ip_truncate = ip_truncate
         self.scheme = scheme
         statuses = self.filters.statuses
-        self._statuses = None if statuses is None else frozenset(
-            code for lo, hi in statuses for code in range(lo, hi + 1))
+        self._statuses = (
+            None
+            if statuses is None
+            else frozenset(code for lo, hi in statuses for code in range(lo, hi + 1))
+        )
         self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
         self._max_ts = 0
 

@@ -51,8 +51,12 @@ class LogLine:
 
 # --- time --------------------------------------------------------------------------
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 _MIN_YEAR, _MAX_YEAR = 1990, 2200
 
 
@@ -111,18 +115,39 @@ _TOKEN = r"\S*"
 
 # Apache directive letter (with optional {arg}) -> field kind
 _APACHE: dict[str, str] = {
-    "h": "ip", "a": "ip", "t": "time_clf_brackets", "r": "request", "s": "status",
-    "m": "method", "U": "path", "q": "query_apache", "H": "protocol", "v": "host", "V": "host",
+    "h": "ip",
+    "a": "ip",
+    "t": "time_clf_brackets",
+    "r": "request",
+    "s": "status",
+    "m": "method",
+    "U": "path",
+    "q": "query_apache",
+    "H": "protocol",
+    "v": "host",
+    "V": "host",
 }
 _APACHE_HEADERS = {"referer": "referrer", "user-agent": "user_agent", "host": "host"}
 
 # nginx variable -> field kind
 _NGINX: dict[str, str] = {
-    "remote_addr": "ip", "time_local": "time_clf", "time_iso8601": "time_iso", "msec": "time_epoch",
-    "request": "request", "status": "status", "http_referer": "referrer",
-    "http_user_agent": "user_agent", "host": "host", "http_host": "host", "server_name": "host",
-    "request_method": "method", "request_uri": "target", "uri": "path", "args": "query_nginx",
-    "query_string": "query_nginx", "server_protocol": "protocol",
+    "remote_addr": "ip",
+    "time_local": "time_clf",
+    "time_iso8601": "time_iso",
+    "msec": "time_epoch",
+    "request": "request",
+    "status": "status",
+    "http_referer": "referrer",
+    "http_user_agent": "user_agent",
+    "host": "host",
+    "http_host": "host",
+    "server_name": "host",
+    "request_method": "method",
+    "request_uri": "target",
+    "uri": "path",
+    "args": "query_nginx",
+    "query_string": "query_nginx",
+    "server_protocol": "protocol",
 }
 
 _OUTSIDE: dict[str, str] = {
@@ -172,8 +197,18 @@ def _builder(kinds: tuple[str, ...]) -> Callable[[tuple[str, ...]], LogLine]:
     time_kind = next(k for k in _TIME_KINDS if k in at)
     parse_time, i_time = _TIME_KINDS[time_kind], at[time_kind]
     i_req, i_status = at.get("request"), at.get("status")
-    i_ip, i_ref, i_ua, i_host = at.get("ip"), at.get("referrer"), at.get("user_agent"), at.get("host")
-    i_method, i_proto, i_target, i_path = at.get("method"), at.get("protocol"), at.get("target"), at.get("path")
+    i_ip, i_ref, i_ua, i_host = (
+        at.get("ip"),
+        at.get("referrer"),
+        at.get("user_agent"),
+        at.get("host"),
+    )
+    i_method, i_proto, i_target, i_path = (
+        at.get("method"),
+        at.get("protocol"),
+        at.get("target"),
+        at.get("path"),
+    )
     i_qa, i_qn = at.get("query_apache"), at.get("query_nginx")
 
     def split_request(g: tuple[str, ...]) -> tuple[str, str, str]:
@@ -243,12 +278,14 @@ def _apache_kind(directive: re.Match[str]) -> str:
     return _APACHE.get(letter, "ignore")
 
 
-def _compile(fmt: str, tokens: re.Pattern[str], kind_of: Callable[[re.Match[str]], str]) -> tuple[str, list[str]]:
+def _compile(
+    fmt: str, tokens: re.Pattern[str], kind_of: Callable[[re.Match[str]], str]
+) -> tuple[str, list[str]]:
     out: list[str] = []
     kinds: list[str] = []
     pos = 0
     for tok in tokens.finditer(fmt):
-        out.append(re.escape(fmt[pos:tok.start()]))
+        out.append(re.escape(fmt[pos : tok.start()]))
         pos = tok.end()
         if tok.group(0) == "%%":
             out.append("%")
@@ -268,7 +305,9 @@ def _nginx_kind(tok: re.Match[str]) -> str:
 def compile_format(spec: str) -> LogFormat:
     """A preset name or an Apache/nginx format string -> :class:`LogFormat`."""
     if not spec or len(spec) > MAX_FORMAT:
-        raise FormatError(f"format must be a preset ({', '.join(PRESETS)}) or a LogFormat string of at most {MAX_FORMAT} characters")
+        raise FormatError(
+            f"format must be a preset ({', '.join(PRESETS)}) or a LogFormat string of at most {MAX_FORMAT} characters"
+        )
     name = spec if spec in PRESETS else "custom"
     source = PRESETS.get(spec, spec)
     if _APACHE_DIRECTIVE.search(source):
@@ -276,10 +315,14 @@ def compile_format(spec: str) -> LogFormat:
     elif _NGINX_VARIABLE.search(source):
         body, kinds = _compile(source, _NGINX_VARIABLE, _nginx_kind)
     else:
-        raise FormatError(f"format {spec[:80]!r} is not a preset ({', '.join(PRESETS)}) and has no %directives or $variables")
+        raise FormatError(
+            f"format {spec[:80]!r} is not a preset ({', '.join(PRESETS)}) and has no %directives or $variables"
+        )
     if not any(k.startswith("time") for k in kinds):
         raise FormatError("format has no request time (%t, $time_local, $time_iso8601 or $msec)")
-    if "request" not in kinds and not ({"method"} <= set(kinds) and {"path", "target"} & set(kinds)):
+    if "request" not in kinds and not (
+        {"method"} <= set(kinds) and {"path", "target"} & set(kinds)
+    ):
         raise FormatError('format has no request ("%r" / "$request", or method and path)')
     # presets tolerate extra trailing fields (a common local addition); custom formats are exact
     tail = r"(?:[ \t].*)?" if name != "custom" else ""

@@ -107,8 +107,13 @@ def _lines_of_stream(source: BinaryIO, name: str, max_line: int) -> Iterator[Raw
             try:
                 yield RawLine(name, number, data.decode("utf-8"), no_newline=no_newline)
             except UnicodeDecodeError:
-                yield RawLine(name, number, data.decode("utf-8", "replace"), non_utf8=True,
-                              no_newline=no_newline)
+                yield RawLine(
+                    name,
+                    number,
+                    data.decode("utf-8", "replace"),
+                    non_utf8=True,
+                    no_newline=no_newline,
+                )
     except (OSError, EOFError, zlib.error) as exc:  # a damaged compressed header
         yield ReadProblem(name, number, f"{type(exc).__name__}: {exc}")
 

@@ -28,8 +28,13 @@ from importer.tracked import TrackedIndex
 class Progress:
     """One self-rewriting line on stderr: lines, lines/s, imported, skipped."""
 
-    def __init__(self, stats: ImportStats, stream: TextIO | None = None, enabled: bool | None = None,
-                 every_s: float = 0.5):
+    def __init__(
+        self,
+        stats: ImportStats,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        every_s: float = 0.5,
+    ):
         self.stats = stats
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
@@ -48,8 +53,10 @@ class Progress:
     def show(self, now: float) -> None:
         s = self.stats
         rate = s.lines / max(now - self.start, 1e-9)
-        self.stream.write(f"\r{s.lines:>12,} lines  {rate:>9,.0f} lines/s  imported {s.imported:,}"
-                          f"  skipped {s.skipped_total:,} ")
+        self.stream.write(
+            f"\r{s.lines:>12,} lines  {rate:>9,.0f} lines/s  imported {s.imported:,}"
+            f"  skipped {s.skipped_total:,} "
+        )
         self.stream.flush()
         self.shown = True
 
@@ -62,8 +69,14 @@ class Progress:
         return now - self.start
 
 
-def iter_hits(paths: list[str], fmt: LogFormat, conv: Converter, stats: ImportStats,
-              tracked: TrackedIndex | None = None, progress: Progress | None = None) -> Iterator[Hit]:
+def iter_hits(
+    paths: list[str],
+    fmt: LogFormat,
+    conv: Converter,
+    stats: ImportStats,
+    tracked: TrackedIndex | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Hit]:
     """Every importable hit of the files, in order; every other line counted in ``stats``."""
     parse, check, convert = fmt.parse, conv.check, conv.convert
     for item in read_lines(paths):
@@ -96,8 +109,9 @@ def iter_hits(paths: list[str], fmt: LogFormat, conv: Converter, stats: ImportSt
         yield hit
 
 
-async def produce(hits: Iterable[Hit], bootstrap: str, topic: str, partitions: int,
-                  idempotence: bool) -> int:
+async def produce(
+    hits: Iterable[Hit], bootstrap: str, topic: str, partitions: int, idempotence: bool
+) -> int:
     """Send every hit to ``topic``, key ``hit.key``; returns how many the broker acknowledged.
 
     Records are appended to one batch per partition and sent with ``send_batch`` (2-3x the
@@ -121,7 +135,9 @@ async def produce(hits: Iterable[Hit], bootstrap: str, topic: str, partitions: i
         async def flush(pid: int) -> None:
             batch = batches.pop(pid)
             batch.close()
-            pending.append((await producer.send_batch(batch, topic, partition=pid), counts.pop(pid)))
+            pending.append(
+                (await producer.send_batch(batch, topic, partition=pid), counts.pop(pid))
+            )
 
         for n, hit in enumerate(hits, 1):
             key, value = hit.key, hit.to_json()
@@ -163,8 +179,10 @@ async def _acked(pending: list[tuple[asyncio.Future[Any], int]]) -> int:
 # --- CLI -------------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None] | None = None,
-               ) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: Any,
+    add_setting_flags: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
     """The ``import-log`` subcommand; ``add_setting_flags`` adds the shared settings flags
     (``--kafka``, ``--clickhouse``, ``--topic``, ...) when the main CLI passes it."""
     p = subparsers.add_parser(
@@ -173,18 +191,50 @@ def add_parser(subparsers: Any, add_setting_flags: Callable[[argparse.ArgumentPa
         description="Import access logs into the hits topic. Summary: lines read, imported, "
         "skipped by reason with examples. See importer/README.md.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="log files (.gz/.bz2 detected), - for stdin")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files (.gz/.bz2 detected), - for stdin"
+    )
     p.add_argument("--site", required=True, help="site id the hits belong to")
-    p.add_argument("--format", dest="log_format", default="combined",
-                   help=f"{' | '.join(PRESETS)} or an Apache LogFormat / nginx log_format string (default: combined)")
-    p.add_argument("--hostname", default="", help="host name for page URLs (default: the log's %%v/$host, else none)")
-    p.add_argument("--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)")
-    p.add_argument("--status", default="200-399", help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-399)")
-    p.add_argument("--include-static", action="store_true", help="also import static assets (css, js, images, ...)")
-    p.add_argument("--skip-tracked", action="store_true",
-                   help="skip page views the pixel already recorded (matching rule: importer/README.md)")
-    p.add_argument("--match-window", type=float, default=10.0,
-                   help="seconds between a log line and a pixel hit that still match (default: 10)")
+    p.add_argument(
+        "--format",
+        dest="log_format",
+        default="combined",
+        help=f"{' | '.join(PRESETS)} or an Apache LogFormat / nginx log_format string (default: combined)",
+    )
+    p.add_argument(
+        "--hostname",
+        default="",
+        help="host name for page URLs (default: the log's %%v/$host, else none)",
+    )
+    p.add_argument(
+        "--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)"
+    )
+    p.add_argument(
+        "--status",
+        default="200-399",
+        help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-399)",
+    )
+    p.add_argument(
+        "--include-static",
+        action="store_true",
+        help="also import static assets (css, js, images, ...)",
+    )
+    p.add_argument(
+        "--skip-tracked",
+        action="store_true",
+        help="skip page views the pixel already recorded (matching rule: importer/README.md)",
+    )
+    p.add_argument(
+        "--url",
+        default="",
+        help="with --skip-tracked: a running `clickstream serve` to read pixel hits from (else --clickhouse)",
+    )
+    p.add_argument(
+        "--match-window",
+        type=float,
+        default=10.0,
+        help="seconds between a log line and a pixel hit that still match (default: 10)",
+    )
     p.add_argument("--dry-run", action="store_true", help="parse and count only; send nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     if add_setting_flags is not None:
@@ -209,8 +259,11 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         return _fail("--match-window must be within 0..3600 seconds")
     try:
         fmt = compile_format(args.log_format)
-        filters = Filters(methods=parse_methods(args.methods), statuses=parse_statuses(args.status),
-                          skip_static=not args.include_static)
+        filters = Filters(
+            methods=parse_methods(args.methods),
+            statuses=parse_statuses(args.status),
+            skip_static=not args.include_static,
+        )
         check_sources(args.files)
     except (FormatError, ValueError, SourceError) as exc:
         return _fail(str(exc))
@@ -218,37 +271,62 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     conv = Converter(site, filters, host=args.hostname, ip_truncate=site_settings.ip_truncate)
     tracked = None
     if args.skip_tracked:
-        tracked = _tracked_index(settings, site, args.match_window)
+        if not args.url and not settings.clickhouse:
+            return _fail(
+                "--skip-tracked reads the pixel hits: give --url of a running `clickstream serve` "
+                "or --clickhouse DSN"
+            )
+        tracked = _tracked_index(settings, site, args.match_window, args.url)
     stats = ImportStats()
     progress = Progress(stats, enabled=False if args.no_progress else None)
     hits = iter_hits(args.files, fmt, conv, stats, tracked, progress)
-    if args.dry_run:
-        for _ in hits:
-            pass
-    else:
-        bootstrap = settings.kafka
-        if not bootstrap:
-            return _fail("import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
-                         "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA")
-        try:
-            asyncio.run(produce(hits, bootstrap, settings.topic, settings.topic_partitions,
-                                settings.idempotence))
-        except (broker.BrokerError, OSError) as exc:
-            progress.done()
-            print(stats.summary(), file=sys.stdout)
-            return _fail(f"Kafka: {exc}")
+    bootstrap = settings.kafka
+    if not args.dry_run and not bootstrap:
+        return _fail(
+            "import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "
+            "prints it as 'Kafka: ...'), or CLICKSTREAM_KAFKA"
+        )
+    # Idempotence only when asked for ("on"): a re-sent hit is harmless (same hit id,
+    # deduplicated downstream) and Tansu's memory storage refuses idempotent producers.
+    idempotent = settings.kafka_idempotence == "on"
+    try:
+        if args.dry_run:
+            for _ in hits:
+                pass
+        else:
+            asyncio.run(
+                produce(hits, bootstrap, settings.topic, settings.topic_partitions, idempotent)
+            )
+    except Exception as exc:  # aiokafka, ClickHouse or the API raise many types: one line
+        progress.done()
+        print(stats.summary(), file=sys.stdout)
+        where = "dry run" if args.dry_run else f"Kafka at {bootstrap}"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(
+            f"{where}: {type(exc).__name__}: {first} (the summary above counts the lines read before it)"
+        )
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
     if stats.skipped.get("read_error"):
-        print("clickstream import-log: some input could not be read to its end (see read_error above)",
-              file=sys.stderr)
+        print(
+            "clickstream import-log: some input could not be read to its end (see read_error above)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
-def _tracked_index(settings: Any, site: str, window_s: float) -> TrackedIndex:
+def _tracked_index(settings: Any, site: str, window_s: float, url: str) -> TrackedIndex:
     from clickstream import warehouse
-    from importer.tracked import clickhouse_loader
+    from importer.tracked import api_loader, clickhouse_loader
 
-    client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
-    return TrackedIndex(clickhouse_loader(client, settings.database, site), int(window_s * 1000))
+    if url:
+        token = settings.api_token
+        if not token:
+            path = settings.data_dir / "api_token"
+            token = path.read_text().strip() if path.exists() else ""
+        loader = api_loader(url, token, settings.database, site)
+    else:
+        client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
+        loader = clickhouse_loader(client, settings.database, site)
+    return TrackedIndex(loader, int(window_s * 1000))

@@ -68,6 +68,9 @@ class ImportStats:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "lines": self.lines, "imported": self.imported, "non_utf8": self.non_utf8,
-            "skipped": dict(self.skipped), "examples": self.examples,
+            "lines": self.lines,
+            "imported": self.imported,
+            "non_utf8": self.non_utf8,
+            "skipped": dict(self.skipped),
+            "examples": self.examples,
         }

@@ -8,15 +8,19 @@ A log hit is the same page view as a pixel (or beacon) hit already in ClickHouse
 and each pixel hit matches at most one log line (the earliest-read one).  The IP
 prefix, not IP + User-Agent, is compared because the hits table keeps no raw
 User-Agent; the path and the time window make a false match unlikely.  Pixel hits
-are loaded one UTC day at a time, when the first log line of that day needs them.
+are loaded one UTC day at a time, when the first log line of that day needs them, from
+a running serve's ``/api/sql`` (``--url``) or a ClickHouse DSN (``--clickhouse``).
 """
 
 from __future__ import annotations
 
 import bisect
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
@@ -71,18 +75,60 @@ class TrackedIndex:
         return True
 
 
+_SQL = (
+    "SELECT ip, path, toUnixTimestamp64Milli(ts) FROM {db}.hits FINAL "
+    "WHERE site = {site} AND source != 'log' AND event IN ('pageview', 'search') "
+    "AND ts >= fromUnixTimestamp64Milli({a}, 'UTC') AND ts < fromUnixTimestamp64Milli({b}, 'UTC')"
+)
+
+
 def clickhouse_loader(client: Client, database: str, site: str) -> Loader:
-    """Page views of ``site`` from any source but log import, read-only."""
-    sql = (
-        f"SELECT ip, path, toUnixTimestamp64Milli(ts) FROM {warehouse.check_name(database)}.hits FINAL "
-        "WHERE site = {site:String} AND source != 'log' AND event IN ('pageview', 'search') "
-        "AND ts >= fromUnixTimestamp64Milli({a:Int64}, 'UTC') "
-        "AND ts < fromUnixTimestamp64Milli({b:Int64}, 'UTC')"
+    """Page views of ``site`` from any source but log import, read-only, from a ClickHouse DSN."""
+    sql = _SQL.format(
+        db=warehouse.check_name(database), site="{site:String}", a="{a:Int64}", b="{b:Int64}"
     )
 
     def load(a: int, b: int) -> Iterable[tuple[str, str, int]]:
-        result = warehouse.read_query(client, sql, {"site": site, "a": a, "b": b},
-                                      comment="import-log --skip-tracked")
+        result = warehouse.read_query(
+            client, sql, {"site": site, "a": a, "b": b}, comment="import-log --skip-tracked"
+        )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in result.rows]
 
     return load
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def api_loader(url: str, token: str, database: str, site: str) -> Loader:
+    """The same query through a running serve's read-only ``POST /api/sql``."""
+    base = url.rstrip("/") + "/api/sql"
+
+    def load(a: int, b: int) -> Iterable[tuple[str, str, int]]:
+        sql = _SQL.format(
+            db=warehouse.check_name(database), site=sql_string(site), a=int(a), b=int(b)
+        )
+        req = urllib.request.Request(
+            base,
+            data=sql.encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                rows = orjson.loads(resp.read())["rows"]
+        except urllib.error.HTTPError as exc:
+            raise TrackedError(
+                f"{base} answered {exc.code}: {exc.read()[:200].decode(errors='replace')}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TrackedError(f"cannot reach {base}: {exc}") from None
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    return load
+
+
+class TrackedError(RuntimeError):
+    """The pixel hits could not be read; the message says from where."""

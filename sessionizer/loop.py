@@ -132,7 +132,7 @@ class Sessionizer:
         self.writer = Writer(client, settings.database)
         self.history = History(client, settings.database)
         rules = rules_for(settings)
-        for site in ("", *sorted(settings.overridden_sites)):  # bad per-site rules fail at start
+        for site in ("", *sorted(settings.configured_sites)):  # bad per-site rules fail at start
             rules(site)
         self.state = sessions.State(rules=rules, history=self.history)
         self.ctx = context_for(settings)

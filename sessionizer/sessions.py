@@ -73,7 +73,7 @@ class State:
     rules: Callable[[str], Rules]
     visitors: dict[tuple[str, str], Visitor] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
-    history: Callable[[str, str], Known] = lambda site, vid: Known()
+    history: Callable[[str, str], Known | tuple[int, str]] = lambda site, vid: Known()
     amend: set[tuple[str, str]] = field(default_factory=set)
     tombstones: list[Tombstone] = field(default_factory=list)
     capped: int = 0  # sessions cut by a cap (max hits / max duration)
@@ -83,6 +83,8 @@ def _visitor(state: State, site: str, vid: str) -> Visitor:
     v = state.visitors.get((site, vid))
     if v is None:
         k = state.history(site, vid)
+        if not isinstance(k, Known):  # (sessions before, crm id): no stored end known
+            k = Known(sessions=k[0], crm_id=k[1])
         v = Visitor(site, vid, sessions_before=k.sessions, last_end=k.last_end,
                     crm_id=k.crm_id, crm_since=k.crm_since, known_crm=(k.crm_id, k.crm_since))
         state.visitors[(site, vid)] = v

@@ -16,7 +16,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from clickstream import warehouse
+from clickstream import erase, warehouse
 from sessionizer.flags import SessionResult
 from sessionizer.sessions import Tombstone
 
@@ -124,8 +124,10 @@ class Writer:
     def __init__(self, client: Client, database: str):
         self.client = client
         self.db = warehouse.check_name(database)
+        self.erased = erase.erased_set(client, self.db)
 
     def write(self, results: list[SessionResult], tombstones: Sequence[Tombstone] = ()) -> tuple[int, int]:
+        results = erase.drop_erased(results, self.erased)  # erased people stay erased on replay
         version = next_version()
         live = {r.session_id for r in results}
         hits = [row for r in results for row in hit_rows(r, version)]

@@ -51,7 +51,7 @@ def test_parse_wrk_counts_socket_errors_and_non_2xx() -> None:
         "  Non-2xx or 3xx responses: 40\nRequests/sec",
     ).replace("99%    5.92ms", "99%    1.20s")
     r = parse_wrk(out)
-    assert (r.errors, r.non_2xx, r.p99_ms) == (55, 40, 1200.0)
+    assert (r.errors, r.non_2xx, r.timeouts, r.p99_ms) == (55, 40, 12, 1200.0)
 
 
 def test_parse_wrk_refuses_garbage() -> None:
@@ -167,12 +167,19 @@ def test_runner_keeps_going_after_failure_and_timeout(
         "bad": "def main():\n    raise SystemExit(3)\n",
         "slow": "import time\ndef main():\n    time.sleep(60)\n",
         "aio": "async def main():\n    print('async ran')\n",
+        "argv": "def main(argv):\n    print('argv', argv)\n",
     })  # fmt: skip
     monkeypatch.setenv("PYTHONPATH", str(Path.cwd()))  # bench.common for the temp benches
-    outcomes = [
-        run_one(n, 3, package="benchrun", cwd=tmp_path) for n in ("good", "bad", "slow", "aio")
+    names = ("good", "bad", "slow", "aio", "argv")
+    outcomes = [run_one(n, 3, package="benchrun", cwd=tmp_path) for n in names]
+    assert [o.status for o in outcomes] == [
+        "ok",
+        "failed (exit 3)",
+        "timed out after 3s",
+        "ok",
+        "ok",
     ]
-    assert [o.status for o in outcomes] == ["ok", "failed (exit 3)", "timed out after 3s", "ok"]
+    assert outcomes[4].lines == ["argv []"]
     assert outcomes[0].figures == ["[figure] good.rate = 1,234.50 hits/s"]
     assert outcomes[3].lines == ["async ran"]
     text = summary(outcomes)
@@ -199,3 +206,57 @@ def test_pixel_bench_refuses_unknown_targets(capsys: pytest.CaptureFixture[str])
         main(["--only", "nginx1,apache"])
     assert exc.value.code == 2
     assert "unknown target(s) apache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["nope"], None, "unknown bench nope; available: pixel"),
+        (["pixel", "--timeout", "0"], None, "must be 1..86400 seconds, got '0'"),
+        (["pixel"], "abc", "must be 1..86400 seconds, got 'abc'"),
+    ],
+)
+def test_bench_runner_refuses_bad_arguments(
+    argv: list[str],
+    env: str | None,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.__main__ import main
+
+    if env is None:
+        monkeypatch.delenv("BENCH_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("BENCH_TIMEOUT", env)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main
+
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "pixel"
+
+
+def test_profile_summary_percentages() -> None:
+    from bench.profile import summarize
+
+    raw = (
+        "run (clickstream/serve.py:152);pixel (collector/hot.py:99);to_json (clickstream/hit.py:72) 30\n"
+        "run (clickstream/serve.py:152);ingest (sessionizer/loop.py:150);query (chdb/x.py:1) 50\n"
+        "select (selectors.py:1) 20\n"
+        "garbage line\n"
+    )
+    assert summarize(raw, top=2) == [
+        "profile: 100 samples; self time (top 2):",
+        "   50.0%  query (chdb/x.py:1)",
+        "   30.0%  to_json (clickstream/hit.py:72)",
+        "profile: time under our frames (top 2):",
+        "   80.0%  run (clickstream/serve.py:152)",
+        "   50.0%  ingest (sessionizer/loop.py:150)",
+    ]
+    assert summarize("") == ["profile: no samples"]

@@ -25,6 +25,7 @@ from clickstream.warehouse import migrations
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "cluster_clickstream_analytics.sql"
 TABLES = ("hits", "sessions", "identities")
+ALL_TABLES = (*TABLES, "identity_audit", "crm_merges", "erased")
 
 
 def _joined(statements: list[str]) -> str:
@@ -82,10 +83,10 @@ def test_local_tables_equal_plain_migrations(ch: Client) -> None:
     warehouse.migrate(ch, database="t_deploy_plain")
     ch.command("CREATE DATABASE IF NOT EXISTS t_deploy_repl")
     locals_ = [s for s in cluster_ddl("t_deploy_repl", "analytics") if "_local ON CLUSTER" in s]
-    assert len(locals_) == len(TABLES)
+    assert len(locals_) == len(ALL_TABLES)
     for stmt in locals_:
         ch.command(_non_cluster(stmt))
-    for table in TABLES:
+    for table in ALL_TABLES:
         plain = _describe(ch, "t_deploy_plain", table)
         local = _describe(ch, "t_deploy_repl", f"{table}_local")
         assert [r[0] for r in local] == [r[0] for r in plain]
@@ -132,7 +133,8 @@ def test_engine_without_arguments() -> None:
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ("CREATE VIEW cs.v AS SELECT 1", "0009_x: no cluster translation"),
+        ("CREATE MATERIALIZED VIEW cs.v TO cs.t AS SELECT 1", "0009_x: no cluster translation"),
+        ("CREATE VIEW other.v AS SELECT 1", "0009_x: view other.v is outside cs"),
         (
             "CREATE TABLE cs.t (a String) ENGINE = Memory",
             "0009_x: table t has no *MergeTree engine",
@@ -221,3 +223,12 @@ def test_cluster_migrations_table_is_the_one_plain_migrate_reads(ch: Client) -> 
         "ReplacingMergeTree",
         "number",
     )
+
+
+def test_views_are_created_on_every_node_over_the_distributed_tables() -> None:
+    views = [s for s in cluster_ddl("cs", "c1") if s.startswith("CREATE VIEW")]
+    assert [v.split(" AS", 1)[0] for v in views] == [
+        "CREATE VIEW IF NOT EXISTS cs.resolved_identities ON CLUSTER c1",
+        "CREATE VIEW IF NOT EXISTS cs.resolved_sessions ON CLUSTER c1",
+    ]
+    assert all("GLOBAL LEFT JOIN" in v and "_local" not in v for v in views)

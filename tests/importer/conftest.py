@@ -15,11 +15,3 @@ def write(tmp_path: Path):
         return str(path)
 
     return _write
-
-
-@pytest.fixture(scope="session")
-def chdb_client(tmp_path_factory):
-    """One chDB engine per test process (chDB allows one path per process)."""
-    from clickstream import warehouse
-
-    return warehouse.connect(f"chdb://{tmp_path_factory.mktemp('chdb')}")

@@ -7,10 +7,10 @@ import io
 import sys
 
 import pytest
-from importlog_helpers import LINE, SAMPLE
 
 from clickstream import settings as cs_settings
 from importer import run
+from tests.importer.importlog_helpers import LINE, SAMPLE
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -26,7 +26,11 @@ def main(*argv: str, **settings: str) -> int:
 def test_dry_run_prints_the_summary(capsys):
     assert main(str(SAMPLE), "--site", "semi", "--dry-run", "--no-progress") == 0
     out, err = capsys.readouterr()
-    assert out.splitlines()[1:4] == ["imported:   124", "skipped:    78", "  method: 1  (method not imported (default: GET only))"]
+    assert out.splitlines()[1:4] == [
+        "imported:   124",
+        "skipped:    78",
+        "  method: 1  (method not imported (default: GET only))",
+    ]
     assert out.startswith("lines read: 202")
     assert "  status: 4  (status not imported (default: 200-399))" in out
     assert "  static: 73  (static asset (css, js, images, fonts, ...))" in out
@@ -42,7 +46,9 @@ def test_progress_line_goes_to_stderr(capsys, write):
     from importer.convert import Converter
     from importer.formats import compile_format
 
-    for _ in run.iter_hits(args.files, compile_format("combined"), Converter("s"), stats, progress=progress):
+    for _ in run.iter_hits(
+        args.files, compile_format("combined"), Converter("s"), stats, progress=progress
+    ):
         pass
     progress.done()
     shown = stats_err.getvalue()
@@ -52,8 +58,21 @@ def test_progress_line_goes_to_stderr(capsys, write):
 
 def test_stdin_and_options(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(SAMPLE.read_bytes())))
-    assert main("-", "--site", "semi", "--dry-run", "--no-progress", "--include-static",
-                "--status", "all", "--methods", "all") == 0
+    assert (
+        main(
+            "-",
+            "--site",
+            "semi",
+            "--dry-run",
+            "--no-progress",
+            "--include-static",
+            "--status",
+            "all",
+            "--methods",
+            "all",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("lines read: 202 in ")
     assert out.splitlines()[1:3] == ["imported:   202", "skipped:    0"]
@@ -76,6 +95,7 @@ def test_nginx_format_string(capsys, write):
         (["--site", "s", "--methods", "G3T", "--dry-run"], "--methods"),
         (["--site", "s", "--match-window", "-1", "--dry-run"], "--match-window"),
         (["--site", "s"], "needs the broker"),
+        (["--site", "s", "--skip-tracked", "--dry-run"], "give --url of a running"),
     ],
 )
 def test_usage_errors_are_one_line(capsys, argv, message):
@@ -98,4 +118,24 @@ def test_cut_gzip_exits_1_after_importing_what_it_could(capsys, write):
     assert main(path, "--site", "s", "--dry-run", "--no-progress") == 1
     out, err = capsys.readouterr()
     assert "  read_error: 1  (file could not be read to its end)" in out
-    assert err == "clickstream import-log: some input could not be read to its end (see read_error above)\n"
+    assert (
+        err
+        == "clickstream import-log: some input could not be read to its end (see read_error above)\n"
+    )
+
+
+def test_unreachable_serve_for_skip_tracked_is_one_line(capsys, tmp_path):
+    from clickstream.broker import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert (
+        main(
+            str(SAMPLE), "--site", "s", "--dry-run", "--no-progress", "--skip-tracked", "--url", url
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "clickstream import-log: error: dry run: TrackedError: cannot reach " + url
+    )
+    assert err.count("\n") == 1

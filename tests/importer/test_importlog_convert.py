@@ -5,19 +5,24 @@ import hashlib
 import shutil
 
 import pytest
-from importlog_helpers import LINE, SAMPLE, run_import
 
 from clickstream.hit import Hit
 from importer.convert import Filters, parse_methods, parse_statuses
+from tests.importer.importlog_helpers import LINE, SAMPLE, run_import
 
 
 def test_real_log_counts_by_reason():
     hits, stats = run_import([str(SAMPLE)])
     # hand-checked with grep/awk: 1 HEAD, 4 x 404, 73 css/png/ico/gif/jpg/txt
-    assert (stats.lines, stats.imported, dict(stats.skipped)) == (202, 124, {"method": 1, "status": 4, "static": 73})
+    assert (stats.lines, stats.imported, dict(stats.skipped)) == (
+        202,
+        124,
+        {"method": 1, "status": 4, "static": 73},
+    )
     assert len(hits) == 124
     assert stats.examples["method"] == [
-        f"{SAMPLE}:90: 46.105.125.31 - - [18/May/2015:00:05:19 +0000] \"HEAD /projects/xdotool/ HTTP/1.1\" 200 - \"-\" \"IrssiUrlLog/0.2\""]
+        f'{SAMPLE}:90: 46.105.125.31 - - [18/May/2015:00:05:19 +0000] "HEAD /projects/xdotool/ HTTP/1.1" 200 - "-" "IrssiUrlLog/0.2"'
+    ]
 
 
 def test_every_hit_survives_the_kafka_encoding():
@@ -29,10 +34,22 @@ def test_every_hit_survives_the_kafka_encoding():
 def test_hit_fields_follow_the_documented_definitions(write):
     (hit,), _ = run_import_line(write, LINE, site="shop", received=1_764_000_000_000)
     ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0"
-    assert hit.visitor_id == hashlib.blake2b(f"203.0.113.9\x1f{ua}".encode(), digest_size=16).hexdigest()
+    assert (
+        hit.visitor_id
+        == hashlib.blake2b(f"203.0.113.9\x1f{ua}".encode(), digest_size=16).hexdigest()
+    )
     assert hit.hit_id == hashlib.blake2b(f"shop\x1f{LINE}".encode(), digest_size=16).hexdigest()
-    assert (hit.site, hit.ts, hit.received, hit.event) == ("shop", 1696971336000, 1_764_000_000_000, "pageview")
-    assert (hit.url, hit.referrer, hit.user_agent) == ("/shop/item?id=7&utm_source=news", "https://www.example.org/start", ua)
+    assert (hit.site, hit.ts, hit.received, hit.event) == (
+        "shop",
+        1696971336000,
+        1_764_000_000_000,
+        "pageview",
+    )
+    assert (hit.url, hit.referrer, hit.user_agent) == (
+        "/shop/item?id=7&utm_source=news",
+        "https://www.example.org/start",
+        ua,
+    )
     assert (hit.utm_source, hit.utm_medium, hit.ip) == ("news", "", "203.0.113.0")
 
 
@@ -42,7 +59,10 @@ def run_import_line(write, line: str, **kw: object):
 
 def test_host_option_and_untruncated_ip(write):
     (hit,), _ = run_import_line(write, LINE, host="www.example.org", ip_truncate=False)
-    assert (hit.url, hit.ip) == ("http://www.example.org/shop/item?id=7&utm_source=news", "203.0.113.9")
+    assert (hit.url, hit.ip) == (
+        "http://www.example.org/shop/item?id=7&utm_source=news",
+        "203.0.113.9",
+    )
 
 
 def test_reimport_gives_the_same_ids_whatever_the_file_name_or_compression(tmp_path):
@@ -56,8 +76,15 @@ def test_reimport_gives_the_same_ids_whatever_the_file_name_or_compression(tmp_p
     compressed, _ = run_import([str(zipped)])
     ids = [h.hit_id for h in first]
     assert len(set(ids)) == 124
-    assert [h.hit_id for h in again] == [h.hit_id for h in renamed] == [h.hit_id for h in compressed] == ids
-    assert [(h.ts, h.visitor_id, h.url) for h in again] == [(h.ts, h.visitor_id, h.url) for h in first]
+    assert (
+        [h.hit_id for h in again]
+        == [h.hit_id for h in renamed]
+        == [h.hit_id for h in compressed]
+        == ids
+    )
+    assert [(h.ts, h.visitor_id, h.url) for h in again] == [
+        (h.ts, h.visitor_id, h.url) for h in first
+    ]
 
 
 def test_identical_lines_in_one_file_are_distinct_hits_and_a_repeated_file_is_not(write):
@@ -71,7 +98,9 @@ def test_identical_lines_in_one_file_are_distinct_hits_and_a_repeated_file_is_no
 
 
 def test_filters_are_configurable():
-    _, everything = run_import([str(SAMPLE)], filters=Filters(methods=None, statuses=None, skip_static=False))
+    _, everything = run_import(
+        [str(SAMPLE)], filters=Filters(methods=None, statuses=None, skip_static=False)
+    )
     assert (everything.imported, everything.skipped_total) == (202, 0)
     _, with_404 = run_import([str(SAMPLE)], filters=Filters(statuses=parse_statuses("200-399,404")))
     assert (with_404.imported, dict(with_404.skipped)) == (128, {"method": 1, "static": 73})

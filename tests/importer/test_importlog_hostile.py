@@ -6,9 +6,9 @@ import gzip
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from importlog_helpers import LINE, run_import
 
 from clickstream.hit import Hit
+from tests.importer.importlog_helpers import LINE, run_import
 
 GOOD = LINE.encode()
 
@@ -20,16 +20,25 @@ HOSTILE: list[tuple[bytes, str]] = [  # (line, expected outcome: "imported" or a
     (b"\x00\x01\x02 binary junk \xff", "malformed"),
     (GOOD.replace(b"Firefox/118.0", b"caf\xe9 \xff"), "imported"),  # non-UTF-8 inside the UA
     (GOOD.replace(b"Firefox/118.0", b"\x1b[31mred\x1b[0m\x07\x00"), "imported"),  # terminal escapes
-    (GOOD.replace(b"/shop/item?id=7", b"/search?q=1'%20OR%20'1'='1"), "imported"),  # SQL injection is data
+    (
+        GOOD.replace(b"/shop/item?id=7", b"/search?q=1'%20OR%20'1'='1"),
+        "imported",
+    ),  # SQL injection is data
     (GOOD.replace(b"Firefox/118.0", b"'; DROP TABLE hits; --"), "imported"),
     (GOOD.replace(b"Firefox/118.0", b"<script>alert(1)</script>"), "imported"),
     (GOOD.replace(b"/shop/item?id=7", b"/" + b"a" * 3000), "url_too_long"),
-    (GOOD.replace(b"GET /shop/item?id=7&utm_source=news HTTP/1.1", b"\\x16\\x03\\x01\\x02"), "bad_request"),
+    (
+        GOOD.replace(b"GET /shop/item?id=7&utm_source=news HTTP/1.1", b"\\x16\\x03\\x01\\x02"),
+        "bad_request",
+    ),
     (GOOD.replace(b"GET /shop/item?id=7&utm_source=news HTTP/1.1", b"-"), "bad_request"),
     (GOOD.replace(b"GET /shop/item", b"GET shop/item"), "bad_target"),
     (GOOD.replace(b"/shop/item?id=7", b"/../../etc/passwd"), "imported"),
     (GOOD.replace(b"10/Oct/2023", b"10/Oct/1969"), "bad_time"),
-    (GOOD.replace(b"+0000", b"+0000").replace(b"-0700", b"-0799"), "imported"),  # odd but parseable offset
+    (
+        GOOD.replace(b"+0000", b"+0000").replace(b"-0700", b"-0799"),
+        "imported",
+    ),  # odd but parseable offset
     (GOOD.replace(b'"https://www.example.org/start"', b'"unterminated'), "malformed"),
     (GOOD.replace(b" 200 ", b" 999 "), "status"),
     (GOOD.replace(b"GET ", b"POST "), "method"),
@@ -84,7 +93,9 @@ def test_truncated_gzip_is_reported_and_the_lines_before_it_imported(write):
     body = b"\n".join(GOOD.replace(b"id=7", b"id=%d" % n) for n in range(3000)) + b"\n"
     _, stats = run_import([write("cut.log.gz", gzip.compress(body)[:5000])])
     assert stats.skipped["read_error"] == 1
-    assert stats.examples["read_error"][0].endswith("EOFError: Compressed file ended before the end-of-stream marker was reached")
+    assert stats.examples["read_error"][0].endswith(
+        "EOFError: Compressed file ended before the end-of-stream marker was reached"
+    )
     assert 0 < stats.imported < 3000
     assert stats.lines == stats.imported + 1
 
@@ -103,8 +114,11 @@ def test_random_bytes_never_crash_and_every_line_is_accounted_for(tmp_path_facto
 def test_random_fields_in_a_valid_frame_never_crash(tmp_path_factory, path, referrer, ua):
     frame = '1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /{} HTTP/1.1" 200 1 "{}" "{}"'
     target = tmp_path_factory.mktemp("fuzz") / "f.log"
-    target.write_text(frame.format(path, referrer, ua).replace("\n", " ").replace("\r", " ") + "\n",
-                      encoding="utf-8", errors="surrogatepass")
+    target.write_text(
+        frame.format(path, referrer, ua).replace("\n", " ").replace("\r", " ") + "\n",
+        encoding="utf-8",
+        errors="surrogatepass",
+    )
     hits, stats = run_import([str(target)])
     assert stats.lines == 1 == len(hits) + stats.skipped_total
     for hit in hits:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 
-from importlog_helpers import SAMPLE, run_import
-
 from clickstream import broker
 from clickstream.hit import Hit
 from importer.convert import Converter
 from importer.formats import compile_format
 from importer.run import iter_hits, produce
 from importer.stats import ImportStats
+from tests.importer.importlog_helpers import SAMPLE, run_import
 
 TOPIC = "clickstream.hits"
 RECEIVED = 1_764_000_000_000
 
 
-async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0,
-                      partitions: dict[bytes, set[int]] | None = None) -> list[tuple[bytes, Hit]]:
+async def consume_all(
+    bootstrap: str,
+    expected: int,
+    timeout: float = 30.0,
+    partitions: dict[bytes, set[int]] | None = None,
+) -> list[tuple[bytes, Hit]]:
     consumer = broker.consumer(bootstrap, "", TOPIC, group_id=None, client_id="importlog-test")
     await consumer.start()
     out: list[tuple[bytes, Hit]] = []
@@ -43,7 +46,9 @@ async def consume_all(bootstrap: str, expected: int, timeout: float = 30.0,
 
 async def import_sample(bootstrap: str) -> tuple[int, ImportStats]:
     stats = ImportStats()
-    hits = iter_hits([str(SAMPLE)], compile_format("combined"), Converter("semi", received=RECEIVED), stats)
+    hits = iter_hits(
+        [str(SAMPLE)], compile_format("combined"), Converter("semi", received=RECEIVED), stats
+    )
     sent = await produce(hits, bootstrap, TOPIC, partitions=3, idempotence=False)
     return sent, stats
 
@@ -63,10 +68,16 @@ async def test_import_produces_exactly_the_expected_hits_and_reimport_the_same_i
         assert by_id == {hit.hit_id: hit for hit in expected}
         # per visitor, Kafka keeps the file's order (one key, one partition)
         for vid in {h.visitor_id for h in expected}:
-            assert [h.hit_id for _, h in got if h.visitor_id == vid] == [h.hit_id for h in expected if h.visitor_id == vid]
+            assert [h.hit_id for _, h in got if h.visitor_id == vid] == [
+                h.hit_id for h in expected if h.visitor_id == vid
+            ]
 
         sent_again, _ = await import_sample(tansu.bootstrap)
         assert sent_again == 124
-        both = await consume_all(tansu.bootstrap, 248)  # nothing committed: the topic from the start
+        both = await consume_all(
+            tansu.bootstrap, 248
+        )  # nothing committed: the topic from the start
         assert len(both) == 248
-        assert sorted(h.hit_id for _, h in both) == sorted(list(by_id) * 2)  # the same 124 ids twice
+        assert sorted(h.hit_id for _, h in both) == sorted(
+            list(by_id) * 2
+        )  # the same 124 ids twice

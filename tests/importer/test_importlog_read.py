@@ -33,7 +33,9 @@ def test_plain_gzip_bzip2_read_alike(write, name: str, content: bytes):
 
 
 def test_stdin_dash(monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(gzip.compress(TEXT)))))
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(gzip.compress(TEXT))))
+    )
     items = list(read_lines(["-"]))
     assert texts(items) == ["first", "second", "third"]
     assert {i.source for i in items} == {"<stdin>"}
@@ -43,7 +45,12 @@ def test_several_files_in_order_numbers_restart(write):
     a, b = write("a.log", b"a1\na2\n"), write("b.log.gz", gzip.compress(b"b1\n"))
     items = list(read_lines([a, b, a]))
     assert [(i.source, i.number, i.text) for i in items] == [
-        (a, 1, "a1"), (a, 2, "a2"), (b, 1, "b1"), (a, 1, "a1"), (a, 2, "a2")]
+        (a, 1, "a1"),
+        (a, 2, "a2"),
+        (b, 1, "b1"),
+        (a, 1, "a1"),
+        (a, 2, "a2"),
+    ]
 
 
 def test_non_utf8_bytes_are_replaced_and_flagged(write):
@@ -66,7 +73,9 @@ def test_last_line_without_newline_is_flagged(write):
 
 def test_truncated_gzip_gives_the_lines_before_and_a_problem(write):
     body = b"".join(b"line %05d\n" % n for n in range(20000))
-    items = list(read_lines([write("cut.gz", gzip.compress(body)[:20000]), write("ok.log", b"next\n")]))
+    items = list(
+        read_lines([write("cut.gz", gzip.compress(body)[:20000]), write("ok.log", b"next\n")])
+    )
     problems = [i for i in items if isinstance(i, ReadProblem)]
     assert len(problems) == 1 and problems[0].message.startswith("EOFError")
     lines = [i for i in items if isinstance(i, RawLine)]

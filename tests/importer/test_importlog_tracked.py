@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from importlog_helpers import run_import
-
 from clickstream import warehouse
 from clickstream.hit import Hit
 from importer.tracked import DAY_MS, TrackedIndex, clickhouse_loader
+from tests.importer.importlog_helpers import run_import
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 
 
 def log_hit(ts: int, ip: str = "198.51.100.0", url: str = "http://x.org/a?b=1") -> Hit:
-    return Hit(site="s", visitor_id="v", hit_id=f"h{ts}", ts=ts, received=ts, url=url, ip=ip, source="log")
+    return Hit(
+        site="s", visitor_id="v", hit_id=f"h{ts}", ts=ts, received=ts, url=url, ip=ip, source="log"
+    )
 
 
 def test_same_prefix_path_and_time_within_the_window_matches_once():
@@ -44,30 +45,87 @@ def test_nearest_pixel_hit_is_used_and_days_load_once_each():
         return [p for p in pixel if a <= p[2] < b]
 
     index = TrackedIndex(load, window_ms=5000)
-    assert index.matches(log_hit(day_end + 1000, ip="10.0.0.9", url="/a"))  # nearest: the next day's
+    assert index.matches(
+        log_hit(day_end + 1000, ip="10.0.0.9", url="/a")
+    )  # nearest: the next day's
     assert index.matches(log_hit(day_end + 1000, ip="10.0.0.9", url="/a"))  # then the other one
     assert not index.matches(log_hit(day_end + 1000, ip="10.0.0.9", url="/a"))
     assert calls == [(day_end - DAY_MS, day_end), (day_end, day_end + DAY_MS)]
     assert index.pixel_hits == 2
 
 
-def test_skip_tracked_against_pixel_hits_in_clickhouse(chdb_client, write):
-    db = "t_importlog_tracked"
-    warehouse.migrate(chdb_client, database=db)
+def test_skip_tracked_against_pixel_hits_in_clickhouse(ch, database, write):
+    db = database
     ts = dt.datetime(2023, 10, 10, 20, 55, 38, tzinfo=dt.UTC)  # 2 s after the log line below
-    cols = ["site", "hit_id", "ts", "received", "visitor_id", "event", "url", "path", "ip", "source", "version"]
-    rows = [
-        ["shop", "p1", ts, ts, "cookie1", "pageview", "https://shop.example/item?id=7", "/item", "203.0.113.0", "pixel", 1],
-        ["shop", "p2", ts, ts, "cookie2", "click", "https://shop.example/other", "/other", "203.0.113.0", "pixel", 1],
-        ["shop", "l1", ts, ts, "logvid", "pageview", "/other", "/other", "203.0.113.0", "log", 1],
-        ["elsewhere", "p3", ts, ts, "cookie3", "pageview", "/other", "/other", "203.0.113.0", "pixel", 1],
+    cols = [
+        "site",
+        "hit_id",
+        "ts",
+        "received",
+        "visitor_id",
+        "event",
+        "url",
+        "path",
+        "ip",
+        "source",
+        "version",
     ]
-    warehouse.insert(chdb_client, f"{db}.hits", rows, cols)
+    rows = [
+        [
+            "shop",
+            "p1",
+            ts,
+            ts,
+            "cookie1",
+            "pageview",
+            "https://shop.example/item?id=7",
+            "/item",
+            "203.0.113.0",
+            "pixel",
+            1,
+        ],
+        [
+            "shop",
+            "p2",
+            ts,
+            ts,
+            "cookie2",
+            "click",
+            "https://shop.example/other",
+            "/other",
+            "203.0.113.0",
+            "pixel",
+            1,
+        ],
+        ["shop", "l1", ts, ts, "logvid", "pageview", "/other", "/other", "203.0.113.0", "log", 1],
+        [
+            "elsewhere",
+            "p3",
+            ts,
+            ts,
+            "cookie3",
+            "pageview",
+            "/other",
+            "/other",
+            "203.0.113.0",
+            "pixel",
+            1,
+        ],
+    ]
+    warehouse.insert(ch, f"{db}.hits", rows, cols)
     frame = '203.0.113.9 - - [10/Oct/2023:13:55:36 -0700] "GET {} HTTP/1.1" 200 1 "-" "UA"\n'
-    path = write("both.log", frame.format("/item?id=7") + frame.format("/other") + frame.format("/item?id=8"))
-    index = TrackedIndex(clickhouse_loader(chdb_client, db, "shop"), window_ms=10_000)
+    path = write(
+        "both.log", frame.format("/item?id=7") + frame.format("/other") + frame.format("/item?id=8")
+    )
+    index = TrackedIndex(clickhouse_loader(ch, db, "shop"), window_ms=10_000)
     hits, stats = run_import([path], site="shop", tracked=index)
     # /item (pixel pageview 2 s later) is tracked; /other only has a click, a log hit and another site's hit
     assert dict(stats.skipped) == {"tracked": 1}
     assert [h.url for h in hits] == ["/other", "/item?id=8"]
     assert index.pixel_hits == 1
+
+
+def test_sql_string_literal_escapes_quotes_and_backslashes():
+    from importer.tracked import sql_string
+
+    assert sql_string("it's a\\b") == "'it\\'s a\\\\b'"

@@ -10,7 +10,9 @@ from tests.js_snippet.chromium import launch
 from tests.js_snippet.recorder import Recorder, Server, Web, collector_app, site_app
 
 
-@pytest.fixture(scope="session")
+# package scope: the sync API keeps an event loop running in the main thread while it is
+# open, which would break every asyncio test collected after this package
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -18,7 +20,7 @@ def playwright() -> Iterator[object]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: object) -> Iterator[object]:
     browser = launch(playwright)
     yield browser

@@ -122,3 +122,84 @@ ORDER BY (site, visitor_id, crm_id);
 CREATE TABLE IF NOT EXISTS clickstream.identities ON CLUSTER analytics AS clickstream.identities_local
 ENGINE = Distributed(analytics, clickstream, identities_local, cityHash64(visitor_id));
 
+CREATE TABLE IF NOT EXISTS clickstream.identity_audit_local ON CLUSTER analytics
+(
+    change_id String,
+    ts DateTime64(3, 'UTC'),
+    site LowCardinality(String),
+    actor String COMMENT 'cli:<user> or api:<token scope>:<token fingerprint>',
+    action LowCardinality(String) COMMENT 'link, unlink, merge, undo, erase',
+    visitor_id String,
+    crm_id String,
+    other_crm_id String COMMENT 'merge: the CRM id merged into; undo: empty',
+    ref_change_id String COMMENT 'undo: the change it reverts',
+    before String COMMENT 'JSON {"links": [[visitor, crm]], "merges": [[from, into]]}',
+    after String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/clickstream/identity_audit_local', '{replica}')
+ORDER BY (site, ts, change_id);
+
+CREATE TABLE IF NOT EXISTS clickstream.identity_audit ON CLUSTER analytics AS clickstream.identity_audit_local
+ENGINE = Distributed(analytics, clickstream, identity_audit_local, cityHash64(visitor_id));
+
+CREATE TABLE IF NOT EXISTS clickstream.crm_merges_local ON CLUSTER analytics
+(
+    site LowCardinality(String),
+    from_crm String,
+    into_crm String,
+    merged_at DateTime64(3, 'UTC'),
+    version UInt64,
+    is_deleted UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/clickstream/crm_merges_local', '{replica}', version, is_deleted)
+ORDER BY (site, from_crm);
+
+CREATE TABLE IF NOT EXISTS clickstream.crm_merges ON CLUSTER analytics AS clickstream.crm_merges_local
+ENGINE = Distributed(analytics, clickstream, crm_merges_local, cityHash64(from_crm));
+
+CREATE TABLE IF NOT EXISTS clickstream.erased_local ON CLUSTER analytics
+(
+    id_hash String,
+    kind LowCardinality(String) COMMENT 'visitor or crm',
+    erased_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/clickstream/erased_local', '{replica}', erased_at)
+ORDER BY id_hash;
+
+CREATE TABLE IF NOT EXISTS clickstream.erased ON CLUSTER analytics AS clickstream.erased_local
+ENGINE = Distributed(analytics, clickstream, erased_local, cityHash64(id_hash));
+
+CREATE VIEW IF NOT EXISTS clickstream.resolved_identities ON CLUSTER analytics AS
+SELECT
+    i.site AS site,
+    i.visitor_id AS visitor_id,
+    i.crm_id AS linked_crm_id,
+    if(m.m_into != '', m.m_into, i.crm_id) AS crm_id
+FROM
+(
+    SELECT site, visitor_id, argMax(crm_id, (last_ts, version)) AS crm_id
+    FROM clickstream.identities FINAL
+    GROUP BY site, visitor_id
+) AS i
+GLOBAL LEFT JOIN
+(
+    SELECT site AS m_site, from_crm AS m_from, into_crm AS m_into FROM clickstream.crm_merges FINAL
+) AS m ON i.site = m.m_site AND i.crm_id = m.m_from
+SETTINGS join_use_nulls = 0;
+
+CREATE VIEW IF NOT EXISTS clickstream.resolved_sessions ON CLUSTER analytics AS
+SELECT
+    s.* EXCEPT (crm_id),
+    s.crm_id AS session_crm_id,
+    multiIf(r.r_crm != '', r.r_crm, m.m_into != '', m.m_into, s.crm_id) AS crm_id
+FROM clickstream.sessions AS s FINAL
+GLOBAL LEFT JOIN
+(
+    SELECT site AS r_site, visitor_id AS r_visitor, crm_id AS r_crm FROM clickstream.resolved_identities
+) AS r ON s.site = r.r_site AND s.visitor_id = r.r_visitor
+GLOBAL LEFT JOIN
+(
+    SELECT site AS m_site, from_crm AS m_from, into_crm AS m_into FROM clickstream.crm_merges FINAL
+) AS m ON s.site = m.m_site AND s.crm_id = m.m_from
+SETTINGS join_use_nulls = 0;
+
