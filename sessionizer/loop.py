@@ -134,7 +134,7 @@ class Sessionizer:
         rules = rules_for(settings)
         for site in ("", *sorted(settings.configured_sites)):  # bad per-site rules fail at start
             rules(site)
-        self.state = sessions.State(rules=rules, history=self.history)
+        self.state = sessions.State(rules=rules, history=self.history, amend_late=True)
         self.ctx = context_for(settings)
         self.consumed: dict[int, int] = {}  # partition -> next offset to read
         self.clock: dict[int, int] = {}  # partition -> received-time clock

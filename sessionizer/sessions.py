@@ -77,6 +77,9 @@ class State:
     amend: set[tuple[str, str]] = field(default_factory=set)
     tombstones: list[Tombstone] = field(default_factory=list)
     capped: int = 0  # sessions cut by a cap (max hits / max duration)
+    # True (the loop): a hit touching a closed session waits for amend(); False (pure use
+    # without a warehouse): it joins the open session (or starts one), never lost
+    amend_late: bool = False
 
 
 def _visitor(state: State, site: str, vid: str) -> Visitor:
@@ -101,7 +104,7 @@ def fold(state: State, e: Enriched) -> tuple[State, list[SessionResult]]:
     rules = state.rules(hit.site)
     v.seen.add(hit.hit_id)
     v.last_received = max(v.last_received, hit.received)
-    if v.late or _touches_stored(v, e, rules):
+    if state.amend_late and (v.late or _touches_stored(v, e, rules)):
         v.late.append(e)
         state.amend.add(key)
         return state, []

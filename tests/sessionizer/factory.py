@@ -106,7 +106,9 @@ def run(
         return sessions.Known(len(ss), max((s["end_ts"] for s in ss), default=-1))
 
     by_site = rules_by_site or {}
-    state = sessions.State(rules=lambda site: by_site.get(site, rules or Rules()), history=history)
+    state = sessions.State(
+        rules=lambda site: by_site.get(site, rules or Rules()), history=history, amend_late=True
+    )
     pending: list[SessionResult] = []
     for i, e in enumerate(hits, 1):
         _, closed = sessions.fold(state, e)
