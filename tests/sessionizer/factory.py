@@ -129,4 +129,7 @@ def run(
 
 
 def by_start(wh: Warehouse) -> list[dict[str, Any]]:
-    return sorted(wh.sessions.values(), key=lambda s: (s["site"], s["visitor_id"], s["start_ts"]))
+    return sorted(
+        wh.sessions.values(),
+        key=lambda s: (s["site"], s["visitor_id"], s["start_ts"], s["session_number"]),
+    )

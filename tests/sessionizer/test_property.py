@@ -150,3 +150,13 @@ def test_fold_matches_reference_in_any_arrival_order(
     if shuffle:
         rnd.shuffle(arrival)
     assert fold_result(arrival, flush_every) == expected
+
+
+def test_two_sessions_starting_at_the_same_millisecond() -> None:
+    """Found by the property test: a campaign hit at the same time as the previous hit
+    starts session 2 with the same start_ts (ordered by number, not by chance)."""
+    hits = [
+        hit(0, "/a", vid="v2", hid="x1"),
+        hit(0, "/a", vid="v2", hid="x2", utm=("g", "cpc", "one")),
+    ]
+    assert fold_result(hits[::-1], 1) == reference(hits, RULES)
