@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _plugins() -> list[Callable[..., None]]:
     """Subcommands contributed by other packages (reports, importer, ...)."""
     out = []
-    for module in ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet"):
+    for module in ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet", "sessionizer.cli"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:

@@ -84,6 +84,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("flush_interval_s", float, 1.0, "How often open sessions and new hits are written to ClickHouse.", min=0.05, max=60),
     S("search_params", str, "q,query,s,search,searchword,k,keyword,keywords", "URL parameters that carry a site-search query.", per_site=True),
     S("quick_back_s", float, 10.0, "A back-loop is a quick back when the time on the middle page is under this.", min=0, max=3600, per_site=True),
+    S("session_split_midnight", bool, False, "Also end sessions at local midnight (in `time_zone`).", per_site=True),
+    S("time_zone", str, "UTC", "IANA time zone of the site (midnight split, daily reports), e.g. Europe/Paris.", per_site=True),
+    S("max_session_hits", int, 10000, "Most hits in one session; the next hit starts a new session (counted).", min=10, max=1_000_000, per_site=True),
+    S("max_session_hours", float, 24.0, "Longest session, hours; a later hit starts a new session (counted).", min=0.5, max=24 * 7, per_site=True),
+    S("bots", str, "flag", "Bots (UA parser + crawler-user-agents list): flag (is_bot=1), drop (not stored, counted), off.", choices=("flag", "drop", "off"), per_site=True),
+    S("geoip_db", str, "", "Path of a MaxMind-format .mmdb (GeoLite2/DB-IP City) for country/region/city; empty: none."),
 )
 del S
 

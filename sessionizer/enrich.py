@@ -1,8 +1,14 @@
 """Enrichment: a named pipeline of small steps over one decoded Hit.
 
 ``STEPS`` runs in order; each step reads the Hit and fills fields of the
-:class:`Enriched` record.  No step does I/O per hit: the user-agent parser is
-cached per UA string, the GeoIP reader is opened once.
+:class:`Enriched` record, or returns a drop reason (a string) that :func:`enrich`
+hands back instead of the record, for the caller to count.  No step does I/O per
+hit: the user-agent parser is cached per UA string, the GeoIP reader is opened once.
+
+Bots come from two sources: the ``user-agents`` parser's ``is_bot`` and the
+patterns of the crawler-user-agents list (PyPI ``crawler-user-agents``, from
+https://github.com/monperrus/crawler-user-agents).  Setting ``bots``: ``flag``
+(default: ``is_bot=1``, kept), ``drop`` (not stored, counted), ``off``.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from clickstream.hit import Hit
+from clickstream.settings import SettingsError
 
 TRACKING_PARAMS = frozenset({"gclid", "fbclid", "msclkid", "_ga", "dclid", "yclid", "twclid"})
 
@@ -62,50 +70,66 @@ class Context:
 
     search_params: frozenset[str]
     geo: Callable[[str], tuple[str, str, str]] | None = None
+    bots: str = "flag"  # flag | drop | off
 
 
-def split_url(e: Enriched, ctx: Context) -> None:
+Step = Callable[[Enriched, Context], str | None]
+
+
+def split_url(e: Enriched, ctx: Context) -> str | None:
+    """Host, path, query; for pages the page name and the site-search query."""
+    e.host, e.path, e.query_string, page, query = _split(e.hit.url, e.hit.is_page, ctx.search_params)
+    if e.hit.is_page:
+        e.page = page
+        e.search_query = (e.hit.search_query.strip() or query)[:500]
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _split(url: str, is_page: bool, search_params: frozenset[str]) -> tuple[str, str, str, str, str]:
+    """(host, path, query string, page, search query from the URL), once per distinct URL."""
     try:
-        parts = urlsplit(e.hit.url)
+        parts = urlsplit(url)
+        host = (parts.hostname or "")[:255]
     except ValueError:
-        parts = urlsplit("")
-    e.host = (parts.hostname or "")[:255]
-    e.path = parts.path or "/"
-    e.query_string = parts.query
-    if not e.hit.is_page:
-        return
+        parts, host = urlsplit(""), ""
+    path = parts.path or "/"
+    if not is_page:
+        return host, path, parts.query, "", ""
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         pairs = []
     kept = [(k, v) for k, v in pairs if not _is_tracking(k)]
-    e.page = e.path + ("?" + urlencode(kept) if kept else "")
-    query = e.hit.search_query
-    if not query:
-        for k, v in pairs:
-            if k in ctx.search_params and v.strip():
-                query = v
-                break
-    e.search_query = query.strip()[:500]
+    page = path + ("?" + urlencode(kept) if kept else "")
+    query = next((v.strip() for k, v in pairs if k in search_params and v.strip()), "")
+    return host, path, parts.query, page, query
 
 
 def _is_tracking(key: str) -> bool:
     return key.startswith("utm_") or key in TRACKING_PARAMS
 
 
-def parse_user_agent(e: Enriched, ctx: Context) -> None:
-    e.browser, e.browser_version, e.os, e.device_type, e.is_bot = _ua(e.hit.user_agent)
+def parse_user_agent(e: Enriched, ctx: Context) -> str | None:
+    e.browser, e.browser_version, e.os, e.device_type, bot = _ua(e.hit.user_agent)
+    e.is_bot = bot and ctx.bots != "off"
+    return None
 
 
-@lru_cache(maxsize=8192)
+def drop_bots(e: Enriched, ctx: Context) -> str | None:
+    return "bot" if e.is_bot and ctx.bots == "drop" else None
+
+
+@lru_cache(maxsize=65536)
 def _ua(ua: str) -> tuple[str, str, str, str, bool]:
+    """(browser, version, os, device type, is bot), once per distinct UA string."""
     if not ua:
         return ("", "", "", "unknown", False)
     from user_agents import parse  # slow import, done once
 
     agent = parse(ua)
     version = ".".join(str(x) for x in agent.browser.version[:2])
-    if agent.is_bot or _BOT_WORDS(ua):
+    if agent.is_bot or is_crawler(ua):
         device = "bot"
     elif agent.is_tablet:
         device = "tablet"
@@ -118,39 +142,89 @@ def _ua(ua: str) -> tuple[str, str, str, str, bool]:
     return (agent.browser.family, version, agent.os.family, device, device == "bot")
 
 
-def _BOT_WORDS(ua: str) -> bool:
-    low = ua.lower()
-    return any(w in low for w in ("bot", "crawler", "spider", "headlesschrome", "curl/", "wget/", "python-requests", "httpclient"))
+def is_crawler(ua: str) -> bool:
+    """The crawler-user-agents patterns (about 1,500 regular expressions)."""
+    import crawleruseragents
+
+    return bool(crawleruseragents.is_crawler(ua))
 
 
-def geolocate(e: Enriched, ctx: Context) -> None:
+def geolocate(e: Enriched, ctx: Context) -> str | None:
     if ctx.geo is not None and e.hit.ip:
         e.country, e.region, e.city = ctx.geo(e.hit.ip)
+    return None
 
 
-def classify_channel(e: Enriched, ctx: Context) -> None:
+class GeoIP:
+    """Country (ISO code), region (subdivision ISO code) and city (English name) from a
+    MaxMind-format ``.mmdb`` (GeoLite2-City, DB-IP City Lite), cached per IP string."""
+
+    def __init__(self, path: str):
+        import maxminddb
+
+        try:
+            self.reader = maxminddb.open_database(path)
+        except (OSError, ValueError) as exc:
+            raise GeoIPError(f"setting 'geoip_db': cannot open {path!r}: {exc}") from None
+        self.lookup = lru_cache(maxsize=65536)(self._lookup)
+
+    def _lookup(self, ip: str) -> tuple[str, str, str]:
+        try:
+            rec: Any = self.reader.get(ip)
+        except ValueError:  # not an IP address
+            return ("", "", "")
+        if not isinstance(rec, dict):
+            return ("", "", "")
+        country = (rec.get("country") or {}).get("iso_code", "")
+        subs = rec.get("subdivisions") or [{}]
+        region = subs[0].get("iso_code", "") if isinstance(subs, list) and subs else ""
+        city = ((rec.get("city") or {}).get("names") or {}).get("en", "")
+        return (str(country)[:8], str(region)[:16], str(city)[:100])
+
+    def __call__(self, ip: str) -> tuple[str, str, str]:
+        return self.lookup(ip)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class GeoIPError(SettingsError):
+    """The configured GeoIP database cannot be used (names the setting)."""
+
+
+def classify_channel(e: Enriched, ctx: Context) -> str | None:
+    """direct, organic search, paid, social, email or referral (first match wins)."""
     hit = e.hit
+    e.referrer_host = _host(hit.referrer)
+    paid_click = "gclid=" in hit.url or "msclkid=" in hit.url
+    e.channel = _channel(e.referrer_host, e.host, hit.utm_medium.lower(), hit.utm_source.lower(),
+                         bool(hit.utm_campaign), paid_click)
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _host(url: str) -> str:
+    if not url:
+        return ""
     try:
-        ref_host = (urlsplit(hit.referrer).hostname or "") if hit.referrer else ""
+        return urlsplit(url).hostname or ""
     except ValueError:
-        ref_host = ""
-    e.referrer_host = ref_host
-    medium = hit.utm_medium.lower()
-    source = hit.utm_source.lower()
-    if medium in PAID_MEDIUMS or any(k in hit.url for k in ("gclid=", "msclkid=")):
-        e.channel = "paid"
-    elif medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
-        e.channel = "email"
-    elif medium in SOCIAL_MEDIUMS or _match(ref_host, SOCIAL) or _match(source, SOCIAL):
-        e.channel = "social"
-    elif medium == "organic" or _match(ref_host, SEARCH_ENGINES):
-        e.channel = "organic search"
-    elif ref_host and ref_host != e.host:
-        e.channel = "referral"
-    elif hit.utm_source or hit.utm_campaign:
-        e.channel = "campaign"
-    else:
-        e.channel = "direct"
+        return ""
+
+
+@lru_cache(maxsize=65536)
+def _channel(ref_host: str, host: str, medium: str, source: str, campaign: bool, paid_click: bool) -> str:
+    if medium in PAID_MEDIUMS or paid_click:
+        return "paid"
+    if medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
+        return "email"
+    if medium in SOCIAL_MEDIUMS or _match(ref_host, SOCIAL) or _match(source, SOCIAL):
+        return "social"
+    if medium == "organic" or _match(ref_host, SEARCH_ENGINES) or _match(source, SEARCH_ENGINES):
+        return "organic search"
+    if (ref_host and ref_host != host) or source or campaign:
+        return "referral"
+    return "direct"
 
 
 def _match(host: str, patterns: tuple[str, ...]) -> bool:
@@ -160,29 +234,35 @@ def _match(host: str, patterns: tuple[str, ...]) -> bool:
     return any(host.startswith(p) if p.endswith(".") else (host == p or host.endswith("." + p)) for p in patterns)
 
 
-def read_revenue(e: Enriched, ctx: Context) -> None:
+def read_revenue(e: Enriched, ctx: Context) -> str | None:
+    """``props['revenue']`` (``x_revenue=``) as a number; anything else counts 0."""
     raw = e.hit.props.get("revenue")
     if raw:
         try:
             value = float(raw)
         except ValueError:
-            return
-        if value == value and abs(value) < 1e12:  # not NaN, not absurd
+            return None
+        if value == value and abs(value) < 1e12:  # not NaN, not inf, not absurd
             e.revenue = value
+    return None
 
 
-STEPS: tuple[Callable[[Enriched, Context], None], ...] = (
+STEPS: tuple[Step, ...] = (
     split_url,
     parse_user_agent,
+    drop_bots,
     geolocate,
     classify_channel,
     read_revenue,
 )
 
 
-def enrich(hit: Hit, ctx: Context, partition: int = -1, offset: int = -1) -> Enriched:
+def enrich(hit: Hit, ctx: Context, partition: int = -1, offset: int = -1) -> Enriched | str:
+    """The enriched hit, or the reason it is dropped (e.g. ``"bot"``)."""
     e = Enriched(hit=hit, partition=partition, offset=offset)
     for step in STEPS:
-        step(e, ctx)
+        reason = step(e, ctx)
+        if reason is not None:
+            return reason
     return e
 

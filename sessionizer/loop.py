@@ -13,6 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -23,9 +24,11 @@ from clickstream import broker, warehouse
 from clickstream.hit import Hit, HitDecodeError
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
-from sessionizer import sessions
-from sessionizer.enrich import Context, enrich
-from sessionizer.flags import Rules, SessionResult
+from sessionizer import sessions, stored
+from sessionizer.enrich import Context, GeoIP, enrich
+from sessionizer.flags import SessionResult
+from sessionizer.sessions import Known, Tombstone
+from sessionizer.split import Rules, rules_from
 from sessionizer.writer import Writer
 
 log = logging.getLogger("clickstream.sessionizer")
@@ -37,10 +40,7 @@ def rules_for(settings: Settings) -> Callable[[str], Rules]:
     def rules(site: str) -> Rules:
         r = cache.get(site)
         if r is None:
-            s = settings.for_site(site)
-            r = cache[site] = Rules(
-                timeout_ms=int(s.session_timeout_min * 60_000), quick_back_ms=int(s.quick_back_s * 1000)
-            )
+            r = cache[site] = rules_from(settings.for_site(site))
         return r
 
     return rules
@@ -48,84 +48,81 @@ def rules_for(settings: Settings) -> Callable[[str], Rules]:
 
 def context_for(settings: Settings) -> Callable[[str], Context]:
     cache: dict[str, Context] = {}
+    geo = GeoIP(settings.geoip_db) if settings.geoip_db else None
 
     def ctx(site: str) -> Context:
         c = cache.get(site)
         if c is None:
-            c = cache[site] = Context(search_params=settings.for_site(site).search_param_set)
+            s = settings.for_site(site)
+            c = cache[site] = Context(search_params=s.search_param_set, geo=geo, bots=s.bots)
         return c
 
     return ctx
 
 
-_ONLY_NOW = 2**62  # "valid after" of a count that holds for the current batch only
-
-
 class History:
-    """Per visitor: sessions already closed and known CRM id, cached; ClickHouse on first sight.
-
-    Each cached count holds for hits after a time (the last session start it knows of); an
-    older hit (a re-import or re-send of old hits) is counted again from ClickHouse, so a
-    replayed session never counts itself, or the sessions after it, as its history.
-    """
+    """Per visitor: sessions stored, end of the latest, CRM link; cached, one batched
+    ClickHouse lookup for the visitors of a batch not seen before (no per-hit query)."""
 
     def __init__(self, client: Client, database: str, size: int = 200_000):
         self.client = client
         self.db = database
-        self.cache: OrderedDict[tuple[str, str], tuple[int, str, int]] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], Known] = OrderedDict()
         self.size = size
+        self.lookups = 0
 
     def prefetch(self, hits: list[Hit]) -> None:
-        """One query for all visitors of a batch not seen before (or seen only later)."""
-        earliest: dict[tuple[str, str], int] = {}
-        for h in hits:
-            key = (h.site, h.visitor_id)
-            earliest[key] = min(earliest.get(key, h.ts), h.ts)
-        first_ts = {}
-        for key, ts in earliest.items():
-            cached = self.cache.get(key)
-            if cached is None or ts <= cached[2]:
-                first_ts[key] = ts
-        if not first_ts:
+        """One query per table for all visitors of a batch not in the cache."""
+        keys = list(dict.fromkeys((h.site, h.visitor_id) for h in hits if (h.site, h.visitor_id) not in self.cache))
+        if not keys:
             return
-        found: dict[tuple[str, str], tuple[int, str, int]] = {}
-        keys = list(first_ts)
+        self.lookups += 1
+        found: dict[tuple[str, str], Known] = {}
         for i in range(0, len(keys), 2000):
-            chunk = keys[i : i + 2000]
+            chunk = tuple(keys[i : i + 2000])
             rows = warehouse.read_query(
                 self.client,
-                f"SELECT site, visitor_id, groupArray(toUnixTimestamp64Milli(start_ts)), "
-                f"argMax(crm_id, end_ts) FROM {self.db}.sessions FINAL "
-                f"WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
-                parameters={"keys": tuple(chunk)},
-                comment="sessionizer:history",
+                f"SELECT site, visitor_id, count(), max(toUnixTimestamp64Milli(end_ts)) "
+                f"FROM {self.db}.sessions FINAL WHERE (site, visitor_id) IN %(keys)s "
+                "GROUP BY site, visitor_id",
+                parameters={"keys": chunk}, comment="sessionizer:history",
             ).rows
-            for site, vid, starts, crm in rows:
-                # only sessions before this visitor's first hit here: a replayed open
-                # session already written provisionally must not count as its own history
-                first = first_ts[(site, vid)]
-                before = sum(1 for t in starts if t < first)
-                # a count with later sessions stored is good for this batch only
-                valid_after = max(starts, default=-1) if before == len(starts) else _ONLY_NOW
-                found[(site, vid)] = (before, crm or "", valid_after)
+            for site, vid, n, last_end in rows:
+                found[(site, vid)] = Known(sessions=int(n), last_end=int(last_end))
+            links = warehouse.read_query(
+                self.client,
+                f"SELECT site, visitor_id, argMax(crm_id, last_ts), "
+                f"toUnixTimestamp64Milli(min(first_ts)) FROM {self.db}.identities FINAL "
+                "WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
+                parameters={"keys": chunk}, comment="sessionizer:history-crm",
+            ).rows
+            for site, vid, crm, since in links:
+                k = found.get((site, vid), Known())
+                found[(site, vid)] = Known(k.sessions, k.last_end, crm, int(since))
         for key in keys:
-            self._put(key, found.get(key, (0, "", -1)))
+            self._put(key, found.get(key, Known()))
 
-    def _put(self, key: tuple[str, str], value: tuple[int, str, int]) -> None:
+    def _put(self, key: tuple[str, str], value: Known) -> None:
         self.cache[key] = value
         self.cache.move_to_end(key)
         while len(self.cache) > self.size:
             self.cache.popitem(last=False)
 
-    def __call__(self, site: str, vid: str) -> tuple[int, str]:
-        count, crm, _ = self.cache.get((site, vid), (0, "", -1))
-        return count, crm
+    def __call__(self, site: str, vid: str) -> Known:
+        return self.cache.get((site, vid), Known())
 
     def closed(self, results: list[SessionResult]) -> None:
         for r in results:
             s = r.session
-            start = r.hits[0].hit.ts if r.hits else -1
-            self._put((s["site"], s["visitor_id"]), (s["session_number"], s["crm_id"], start))
+            key = (s["site"], s["visitor_id"])
+            old = self.cache.get(key, Known())
+            # results come in order per visitor (an amend renumbers all its sessions):
+            # the last one tells how many sessions there are and where the latest ends
+            crm = (s["crm_id"], 0) if s["crm_id"] != old.crm_id else (old.crm_id, old.crm_since)
+            self._put(key, Known(s["session_number"], s["end_ts"], *crm))
+
+    def clear(self) -> None:
+        self.cache.clear()
 
 
 class Sessionizer:
@@ -134,11 +131,15 @@ class Sessionizer:
         self.client = client
         self.writer = Writer(client, settings.database)
         self.history = History(client, settings.database)
-        self.state = sessions.State(rules=rules_for(settings), history=self.history)
+        rules = rules_for(settings)
+        for site in ("", *sorted(settings.configured_sites)):  # bad per-site rules fail at start
+            rules(site)
+        self.state = sessions.State(rules=rules, history=self.history, amend_late=True)
         self.ctx = context_for(settings)
         self.consumed: dict[int, int] = {}  # partition -> next offset to read
         self.clock: dict[int, int] = {}  # partition -> received-time clock
         self.pending: list[SessionResult] = []
+        self.rows_written: dict[tuple[str, str], tuple[Any, ...]] = {}  # hit -> row as written
         self.flush_requested = asyncio.Event()
         self.flushed = asyncio.Event()
         self.stop = asyncio.Event()
@@ -150,35 +151,67 @@ class Sessionizer:
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
-        self.fold_decoded(self.decode(records))
+        """Decode, look history up, fold (all in this thread; the loop uses :meth:`aingest`)."""
+        decoded = self.decode(records)
+        self.history.prefetch([h for h, _, _ in decoded if h is not None])
+        self.fold_decoded(decoded)
 
-    def decode(self, records: dict[TopicPartition, list[Any]]) -> list[tuple[Hit, int, int]]:
-        decoded: list[tuple[Hit, int, int]] = []
+    async def aingest(self, records: dict[TopicPartition, list[Any]]) -> None:
+        """The same, with the ClickHouse history lookup off the event loop."""
+        decoded = self.decode(records)
+        hits = [h for h, _, _ in decoded if h is not None]
+        delay = 0.2
+        while hits:  # ClickHouse down: keep the records in hand, retry, commit nothing
+            try:
+                await asyncio.to_thread(self.history.prefetch, hits)
+                break
+            except Exception as exc:
+                self.last_error = str(exc)[:300]
+                METRICS.inc("sessionizer_read_errors_total")
+                log.warning("history read failed, retrying in %.1fs: %s", delay, exc)
+                if self.stop.is_set() and delay > 5:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.fold_decoded(decoded)
+
+    def decode(self, records: dict[TopicPartition, list[Any]]) -> list[tuple[Hit | None, int, int]]:
+        decoded: list[tuple[Hit | None, int, int]] = []
         for tp, msgs in records.items():
             for m in msgs:
-                self.consumed[tp.partition] = m.offset + 1
                 try:
-                    hit = Hit.from_json(m.value)
+                    hit: Hit | None = Hit.from_json(m.value)
                 except HitDecodeError as exc:
                     reason = poison_reason(exc)
                     METRICS.inc("sessionizer_poison_records_total", reason=reason)
                     log.warning("poison record p%s@%s -> %s: %s", tp.partition, m.offset,
                                 dlq_topic(self.settings), exc)
                     self.dead.append((m.key, m.value, f"{reason}: {exc}"[:500], tp.partition, m.offset))
-                    continue
+                    hit = None
                 decoded.append((hit, tp.partition, m.offset))
-                self.clock[tp.partition] = max(self.clock.get(tp.partition, 0), hit.received)
         return decoded
 
-    def fold_decoded(self, decoded: list[tuple[Hit, int, int]]) -> None:
-        if not decoded:
-            return
-        self.history.prefetch([d[0] for d in decoded])
+    def fold_decoded(self, decoded: list[tuple[Hit | None, int, int]]) -> None:
+        # a rebalance may have taken partitions away while the history was looked up:
+        # their records are the new owner's (nothing of them is committed here)
+        owned = None if self.consumer is None else {tp.partition for tp in self.consumer.assignment()}
+        n = 0
         for hit, part, off in decoded:
+            if owned is not None and part not in owned:
+                continue
+            self.consumed[part] = off + 1
+            if hit is None:
+                continue
+            n += 1
+            self.clock[part] = max(self.clock.get(part, 0), hit.received)
             e = enrich(hit, self.ctx(hit.site), part, off)
+            if isinstance(e, str):
+                METRICS.inc("sessionizer_dropped_total", reason=e)
+                continue
             _, closed = sessions.fold(self.state, e)
             self._closed(closed)
-        METRICS.inc("sessionizer_hits_total", len(decoded))
+        METRICS.inc("sessionizer_hits_total", n)
+        METRICS.set("sessionizer_sessions_capped", self.state.capped)
 
     def _closed(self, results: list[SessionResult]) -> None:
         if results:
@@ -197,14 +230,22 @@ class Sessionizer:
 
     # --- I/O --------------------------------------------------------------------------
     async def write_and_commit(self, close_everything: bool = False) -> None:
+        """Write closed sessions, amend visitors hit by late hits, close what is idle,
+        write open sessions provisionally, then commit what is final."""
+        if self.state.amend:
+            if self.pending:  # amend reads the warehouse: closed sessions go first
+                await self._write_retrying(self._skip_unchanged(self.pending), [])
+                self.pending = []
+            await self._amend()
         if close_everything:
             self._closed(sessions.close_all(self.state))
         else:
             self._closed(sessions.close_idle(self.state, self.partition_clock(self._caught_up())))
-        results = self.pending + sessions.take_dirty(self.state)
-        if results:
+        results = self._skip_unchanged(self.pending + sessions.take_dirty(self.state))
+        tombstones = sessions.take_tombstones(self.state)
+        if results or tombstones:
             started = time.monotonic()
-            await self._write_retrying(results)
+            await self._write_retrying(results, tombstones)
             METRICS.observe("sessionizer_write_seconds", time.monotonic() - started)
             METRICS.inc("sessions_written_total", sum(1 for r in results if r.closed))
         self.pending = []
@@ -220,11 +261,55 @@ class Sessionizer:
                 lag += max(0, hw - self.consumed.get(tp.partition, hw))
         return lag
 
-    async def _write_retrying(self, results: list[SessionResult]) -> None:
+    def _skip_unchanged(self, results: list[SessionResult]) -> list[SessionResult]:
+        """An open session is rewritten on every flush, but most of its hit rows are as
+        written last time: mark those so only changed hit rows are inserted again."""
+        out = []
+        for r in results:
+            unchanged = set()
+            for i, (e, f) in enumerate(zip(r.hits, r.flags, strict=True)):
+                key = (e.hit.site, e.hit.hit_id)
+                sig = (r.session_id, f.seq, f.prev_page, f.next_page, f.is_dead_end_search,
+                       f.search_result_opened, f.is_pogo_stick, f.is_back_loop, f.is_quick_back,
+                       f.crm_id)
+                if self.rows_written.get(key) == sig:
+                    unchanged.add(i)
+                if r.closed:
+                    self.rows_written.pop(key, None)
+                else:
+                    self.rows_written[key] = sig
+            out.append(replace(r, unchanged=frozenset(unchanged)) if unchanged else r)
+        return out
+
+    async def _amend(self) -> None:
+        """Load the stored hits and sessions of visitors with late hits; re-split them."""
+        keys = sorted(self.state.amend)
+
+        def load() -> tuple[dict[Any, Any], dict[Any, Any]]:
+            db = self.settings.database
+            return (stored.visitor_hits(self.client, db, keys, self.ctx),
+                    stored.visitor_sessions(self.client, db, keys))
+
         delay = 0.2
         while True:
             try:
-                await asyncio.to_thread(self.writer.write, results)
+                hits, known = await asyncio.to_thread(load)
+                break
+            except Exception as exc:
+                self.last_error = str(exc)[:300]
+                METRICS.inc("sessionizer_read_errors_total")
+                log.warning("amend: reading ClickHouse failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        for key in keys:
+            self._closed(sessions.amend(self.state, key, hits[key], known[key]))
+        METRICS.inc("sessionizer_amended_visitors_total", len(keys))
+
+    async def _write_retrying(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.to_thread(self.writer.write, results, tombstones)
                 self.last_error = ""
                 return
             except Exception as exc:  # ClickHouse down: keep everything, retry, commit nothing
@@ -236,27 +321,8 @@ class Sessionizer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _prefetch_retrying(self, decoded: list[tuple[Hit, int, int]]) -> None:
-        """Visitors' history from ClickHouse; while it is down, wait with backoff (the
-        decoded hits stay in hand and nothing is committed, so nothing is lost)."""
-        if not decoded:
-            return
-        delay = 0.2
-        while True:
-            try:
-                await asyncio.to_thread(self.history.prefetch, [d[0] for d in decoded])
-                return
-            except Exception as exc:
-                self.last_error = str(exc)[:300]
-                METRICS.inc("sessionizer_read_errors_total")
-                log.warning("history read from ClickHouse failed, retrying in %.1fs: %s", delay, exc)
-                if self.stop.is_set() and delay > 5:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
     def _caught_up(self) -> set[int]:
-        out = set()
+        out: set[int] = set()
         if self.consumer is None:
             return out
         for tp in self.consumer.assignment():
@@ -288,9 +354,7 @@ class Sessionizer:
         try:
             while not self.stop.is_set():
                 records = await self.consumer.getmany(timeout_ms=100, max_records=5000)
-                decoded = self.decode(records)
-                await self._prefetch_retrying(decoded)
-                self.fold_decoded(decoded)
+                await self.aingest(records)
                 await self.dead_letter(bootstrap)
                 flush_now = self.flush_requested.is_set()
                 if flush_now or time.monotonic() - last_flush >= s.flush_interval_s:
@@ -360,6 +424,35 @@ class Sessionizer:
         await asyncio.wait_for(self.flushed.wait(), timeout)
 
 
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: Sessionizer):
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Write what is open provisionally and commit only what is final: the new owner
+        # of these partitions replays the open sessions from their first hit.
+        if revoked:
+            await self.owner.write_and_commit()
+            lost = {tp.partition for tp in revoked}
+            for key, v in list(self.owner.state.visitors.items()):
+                parts = {e.partition for e in (*v.hits, *v.late)}
+                if parts & lost or not parts:
+                    del self.owner.state.visitors[key]
+                    self.owner.state.amend.discard(key)
+                    self.owner.state.dirty.discard(key)
+            for p in lost:
+                self.owner.consumed.pop(p, None)
+                self.owner.clock.pop(p, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # visitors of newly assigned partitions may have sessions written by another
+        # process meanwhile: forget cached history, look it up again on first sight
+        self.owner.history.clear()
+        self.owner.rows_written.clear()
+        consumer = self.owner.consumer
+        METRICS.set("sessionizer_assigned_partitions", len(consumer.assignment()) if consumer else 0)
+
+
 def dlq_topic(settings: Settings) -> str:
     return settings.topic + ".dlq"
 
@@ -373,24 +466,3 @@ def poison_reason(exc: HitDecodeError) -> str:
     if text.startswith("not an object"):
         return "not_object"
     return "invalid_hit"
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Sessionizer):
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Write what is open provisionally and commit only what is final: the new owner
-        # of these partitions replays the open sessions from their first hit.
-        if revoked:
-            await self.owner.write_and_commit()
-            lost = {tp.partition for tp in revoked}
-            for key, v in list(self.owner.state.visitors.items()):
-                if v.hits and v.hits[0].partition in lost:
-                    del self.owner.state.visitors[key]
-            for p in lost:
-                self.owner.consumed.pop(p, None)
-                self.owner.clock.pop(p, None)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None

@@ -1,10 +1,14 @@
 """Sessionization: a pure fold over enriched hits, no Kafka, no ClickHouse.
 
 State keeps, per visitor, the hits of its open session sorted by event time.
-``fold(state, hit)`` adds one hit and returns the sessions it closed (a gap over
-the timeout or a campaign change).  ``close_idle(state, clock)`` closes sessions
-nobody can add to any more; ``close_all`` closes everything (flush, shutdown).
-Sessions are built by :func:`flags.build_session`, deterministic in their hits.
+``fold(state, hit)`` adds one hit and returns the sessions it closed (see
+:mod:`sessionizer.split` for the rules).  A hit older than the open session that
+falls within ``timeout`` of a session already written (or earlier) cannot be folded
+from memory: it is parked in ``Visitor.late`` and the visitor is marked for
+:func:`amend`, which the I/O shell calls with the visitor's stored hits; amend
+re-splits everything and returns rewritten sessions plus :class:`Tombstone` s for
+session ids that no longer exist.  ``close_idle`` closes sessions nobody can add to
+any more; ``close_all`` closes everything (flush, shutdown).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sessionizer.enrich import Enriched
-from sessionizer.flags import Rules, SessionResult, build_session
+from sessionizer.flags import SessionResult, build_session
+from sessionizer.split import CAPS, Rules, sort_key, split, starts_new
 
 
 def session_id(site: str, visitor_id: str, first_hit_id: str) -> str:
@@ -23,15 +28,40 @@ def session_id(site: str, visitor_id: str, first_hit_id: str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the warehouse knows of a visitor when first seen by this process."""
+
+    sessions: int = 0
+    last_end: int = -1  # end_ts of its latest session, -1 when none
+    crm_id: str = ""
+    crm_since: int = 0  # first_ts of that CRM link
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A session row to delete (``is_deleted=1``): its hits now belong elsewhere."""
+
+    site: str
+    visitor_id: str
+    session_id: str
+    start_ts: int
+
+
 @dataclass(slots=True)
 class Visitor:
     site: str
     visitor_id: str
     hits: list[Enriched] = field(default_factory=list)  # open session, sorted by (ts, hit_id)
-    seen: set[str] = field(default_factory=set)  # hit ids in the open session
-    sessions_before: int = 0  # closed sessions of this visitor (history + this process)
-    crm_id: str = ""
+    seen: set[str] = field(default_factory=set)  # hit ids in the open session (and late)
+    sessions_before: int = 0  # sessions before the open one (stored + closed here)
+    last_end: int = -1  # end ts of the latest session before the open one
+    crm_id: str = ""  # CRM id known before the open session
+    crm_since: int = 0
     last_received: int = 0
+    late: list[Enriched] = field(default_factory=list)  # waiting for amend()
+    written: tuple[str, int] | None = None  # (id, start) of the open session as last written
+    known_crm: tuple[str, int] = ("", 0)  # CRM link in the warehouse when first seen
 
     @property
     def last_ts(self) -> int:
@@ -43,87 +73,167 @@ class State:
     rules: Callable[[str], Rules]
     visitors: dict[tuple[str, str], Visitor] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
-    # visitor -> (closed sessions before, crm id) looked up by the I/O shell on first sight
-    history: Callable[[str, str], tuple[int, str]] = lambda site, vid: (0, "")
-    capped: int = 0  # sessions split because they hit the per-session cap
+    history: Callable[[str, str], Known | tuple[int, str]] = lambda site, vid: Known()
+    amend: set[tuple[str, str]] = field(default_factory=set)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    capped: int = 0  # sessions cut by a cap (max hits / max duration)
+    # True (the loop): a hit touching a closed session waits for amend(); False (pure use
+    # without a warehouse): it joins the open session (or starts one), never lost
+    amend_late: bool = False
 
 
-def _campaign(e: Enriched) -> tuple[str, str, str]:
-    h = e.hit
-    return (h.utm_source, h.utm_medium, h.utm_campaign)
+def _visitor(state: State, site: str, vid: str) -> Visitor:
+    v = state.visitors.get((site, vid))
+    if v is None:
+        k = state.history(site, vid)
+        if not isinstance(k, Known):  # (sessions before, crm id): no stored end known
+            k = Known(sessions=k[0], crm_id=k[1])
+        v = Visitor(site, vid, sessions_before=k.sessions, last_end=k.last_end,
+                    crm_id=k.crm_id, crm_since=k.crm_since, known_crm=(k.crm_id, k.crm_since))
+        state.visitors[(site, vid)] = v
+    return v
 
 
 def fold(state: State, e: Enriched) -> tuple[State, list[SessionResult]]:
     """Add one hit; return the sessions this hit closed."""
     hit = e.hit
     key = (hit.site, hit.visitor_id)
-    v = state.visitors.get(key)
-    if v is None:
-        before, crm = state.history(hit.site, hit.visitor_id)
-        v = state.visitors[key] = Visitor(hit.site, hit.visitor_id, sessions_before=before, crm_id=crm)
+    v = _visitor(state, *key)
     if hit.hit_id in v.seen:  # a replayed or re-sent hit: already folded
         return state, []
     rules = state.rules(hit.site)
-    closed: list[SessionResult] = []
-    if v.hits and _starts_new_session(v, e, rules):
-        closed.append(_close(state, v, rules))
-        if len(v.hits) >= rules.max_hits:
-            state.capped += 1
-    _insert(v, e)
+    v.seen.add(hit.hit_id)
     v.last_received = max(v.last_received, hit.received)
-    if hit.crm_id:
-        v.crm_id = hit.crm_id
+    if state.amend_late and (v.late or _touches_stored(v, e, rules)):
+        v.late.append(e)
+        state.amend.add(key)
+        return state, []
+    closed: list[SessionResult] = []
+    if not v.hits or sort_key(e) >= sort_key(v.hits[-1]):
+        reason = starts_new(v.hits, e, rules)
+        if reason:
+            state.capped += reason in CAPS
+            closed.append(_close(state, v, rules))
+            v.seen.add(hit.hit_id)
+        v.hits.append(e)
+    else:  # out of order inside the open session: split it again from scratch
+        hits = sorted([*v.hits, e], key=sort_key)
+        segments, capped = split(hits, rules)
+        state.capped += capped
+        closed = _resplit(state, v, segments, rules)
     state.dirty.add(key)
     return state, closed
 
 
-def _starts_new_session(v: Visitor, e: Enriched, rules: Rules) -> bool:
-    hit = e.hit
-    if hit.ts - v.last_ts > rules.timeout_ms:
-        return True
-    if len(v.hits) >= rules.max_hits:
-        return True
-    if hit.ts - v.hits[0].hit.ts > rules.max_duration_ms:
-        return True
-    if (hit.utm_source or hit.utm_medium or hit.utm_campaign) and hit.ts >= v.last_ts:
-        current = next((_campaign(h) for h in reversed(v.hits) if any(_campaign(h))), None)
-        if current is not None and current != _campaign(e):
-            return True
-    return False
+def _touches_stored(v: Visitor, e: Enriched, rules: Rules) -> bool:
+    """Could ``e`` change a session already closed (written, or closed here before)?"""
+    if v.hits and sort_key(e) >= sort_key(v.hits[0]):
+        return False
+    return v.last_end >= 0 and e.hit.ts - v.last_end <= rules.timeout_ms
 
 
-def _insert(v: Visitor, e: Enriched) -> None:
-    v.seen.add(e.hit.hit_id)
-    if not v.hits or (e.hit.ts, e.hit.hit_id) >= (v.hits[-1].hit.ts, v.hits[-1].hit.hit_id):
-        v.hits.append(e)
-        return
-    # out of order within the open session: keep the list sorted
-    i = len(v.hits)
-    while i > 0 and (v.hits[i - 1].hit.ts, v.hits[i - 1].hit.hit_id) > (e.hit.ts, e.hit.hit_id):
-        i -= 1
-    v.hits.insert(i, e)
+def _sid(seg: list[Enriched]) -> str:
+    h = seg[0].hit
+    return session_id(h.site, h.visitor_id, h.hit_id)
+
+
+def _retire(state: State, v: Visitor, ids: set[str]) -> None:
+    if v.written is not None and v.written[0] not in ids:
+        state.tombstones.append(Tombstone(v.site, v.visitor_id, *v.written))
+    v.written = None
+
+
+def _emit(v: Visitor, seg: list[Enriched], rules: Rules) -> SessionResult:
+    """Build ``seg`` as a closed session and move the visitor's counters past it."""
+    crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
+    result = build_session(_sid(seg), seg, rules, closed=True, number=v.sessions_before + 1,
+                           crm_id=crm)
+    v.sessions_before += 1
+    v.last_end = seg[-1].hit.ts
+    if result.session["crm_id"] and result.session["crm_id"] != v.crm_id:
+        v.crm_id, v.crm_since = result.session["crm_id"], 0
+    return result
 
 
 def _close(state: State, v: Visitor, rules: Rules) -> SessionResult:
-    result = _build(v, rules, closed=True)
-    v.sessions_before += 1
+    _retire(state, v, {_sid(v.hits)})
+    result = _emit(v, v.hits, rules)
     v.hits = []
     v.seen = set()
     state.dirty.discard((v.site, v.visitor_id))
     return result
 
 
-def _build(v: Visitor, rules: Rules, closed: bool) -> SessionResult:
-    first = v.hits[0].hit
-    sid = session_id(v.site, v.visitor_id, first.hit_id)
-    return build_session(sid, v.hits, rules, closed=closed, number=v.sessions_before + 1, crm_id=v.crm_id)
+def _resplit(state: State, v: Visitor, segments: list[list[Enriched]], rules: Rules) -> list[SessionResult]:
+    open_seg = segments[-1]
+    if v.written is not None and v.written[0] == _sid(open_seg):
+        written: tuple[str, int] | None = v.written
+    else:
+        _retire(state, v, {_sid(s) for s in segments[:-1]})
+        written = None
+    closed = [_emit(v, seg, rules) for seg in segments[:-1]]
+    v.hits = open_seg
+    v.seen = {e.hit.hit_id for e in open_seg}
+    v.written = written
+    return closed
+
+
+def amend(state: State, key: tuple[str, str], stored: list[Enriched],
+          stored_sessions: dict[str, int]) -> list[SessionResult]:
+    """Re-split a visitor from ALL its stored hits plus what memory holds.
+
+    ``stored`` are the visitor's hits as written (any session), ``stored_sessions``
+    its live session ids → start ts.  Every session but the last is returned closed;
+    the last one stays open in memory.  Ids that no longer exist get tombstones.
+    """
+    v = state.visitors.get(key)
+    if v is None:  # its partition was revoked meanwhile: the new owner replays it
+        state.amend.discard(key)
+        return []
+    rules = state.rules(v.site)
+    pool = {e.hit.hit_id: e for e in stored}
+    for e in (*v.hits, *v.late):
+        pool[e.hit.hit_id] = e
+    segments, _ = split(sorted(pool.values(), key=sort_key), rules)
+    ids = {_sid(s) for s in segments}
+    for sid, start in stored_sessions.items():
+        if sid not in ids:
+            state.tombstones.append(Tombstone(v.site, v.visitor_id, sid, start))
+    if v.written is not None and v.written[0] not in ids and v.written[0] not in stored_sessions:
+        state.tombstones.append(Tombstone(v.site, v.visitor_id, *v.written))
+    v.sessions_before, v.last_end = 0, -1
+    v.crm_id, v.crm_since = v.known_crm  # the link as stored; hits' uids carry it on
+    open_seg = segments[-1]
+    # the last session stays open only if it holds hits not yet final (from Kafka);
+    # one made of stored hits alone is closed again (a later hit re-amends it)
+    keep_open = any(e.partition >= 0 for e in open_seg)
+    closed = [_emit(v, seg, rules) for seg in (segments[:-1] if keep_open else segments)]
+    v.late = []
+    v.written = None
+    state.amend.discard(key)
+    if keep_open:
+        v.hits = open_seg
+        v.seen = {e.hit.hit_id for e in open_seg}
+        v.last_received = max(e.hit.received for e in open_seg)
+        sid = _sid(open_seg)
+        v.written = (sid, stored_sessions[sid]) if sid in stored_sessions else None
+        state.dirty.add(key)
+    else:
+        v.hits, v.seen = [], set()
+    return closed
+
+
+def rebuild(v: Visitor, segments: list[list[Enriched]], rules: Rules) -> list[SessionResult]:
+    """Closed sessions for consecutive ``segments`` of ``v`` (numbers go on from
+    ``v.sessions_before``): what ``clickstream resessionize`` writes."""
+    return [_emit(v, seg, rules) for seg in segments]
 
 
 def close_idle(state: State, clock: Callable[[Visitor], int]) -> list[SessionResult]:
     """Close sessions whose partition clock passed their last hit + timeout."""
     closed = []
     for key, v in list(state.visitors.items()):
-        if not v.hits:
+        if not v.hits or v.late:
             continue
         rules = state.rules(v.site)
         if clock(v) - v.last_received > rules.timeout_ms:
@@ -133,7 +243,9 @@ def close_idle(state: State, clock: Callable[[Visitor], int]) -> list[SessionRes
 
 
 def close_all(state: State) -> list[SessionResult]:
-    closed = [_close(state, v, state.rules(v.site)) for v in state.visitors.values() if v.hits]
+    """Close every open session (visitors waiting for amend must be amended first)."""
+    closed = [_close(state, v, state.rules(v.site)) for v in state.visitors.values()
+              if v.hits and not v.late]
     for key, v in list(state.visitors.items()):
         _forget(state, key, v)
     return closed
@@ -141,7 +253,7 @@ def close_all(state: State) -> list[SessionResult]:
 
 def _forget(state: State, key: tuple[str, str], v: Visitor) -> None:
     """A visitor with no open session leaves memory (history is re-read when it returns)."""
-    if not v.hits:
+    if not v.hits and not v.late:
         del state.visitors[key]
 
 
@@ -150,17 +262,27 @@ def take_dirty(state: State) -> list[SessionResult]:
     out = []
     for key in state.dirty:
         v = state.visitors.get(key)
-        if v is not None and v.hits:
-            out.append(_build(v, state.rules(v.site), closed=False))
+        if v is not None and v.hits and not v.late:
+            seg = v.hits
+            crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
+            r = build_session(_sid(seg), seg, state.rules(v.site), closed=False,
+                              number=v.sessions_before + 1, crm_id=crm)
+            v.written = (r.session_id, seg[0].hit.ts)
+            out.append(r)
     state.dirty.clear()
     return out
 
 
+def take_tombstones(state: State) -> list[Tombstone]:
+    out, state.tombstones = state.tombstones, []
+    return out
+
+
 def min_open_offsets(state: State) -> dict[int, int]:
-    """Per partition, the smallest offset of a hit in an open session (not final yet)."""
+    """Per partition, the smallest offset of a hit not yet final (open or late)."""
     out: dict[int, int] = {}
     for v in state.visitors.values():
-        for e in v.hits:
+        for e in (*v.hits, *v.late):
             if e.partition >= 0 and (e.partition not in out or e.offset < out[e.partition]):
                 out[e.partition] = e.offset
     return out

@@ -83,7 +83,7 @@ def test_local_tables_equal_plain_migrations(ch: Client) -> None:
     warehouse.migrate(ch, database="t_deploy_plain")
     ch.command("CREATE DATABASE IF NOT EXISTS t_deploy_repl")
     locals_ = [s for s in cluster_ddl("t_deploy_repl", "analytics") if "_local ON CLUSTER" in s]
-    assert len(locals_) == len(ALL_TABLES)
+    assert len([s for s in locals_ if s.startswith("CREATE")]) == len(ALL_TABLES)
     for stmt in locals_:
         ch.command(_non_cluster(stmt))
     for table in ALL_TABLES:

@@ -1,40 +1,43 @@
-"""History (sessions before a visitor's first hit) stays right when old hits are sent again."""
+"""History stays right when old hits are sent again (re-import, spool replay): the
+visitor's stored sessions are counted once, and old hits that touch them amend them
+instead of counting as new sessions."""
 
 from __future__ import annotations
 
-import datetime as dt
+from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
-from clickstream.hit import Hit
-from sessionizer.enrich import Enriched
-from sessionizer.flags import SessionResult
 from sessionizer.loop import History
+from sessionizer.sessions import Known
+from tests.sessionizer.factory import T0
+from tests.sessionizer.test_loop_chdb import feed, h, process
 
 
-def hit(ts: int) -> Hit:
-    return Hit(site="s", visitor_id="v", hit_id=f"h{ts}", ts=ts, received=ts)
+def numbers(client: Client, db: str) -> list[list[object]]:
+    return warehouse.read_query(
+        client,
+        f"SELECT session_number, is_returning, hits, paths FROM {db}.sessions FINAL ORDER BY start_ts",
+    ).rows
 
 
-def closed(number: int, start: int) -> SessionResult:
-    return SessionResult(session_id=f"x{number}", hits=[Enriched(hit=hit(start))], flags=[],
-                         session={"site": "s", "visitor_id": "v", "session_number": number, "crm_id": ""},
-                         version=1, closed=True)
+async def test_resent_old_hits_change_nothing(client: Client, db: str) -> None:
+    old = [h(0, "/a"), h(60, "/b"), h(7200, "/c"), h(14400, "/d")]
+    await feed(process(client, db), *old, close=True)
+    before = numbers(client, db)
+    assert before == [[1, 0, 2, ["/a", "/b"]], [2, 1, 1, ["/c"]], [3, 1, 1, ["/d"]]]
+    again = process(client, db)  # a fresh process gets the old hits again (re-import)
+    await feed(again, *old[:3], close=True)
+    assert numbers(client, db) == before
+    await feed(again, h(30000, "/new"), close=True)  # and a live hit after them
+    assert numbers(client, db)[-1] == [4, 1, 1, ["/new"]]
 
 
-def test_replayed_hits_recount_history_instead_of_trusting_the_cache(ch, database):
-    def at(ms: int) -> dt.datetime:
-        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-
-    cols = ["site", "session_id", "visitor_id", "start_ts", "end_ts", "version"]
-    rows = [["s", f"x{i}", "v", at(t), at(t + 1000), 1] for i, t in ((1, 1_000_000), (2, 9_000_000))]
-    warehouse.insert(ch, f"{database}.sessions", rows, cols)
-    history = History(ch, database)
-    history.prefetch([hit(20_000_000)])  # a live hit after both sessions
-    assert history("s", "v") == (2, "")
-    history.closed([closed(3, 20_000_000)])
-    history.prefetch([hit(30_000_000)])  # later again: the cache is right, no recount
-    assert history("s", "v") == (3, "")
-    history.prefetch([hit(1_000_000), hit(9_000_000)])  # the old hits sent again (re-import)
-    assert history("s", "v") == (0, "")
-    history.prefetch([hit(5_000_000)])
-    assert history("s", "v") == (1, "")
+async def test_history_is_one_batched_lookup_of_all_stored_sessions(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a"), h(7200, "/b"), close=True)
+    history = History(client, db)
+    history.prefetch([h(20000, "/x"), h(20001, "/y", vid="vis00009")])
+    assert history.lookups == 1
+    assert history("s1", "vis00001") == Known(sessions=2, last_end=T0 + 7200_000)
+    assert history("s1", "vis00009") == Known()
+    history.prefetch([h(20002, "/z")])  # cached: no second lookup
+    assert history.lookups == 1

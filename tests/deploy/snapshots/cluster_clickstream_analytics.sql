@@ -122,6 +122,26 @@ ORDER BY (site, visitor_id, crm_id);
 CREATE TABLE IF NOT EXISTS clickstream.identities ON CLUSTER analytics AS clickstream.identities_local
 ENGINE = Distributed(analytics, clickstream, identities_local, cityHash64(visitor_id));
 
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS search_result_opened UInt8 AFTER is_dead_end_search,
+    ADD COLUMN IF NOT EXISTS is_pogo_stick UInt8 AFTER search_result_opened;
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics ADD COLUMN IF NOT EXISTS search_result_opened UInt8 AFTER is_dead_end_search,
+    ADD COLUMN IF NOT EXISTS is_pogo_stick UInt8 AFTER search_result_opened;
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS uid String AFTER crm_id;
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics ADD COLUMN IF NOT EXISTS uid String AFTER crm_id;
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS search_results_opened UInt32 AFTER searches,
+    ADD COLUMN IF NOT EXISTS pogo_sticks UInt32 AFTER search_results_opened,
+    ADD COLUMN IF NOT EXISTS is_back_looping UInt8 AFTER back_loop_paths,
+    ADD COLUMN IF NOT EXISTS back_forward_navs UInt32 AFTER is_back_looping;
+
+ALTER TABLE clickstream.sessions ON CLUSTER analytics ADD COLUMN IF NOT EXISTS search_results_opened UInt32 AFTER searches,
+    ADD COLUMN IF NOT EXISTS pogo_sticks UInt32 AFTER search_results_opened,
+    ADD COLUMN IF NOT EXISTS is_back_looping UInt8 AFTER back_loop_paths,
+    ADD COLUMN IF NOT EXISTS back_forward_navs UInt32 AFTER is_back_looping;
+
 CREATE TABLE IF NOT EXISTS clickstream.identity_audit_local ON CLUSTER analytics
 (
     change_id String,

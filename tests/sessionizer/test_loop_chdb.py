@@ -1,0 +1,169 @@
+"""The I/O shell's ClickHouse side with real chDB: history on first sight, restarts,
+late hits amending written sessions, CRM links — each "process" a fresh Sessionizer
+(new History cache, new State) over the same tables."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from clickstream import settings as settings_mod
+from clickstream import warehouse
+from clickstream.hit import Hit
+from clickstream.settings import SettingsError
+from sessionizer.loop import Sessionizer
+from tests.sessionizer.factory import T0
+
+_offsets = itertools.count(0)
+TP = TopicPartition("clickstream.hits", 0)
+
+
+def h(t: float, path: str, vid: str = "vis00001", uid: str = "", hid: str = "") -> Hit:
+    return Hit(
+        site="s1",
+        visitor_id=vid,
+        hit_id=hid or f"{vid}-{t}",
+        ts=T0 + int(t * 1000),
+        received=T0 + int(t * 1000),
+        url="https://ex.com" + path,
+        crm_id=uid,
+    )
+
+
+def records(*hits: Hit) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    return {
+        TP: [
+            ConsumerRecord(TP.topic, 0, next(_offsets), 0, 0, None, x.to_json(), None, 0, 0, [])
+            for x in hits
+        ]
+    }
+
+
+def process(client: Client, db: str) -> Sessionizer:
+    return Sessionizer(settings_mod.load(flags={"database": db}, env={}), client)
+
+
+async def feed(sz: Sessionizer, *hits: Hit, close: bool = False) -> None:
+    sz.ingest(records(*hits))
+    await sz.write_and_commit(close_everything=close)
+
+
+def sessions(client: Client, db: str) -> list[list[object]]:
+    return warehouse.read_query(
+        client,
+        f"SELECT visitor_id, session_number, is_returning, hits, paths, crm_id, is_closed "
+        f"FROM {db}.sessions FINAL ORDER BY visitor_id, start_ts",
+    ).rows
+
+
+async def test_returning_visitor_seen_by_a_fresh_process(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a"), h(60, "/b"), close=True)
+    fresh = process(client, db)
+    await feed(
+        fresh,
+        h(3 * 3600, "/c"),
+        h(3 * 3600, "/x", vid="vis00002"),
+        h(3 * 3600, "/y", vid="vis00003"),
+        close=True,
+    )
+    assert fresh.history.lookups == 1  # one batched lookup for the three new visitors
+    assert sessions(client, db) == [
+        ["vis00001", 1, 0, 2, ["/a", "/b"], "", 1],
+        ["vis00001", 2, 1, 1, ["/c"], "", 1],
+        ["vis00002", 1, 0, 1, ["/x"], "", 1],
+        ["vis00003", 1, 0, 1, ["/y"], "", 1],
+    ]
+
+
+async def test_restart_replays_open_session_without_counting_it_twice(
+    client: Client, db: str
+) -> None:
+    await feed(process(client, db), h(0, "/old"), close=True)
+    first = process(client, db)
+    await feed(first, h(7200, "/a"), h(7260, "/b"))  # written provisionally, then "killed"
+    assert sessions(client, db)[1] == ["vis00001", 2, 1, 2, ["/a", "/b"], "", 0]
+    again = process(client, db)  # replays from the committed offset: the open session's first hit
+    await feed(again, h(7200, "/a"), h(7260, "/b"), h(7300, "/c"), close=True)
+    assert sessions(client, db) == [
+        ["vis00001", 1, 0, 1, ["/old"], "", 1],
+        ["vis00001", 2, 1, 3, ["/a", "/b", "/c"], "", 1],
+    ]
+
+
+async def test_late_hit_amends_written_session_and_tombstones_the_old_id(
+    client: Client, db: str
+) -> None:
+    await feed(process(client, db), h(100, "/a"), h(200, "/b"), h(9000, "/next"), close=True)
+    old_ids = warehouse.read_query(
+        client, f"SELECT session_id FROM {db}.sessions FINAL ORDER BY start_ts"
+    ).rows
+    late = process(client, db)
+    await feed(late, h(50, "/late"), close=True)  # older than the first hit
+    assert sessions(client, db) == [
+        ["vis00001", 1, 0, 3, ["/late", "/a", "/b"], "", 1],
+        ["vis00001", 2, 1, 1, ["/next"], "", 1],
+    ]
+    ids = warehouse.read_query(
+        client, f"SELECT session_id FROM {db}.sessions FINAL ORDER BY start_ts"
+    ).rows
+    assert ids[0] != old_ids[0] and ids[1] == old_ids[1]
+    by_session = warehouse.read_query(
+        client,
+        f"SELECT session_id, groupArray(seq) FROM (SELECT session_id, seq FROM {db}.hits FINAL "
+        f"ORDER BY ts) GROUP BY session_id ORDER BY session_id = '{ids[0][0]}' DESC",
+    ).rows
+    assert by_session == [[ids[0][0], [1, 2, 3]], [ids[1][0], [1]]]
+
+
+async def test_late_hit_bridging_two_sessions_merges_them(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a"), h(50 * 60, "/b"), close=True)
+    assert len(sessions(client, db)) == 2
+    await feed(process(client, db), h(25 * 60, "/bridge"), close=True)
+    assert sessions(client, db) == [["vis00001", 1, 0, 3, ["/a", "/bridge", "/b"], "", 1]]
+
+
+async def test_crm_link_reaches_later_sessions_in_a_fresh_process(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a"), h(10, "/login", uid="C7"), close=True)
+    await feed(process(client, db), h(7200, "/again"), close=True)
+    assert sessions(client, db) == [
+        ["vis00001", 1, 0, 2, ["/a", "/login"], "C7", 1],
+        ["vis00001", 2, 1, 1, ["/again"], "C7", 1],
+    ]
+    hits = warehouse.read_query(
+        client, f"SELECT path, crm_id, uid FROM {db}.hits FINAL ORDER BY ts"
+    ).rows
+    assert hits == [["/a", "", ""], ["/login", "C7", "C7"], ["/again", "C7", ""]]
+
+
+async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
+    sz = process(client, db)
+    await feed(sz, h(0, "/a"), h(50 * 60, "/b"), close=True)  # two sessions
+    await feed(sz, h(25 * 60, "/bridge"), close=True)  # merged into one
+    await feed(sz, h(5 * 3600, "/later"), close=True)  # the visitor's second session
+    assert [r[1:5] for r in sessions(client, db)] == [
+        [1, 0, 3, ["/a", "/bridge", "/b"]],
+        [2, 1, 1, ["/later"]],
+    ]
+
+
+def test_bad_rules_fail_at_start_naming_the_setting(
+    client: Client, db: str, tmp_path: Path
+) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('[site.shop]\ntime_zone = "Europe/Atlantis"\n')
+    with pytest.raises(
+        SettingsError, match="setting 'time_zone': 'Europe/Atlantis' is not an IANA time zone"
+    ):
+        Sessionizer(settings_mod.load(flags={"database": db}, env={}, config_file=conf), client)
+    with pytest.raises(SettingsError, match="setting 'geoip_db': cannot open"):
+        Sessionizer(
+            settings_mod.load(
+                flags={"database": db, "geoip_db": str(tmp_path / "no.mmdb")}, env={}
+            ),
+            client,
+        )
