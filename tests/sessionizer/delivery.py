@@ -112,6 +112,18 @@ async def produce(bootstrap: str, topic: str, hits: list[tuple[int, Hit]]) -> No
         await prod.stop()
 
 
+STARTED: list[Proc] = []  # every process a test started, killed after it (even on failure)
+
+
+def kill_leftovers() -> None:
+    while STARTED:
+        p = STARTED.pop()
+        proc = getattr(p, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Proc:
     """One `clickstream sessionizer` process with its own HTTP port for /metrics."""
 
@@ -128,6 +140,7 @@ class Proc:
     ):
         self.port = broker.free_port()
         self.log = tmp / f"{name}.log"
+        STARTED.append(self)
         cmd = [
             sys.executable,
             "-m",

@@ -22,12 +22,14 @@ per engine path at a time, so:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clickstream import broker
+from tests.sessionizer import delivery
 from tests.sessionizer.delivery import (
     PARTITIONS,
     Proc,
@@ -39,6 +41,12 @@ from tests.sessionizer.delivery import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    delivery.kill_leftovers()
 
 
 @pytest.fixture
