@@ -101,14 +101,22 @@ def plan(seed: int, visitors: int) -> list[Visitor]:
             stamps.append(back)
             if j > 0:
                 same = events[j - 1][0] == events[j][0]
-                back += rnd.randrange(5_000, 240_000) if same else rnd.randrange(40 * 60_000, 90 * 60_000)
+                back += (
+                    rnd.randrange(5_000, 240_000)
+                    if same
+                    else rnd.randrange(40 * 60_000, 90 * 60_000)
+                )
         stamps.reverse()
         back0 = rnd.randrange(60_000, 3600_000)
         for (_, ev), b in zip(events, stamps, strict=True):
             ev["back"] = b + back0
         j = 0
         while j < len(events):
-            take = 1 if style == "pixel" or (style == "mixed" and rnd.random() < 0.5) else rnd.randint(1, 3)
+            take = (
+                1
+                if style == "pixel" or (style == "mixed" and rnd.random() < 0.5)
+                else rnd.randint(1, 3)
+            )
             batch = [ev for _, ev in events[j : j + take]]
             n = len(v.requests)
             collector = {"a": 0, "b": 1}.get(route, n % 2)
@@ -127,13 +135,19 @@ def anchors(partitions: int, seed: int) -> list[Visitor]:
         found.setdefault(partition_of(vid, partitions), vid)
         n += 1
     return [
-        Visitor(vid, UA, [Request(p % 2, False, [{"s": SITE, "u": "https://shop.example/anchor", "back": 0}])], 1)
+        Visitor(
+            vid,
+            UA,
+            [Request(p % 2, False, [{"s": SITE, "u": "https://shop.example/anchor", "back": 0}])],
+            1,
+        )
         for p, vid in sorted(found.items())
     ]
 
 
-async def send(visitors: list[Visitor], collectors: list[str], part: tuple[float, float],
-               concurrency: int = 12) -> int:
+async def send(
+    visitors: list[Visitor], collectors: list[str], part: tuple[float, float], concurrency: int = 12
+) -> int:
     """Send each visitor's requests in ``part`` (fractions of its list), one at a time per
     visitor, visitors concurrently; every answer must be the success; returns events sent."""
     gate = asyncio.Semaphore(concurrency)
@@ -145,8 +159,11 @@ async def send(visitors: list[Visitor], collectors: list[str], part: tuple[float
         async with gate:
             for r in v.requests[lo:hi]:
                 now = int(time.time() * 1000)
-                events = [{k: x for k, x in ev.items() if k != "back"} | {"vid": v.vid, "cts": now - ev["back"],
-                                                                          "sts": now} for ev in r.events]
+                events = [
+                    {k: x for k, x in ev.items() if k != "back"}
+                    | {"vid": v.vid, "cts": now - ev["back"], "sts": now}
+                    for ev in r.events
+                ]
                 base = collectors[r.collector]
                 headers = {"user-agent": v.user_agent}
                 if r.beacon:
@@ -176,13 +193,31 @@ class CollectorProc:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{name}.log"
         data = tmp / name
-        cmd = [sys.executable, "-m", "clickstream.cli", "collector", "--kafka", bootstrap,
-               "--topic", topic, "--port", str(self.port), "--data", str(data),
-               "--clickhouse", f"chdb://{data / 'chdb'}", "--log-level", "warning",
-               "--kafka-idempotence", "off"]  # Tansu's memory storage has no idempotent producers
+        cmd = [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "collector",
+            "--kafka",
+            bootstrap,
+            "--topic",
+            topic,
+            "--port",
+            str(self.port),
+            "--data",
+            str(data),
+            "--clickhouse",
+            f"chdb://{data / 'chdb'}",
+            "--log-level",
+            "warning",
+            "--kafka-idempotence",
+            "off",
+        ]  # Tansu's memory storage has no idempotent producers
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -193,7 +228,9 @@ class CollectorProc:
                     return
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "collector not healthy: " + self.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, (
+                "collector not healthy: " + self.log.read_text()[-2000:]
+            )
             time.sleep(0.2)
 
     def metric(self, name: str) -> float:
