@@ -49,7 +49,7 @@ test: install system-deps js-deps
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy clickstream collector sessionizer reports
+	$(BIN)/mypy clickstream collector sessionizer reports importer
 
 bench: install
 	$(BIN)/python -m bench

@@ -7,12 +7,20 @@ Hits and sessions are generated inside ClickHouse with ``numbers()`` (5 hits a s
 4 sessions a visitor on average, 90 days, 5% of visitors linked to CRM ids in pairs);
 each report then runs through the same ``reports.run.run`` as the API, over the whole
 90 days and over the last 30, and the best of ``--repeat`` runs is printed.
+
+    python -m bench.reports --path /tmp/bench-reports-10m --reuse --statements
+
+``--reuse`` keeps the generated data between runs (generated once when the path has none);
+``--statements`` also times each statement of each report (the profile: which one dominates;
+chDB has no ``system.query_log``, so the timing is taken here, per ``log_comment``).
+The 100M line is an estimate, linear in hits, unless ``--hits 100000000`` was run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import time
@@ -20,8 +28,10 @@ from pathlib import Path
 
 from bench.common import figure
 from clickstream import warehouse
+from clickstream.warehouse import read_query
+from reports import sql
 from reports.query import ReportQuery
-from reports.run import run
+from reports.run import comment, run
 
 DAYS = 90
 CHUNK = 1_000_000
@@ -101,16 +111,29 @@ QUERIES: dict[str, dict[str, list[str]]] = {
 }
 
 
+def time_statements(client: object, db: str, q: ReportQuery) -> list[tuple[str, float, float]]:
+    """(statement key, wall, CPU seconds) for each statement of one report, run once."""
+    out = []
+    for st in sql.build(q, db):
+        t0, c0 = time.perf_counter(), time.process_time()
+        read_query(client, st.sql, st.params, comment=comment(q, st.key))  # type: ignore[arg-type]
+        out.append((st.key, time.perf_counter() - t0, time.process_time() - c0))
+    return out
+
+
+def report_query(label: str, days: int) -> ReportQuery:
+    last = f"2024-{3 if DAYS == 90 else 1:02d}-30"
+    first = {90: "2024-01-01", 30: "2024-03-01"}[days]
+    params = {"site": ["bench"], "from": [first], "to": [last], **QUERIES[label]}
+    return ReportQuery.parse(label.split()[0], params)
+
+
 def time_reports(client: object, db: str, days: int, repeat: int) -> list[tuple[str, float, float]]:
     """(report, best wall seconds, CPU seconds of that run): CPU time shows the cost even
     when other processes share the cores."""
     out = []
-    last = f"2024-{3 if DAYS == 90 else 1:02d}-30"
-    first = {90: "2024-01-01", 30: "2024-03-01"}[days]
-    for label, extra in QUERIES.items():
-        name = label.split()[0]
-        params = {"site": ["bench"], "from": [first], "to": [last], **extra}
-        q = ReportQuery.parse(name, params)
+    for label in QUERIES:
+        q = report_query(label, days)
         best, cpu = float("inf"), float("inf")
         for _ in range(repeat):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -129,16 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hits", type=int, default=10_000_000, help="hits to generate (default 10M)")
     ap.add_argument("--path", default="/tmp/clickstream-bench-reports", help="chDB data directory")
     ap.add_argument("--repeat", type=int, default=2, help="runs per report (best is printed)")
-    ap.add_argument("--reuse", action="store_true", help="keep existing data at --path")
+    ap.add_argument(
+        "--reuse", action="store_true", help="keep the data at --path (generate it if none)"
+    )
+    ap.add_argument("--statements", action="store_true", help="also time each statement")
     ap.add_argument("--ranges", default="90,30", help="date ranges to time, in days: 90 and/or 30")
     ap.add_argument("--max-memory", default="3G", help="max_memory_usage of the engine")
     args = ap.parse_args(argv)
     path = Path(args.path).resolve()
-    if not args.reuse and path.exists():
+    fresh = not (args.reuse and (path / "metadata" / "bench.sql").exists())
+    if fresh and path.exists():
         shutil.rmtree(path)
     client = warehouse.connect(f"chdb://{path}", max_memory=args.max_memory)
     db = "bench"
-    if not args.reuse:
+    if fresh:
         warehouse.migrate(client, database=db)
         t0 = time.perf_counter()
         generate(client, db, args.hits)
@@ -161,10 +188,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"reports.{label.replace(' ', '_')}.{days}d",
                 seconds,
                 "s",
-                f"{args.hits:,} hits, CPU {cpu:.2f} s",
+                f"{counts['hits']:,} hits, CPU {cpu:.2f} s",
                 digits=3,
             )
-    print(f"\nload average while measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            if days == 90 and counts["hits"] < 100_000_000:
+                scale = 100_000_000 / max(1, counts["hits"])
+                print(
+                    f"  {'':<18} 100M estimate (x{scale:g}, linear, not measured): "
+                    f"{seconds * scale:.1f} s wall, {cpu * scale:.1f} s CPU"
+                    + ("" if seconds * scale < 5 else "  over the 5 s target")
+                )
+            if args.statements:
+                for key, wall, st_cpu in time_statements(client, db, report_query(label, days)):
+                    print(f"    {key:<16} {wall:7.3f} {st_cpu:7.3f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process (chDB runs in it): {rss:,.0f} MB")
+    print(f"load average while measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 

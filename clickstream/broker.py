@@ -75,7 +75,7 @@ class EmbeddedBroker:
         except OSError as exc:
             raise BrokerError(f"cannot start the embedded Tansu broker: {exc}") from exc
         finally:
-            if out is not subprocess.DEVNULL:
+            if not isinstance(out, int):
                 out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -152,7 +152,7 @@ def producer(bootstrap: str, idempotence: bool, **overrides: object) -> AIOKafka
         "client_id": "clickstream-collector",
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**options)
 
 
 def consumer(bootstrap: str, group: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
@@ -166,7 +166,7 @@ def consumer(bootstrap: str, group: str, *topics: str, **overrides: object) -> A
         "client_id": "clickstream-sessionizer",
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]
+    return AIOKafkaConsumer(*topics, **options)
 
 
 async def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> None:

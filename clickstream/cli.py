@@ -49,14 +49,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from clickstream import retention, warehouse
+    from clickstream import warehouse
 
+    if args.cluster:
+        from clickstream.cluster import ClusterDDLError, print_or_apply
+
+        client = warehouse.connect(settings.clickhouse_dsn) if args.apply else None
+        try:
+            statements = print_or_apply(client, settings.database, args.cluster, args.apply)
+        except (ClusterDDLError, warehouse.WarehouseError) as exc:
+            raise CLIError(str(exc)) from None
+        if args.apply:
+            print(f"applied {len(statements)} statements ON CLUSTER {args.cluster}")
+        else:
+            print(";\n\n".join(statements) + ";")
+        return 0
+    if args.apply:
+        raise CLIError("--apply goes with --cluster NAME")
     client = warehouse.connect(settings.clickhouse_dsn)
     applied = warehouse.migrate(client, settings.database)
     print("applied: " + ", ".join(applied) if applied else "schema is up to date")
-    ttl = retention.apply(client, settings.database, settings)
-    if ttl:
-        print("retention: " + ", ".join(f"{t} {d or 'forever'}{' days' if d else ''}" for t, d in ttl.items()))
     return 0
 
 
@@ -141,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("serve", help="run everything in one process (embedded broker unless --kafka)")
+    p = sub.add_parser("serve", help="run everything on one port: collector workers, sessionizer, dashboard, API (embedded broker unless --kafka)")
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_serve)
     for role, text in (("collector", "the collector (pixel, beacon) alone"),
@@ -151,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_setting_flags(p)
         p.set_defaults(handler=cmd_serve)
     p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
+    p.add_argument("--cluster", metavar="NAME", help="print the ON CLUSTER DDL (Replicated local + Distributed tables)")
+    p.add_argument("--apply", action="store_true", help="with --cluster: run it on --clickhouse instead of printing")
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_migrate)
     p = sub.add_parser("sql", help="run a read-only query (via a running serve's API or a DSN)")
@@ -172,16 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PLUGINS = ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet", "sessionizer.cli")
+
+
 def _plugins() -> list[Callable[..., None]]:
-    """Subcommands contributed by other packages (reports, importer, ...)."""
-    out = []
-    for module in ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet", "sessionizer.cli"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        out.append(mod.add_parser)
-    return out
+    """Subcommands contributed by the other packages of the distribution (all required)."""
+    return [__import__(module, fromlist=["add_parser"]).add_parser for module in PLUGINS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,7 +112,7 @@ class ClickstreamApp:
             if self.forward is not None and path not in WORKER_PATHS:
                 await self.forward(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -122,6 +122,7 @@ class ClickstreamApp:
             client = await asyncio.to_thread(warehouse.connect, s.clickhouse_dsn, s.chdb_max_memory)
             app.state.warehouse = client
         if self.roles.sessionizer:
+            assert client is not None  # only collector workers run without one
             await asyncio.to_thread(warehouse.migrate, client, s.database)
             await asyncio.to_thread(retention.apply, client, s.database, s)
         await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
@@ -134,6 +135,7 @@ class ClickstreamApp:
         if self.roles.sessionizer:
             from sessionizer.loop import Sessionizer
 
+            assert client is not None
             sz = Sessionizer(s, client)
             app.state.sessionizer = sz
             task = asyncio.create_task(sz.run(self.bootstrap))

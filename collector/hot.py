@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from clickstream.hit import Hit
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
 from collector.cookieless import DailySalt
@@ -204,7 +205,7 @@ class Collector:
         if len(events) > self.settings.max_batch_events:
             return [f"body: more than {self.settings.max_batch_events} events"], []
         errors: list[str] = []
-        hits = []
+        hits: list[Hit] = []
         req = self._request(scope, headers, "beacon")
         for i, event in enumerate(events):
             if not isinstance(event, dict):

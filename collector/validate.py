@@ -205,7 +205,11 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
         ip=ip,
         user_agent=ua[: H.MAX_UA],
         source=req.source,
-        **{k: _text(params, k, 200) for k in UTM},
+        utm_source=_text(params, "utm_source", 200),
+        utm_medium=_text(params, "utm_medium", 200),
+        utm_campaign=_text(params, "utm_campaign", 200),
+        utm_term=_text(params, "utm_term", 200),
+        utm_content=_text(params, "utm_content", 200),
     )
 
 

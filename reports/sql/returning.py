@@ -8,6 +8,7 @@ with a session; each visitor counts once per day.
 
 from __future__ import annotations
 
+from clickstream.warehouse import check_name
 from reports.query import ReportQuery
 from reports.sql.common import Statement, segment_conditions, table, where
 
@@ -29,6 +30,10 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     p = q.params()
     visits = _visits(q, db)
     seg = "".join(f" AND {c}" for c in segment_conditions(q, db))
+    # the columns the segment conditions read (names from our allow list), visitor_id aside
+    seg_cols = "".join(f", {check_name(c)}" for c in q.filters)
+    if q.crm != "any":
+        seg_cols += ", crm_id"
     return [
         Statement(
             "visits",
@@ -68,7 +73,9 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                 min(d) AS lo
             FROM (
                 SELECT *, dateDiff('day', toDate(prev_ts), toDate(start_ts)) AS d FROM (
-                    SELECT *, lagInFrame(start_ts) OVER w AS prev_ts, row_number() OVER w AS k
+                    -- only the columns used after the window: SELECT * would sort every column
+                    SELECT visitor_id, start_ts{seg_cols},
+                        lagInFrame(start_ts) OVER w AS prev_ts, row_number() OVER w AS k
                     FROM {table(db, "sessions")}
                     WHERE {where(q, db, "start_ts", lower_bound=False, segments=False)}
                     WINDOW w AS (PARTITION BY visitor_id ORDER BY start_ts, session_id

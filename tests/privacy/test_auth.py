@@ -19,7 +19,8 @@ from clickstream.headers import CSP
 from clickstream.settings import SettingsError, load
 from tests.privacy.conftest import ADMIN, PASSWORD, READER, bearer, client, make_app
 
-PUBLIC = frozenset({"/p.gif", "/collect", "/t.js", "/optout", "/r", "/healthz", "/metrics", "/login", "/logout"})
+PUBLIC = frozenset({"/p.gif", "/collect", "/t.js", "/optout", "/r", "/healthz", "/metrics", "/login", "/logout",
+                    "/openapi.json"})
 PUBLIC_MOUNTS = frozenset({"/static", "/reports/static"})  # static assets (JS, CSS)
 
 

@@ -1,0 +1,49 @@
+"""The CLI as users run it: every command documented, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clickstream.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commands() -> list[str]:
+    sub = build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    return sorted(sub.choices)
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [c for c in commands() if f"clickstream {c}" not in readme]
+    assert missing == [], f"README's CLI section lacks: {missing}"
+    assert {"serve", "collector", "sessionizer", "dashboard", "migrate", "report", "import-log", "sql",
+            "identify", "erase", "snippet", "demo", "resessionize", "export"} <= set(commands())
+
+
+def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--cluster", "prod"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TABLE IF NOT EXISTS clickstream.hits_local ON CLUSTER prod" in out
+    assert "ENGINE = Distributed(prod, clickstream, hits_local" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["migrate", "--cluster", "bad name"], "clickstream: error: bad identifier 'bad name'"),
+        (["migrate", "--apply"], "clickstream: error: --apply goes with --cluster NAME"),
+        (["demo", "--sessions", "0"], "clickstream: error: --sessions must be 1..1000000"),
+        (["sql", "DROP TABLE clickstream.hits"], "clickstream: error: only read statements are allowed"),
+    ],
+)
+def test_errors_are_one_line(argv: list[str], message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
