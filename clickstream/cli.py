@@ -83,23 +83,30 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
         statement = check_read_only(args.query)
     except SQLRefused as exc:
         raise CLIError(str(exc)) from None
-    if args.url:
+    url = args.url or ("" if settings.clickhouse else _running_url(settings))
+    if url:
         token = settings.api_token or _token_file(settings)
         req = urllib.request.Request(
-            args.url.rstrip("/") + "/api/sql", data=statement.encode(), method="POST",
+            url.rstrip("/") + "/api/sql", data=statement.encode(), method="POST",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
         )
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
                 doc = orjson.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            raise CLIError(f"{exc.code}: {orjson.loads(exc.read()).get('error', '')}") from None
+            body = exc.read()
+            try:
+                message = orjson.loads(body).get("error", "")
+            except (orjson.JSONDecodeError, AttributeError):
+                message = body.decode("utf-8", "replace")[:200]
+            raise CLIError(f"{url} answered {exc.code}: {message}") from None
         except urllib.error.URLError as exc:
-            raise CLIError(f"cannot reach {args.url}: {exc.reason}") from None
+            raise CLIError(f"cannot reach {url}: {exc.reason}") from None
         columns, rows = doc["columns"], doc["rows"]
     else:
         if not settings.clickhouse:
-            raise CLIError("give --url of a running `clickstream serve`, or --clickhouse DSN")
+            raise CLIError(f"no running `clickstream serve` with --data {settings.data_dir}: "
+                           "give --url of one, or --clickhouse DSN")
         result = warehouse.read_query(warehouse.connect(settings.clickhouse_dsn), statement, comment="cli:sql")
         columns, rows = result.columns, result.rows
     print_table(columns, rows, args.format)
@@ -119,6 +126,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
     print(f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})")
     return 0
+
+
+def _running_url(settings: Settings) -> str:
+    from clickstream import running
+
+    info = running.find(settings.data_dir)
+    return str(info["url"]) if info else ""
 
 
 def _token_file(settings: Settings) -> str:

@@ -23,7 +23,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
-from clickstream import api, auth, broker, httplimits, openapi, privacy_api, retention, warehouse
+from clickstream import (
+    api,
+    auth,
+    broker,
+    httplimits,
+    openapi,
+    privacy_api,
+    retention,
+    running,
+    warehouse,
+)
 from clickstream.headers import SecurityHeaders
 from clickstream.settings import Settings
 from collector import app as collector_app
@@ -198,9 +208,12 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     # shutdown that is not an error, so the re-raised SIGTERM/SIGINT is absorbed here.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    if roles.collector and roles.sessionizer:
+        running.write(settings.data_dir, f"http://{settings.host}:{settings.port}", bootstrap)
     try:
         server.run(sockets=sockets)
     finally:
+        running.remove(settings.data_dir)
         if app.workers is not None:
             app.workers.stop()
         if embedded is not None:

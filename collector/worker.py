@@ -75,7 +75,7 @@ class Forward:
                 return
             if not message.get("more_body"):
                 break
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         url = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         try:
             async with self.client.stream(scope["method"], url, headers=headers, content=bytes(body)) as r:
@@ -85,6 +85,8 @@ class Forward:
                 async for chunk in r.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
+        except httpx.LocalProtocolError:
+            await _plain(send, 400, b"malformed request headers")
         except httpx.HTTPError:
             await _plain(send, 502, b"main process unavailable")
 

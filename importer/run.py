@@ -281,6 +281,11 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     progress = Progress(stats, enabled=False if args.no_progress else None)
     hits = iter_hits(args.files, fmt, conv, stats, tracked, progress)
     bootstrap = settings.kafka
+    if not bootstrap:
+        from clickstream import running
+
+        serve = running.find(settings.data_dir)  # a serve's embedded broker on this machine
+        bootstrap = str(serve["kafka"]) if serve else ""
     if not args.dry_run and not bootstrap:
         return _fail(
             "import-log needs the broker: --kafka HOST:PORT (a running `clickstream serve` "

@@ -78,7 +78,11 @@ def handle(args: argparse.Namespace, settings: Any) -> int:
     """Entry from ``clickstream report``: settings name the warehouse (or ``--url`` a serve)."""
     if getattr(args, "url", ""):
         return main_remote(args, args.url)
-    from clickstream import warehouse
+    from clickstream import running, warehouse
+
+    serve = None if settings.clickhouse else running.find(settings.data_dir)
+    if serve:  # its chDB files are that process's: ask its API
+        return main_remote(args, serve["url"])
 
     client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
     return main(args, client, settings.database)

@@ -116,3 +116,32 @@ def test_sigterm_during_traffic_loses_nothing(tmp_path: Path) -> None:
         assert sum(s[1] for s in sessions) == len(answered)
     finally:
         again.stop()
+
+
+def test_cli_commands_find_the_running_serve(serve: Served, tmp_path: Path) -> None:
+    """sql, report and import-log without --url/--kafka reach the serve of the same --data."""
+    import os
+    import subprocess
+    import sys
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(serve.data)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "CLICKSTREAM_API_TOKEN": serve.token})
+
+    log = tmp_path / "access.log"
+    log.write_text('203.0.113.9 - - [10/Nov/2026:10:00:00 +0000] "GET /from-log HTTP/1.1" 200 12 "-" '
+                   '"Mozilla/5.0 (X11; Linux x86_64) Firefox/127.0"\n')
+    imported = cli("import-log", str(log), "--site", "found", "--no-progress")
+    assert imported.returncode == 0, imported.stderr
+    serve.flush()
+    out = cli("sql", "SELECT path FROM clickstream.hits FINAL WHERE site = 'found'", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["path", "/from-log"]
+    report = cli("report", "overview", "--site", "found", "--from", "2026-11-01", "--to", "2026-11-30",
+                 "--format", "json")
+    assert report.returncode == 0, report.stderr
+    assert '"pageviews": 1' in report.stdout.replace(" ", "").replace('"pageviews":1', '"pageviews": 1')
+    serve.stop()
+    gone = cli("sql", "SELECT 1")
+    assert gone.returncode == 2 and "no running `clickstream serve`" in gone.stderr
