@@ -52,6 +52,7 @@ CATALOG: tuple[Metric, ...] = (
     M("sessionizer_dropped_total", "counter", "Hits dropped by an enrichment step (e.g. bots with bots=drop), by reason.", ("reason",)),
     M("sessionizer_sessions_capped", "gauge", "Sessions split because they reached max_session_hits or max_session_hours (since start)."),
     M("sessionizer_amended_visitors_total", "counter", "Visitors whose written sessions were reloaded and rewritten because of a late hit."),
+    M("sessionizer_hits_flushed", "gauge", "Hits folded by this process whose rows (open sessions provisionally) are written."),
     M("sessionizer_assigned_partitions", "gauge", "Partitions of the hits topic assigned to this sessionizer."),
     M("erased_sessions_dropped_total", "counter", "Sessions of erased visitors dropped by the writer (a replay does not bring them back)."),
     # API

@@ -146,6 +146,7 @@ class Sessionizer:
         self.consumer: Any = None
         self.running = False
         self.last_error = ""
+        self.hits_folded = 0  # hits folded by this process (all written once a flush returns)
         self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
         self.dlq: Any = None  # producer of the dead-letter topic, started on first use
 
@@ -211,6 +212,7 @@ class Sessionizer:
             _, closed = sessions.fold(self.state, e)
             self._closed(closed)
         METRICS.inc("sessionizer_hits_total", n)
+        self.hits_folded += n
         METRICS.set("sessionizer_sessions_capped", self.state.capped)
 
     def _closed(self, results: list[SessionResult]) -> None:
@@ -252,6 +254,7 @@ class Sessionizer:
         METRICS.set("sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits))
         METRICS.set("sessionizer_consumer_lag", self._lag())
         await self._commit()
+        METRICS.set("sessionizer_hits_flushed", self.hits_folded)
 
     def _lag(self) -> int:
         lag = 0
