@@ -135,7 +135,13 @@ class ClickstreamApp:
             assert client is not None  # only collector workers run without one
             await asyncio.to_thread(warehouse.migrate, client, s.database)
             await asyncio.to_thread(retention.apply, client, s.database, s)
-        await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
+        if self.roles.sessionizer:
+            await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions)
+        else:  # a collector answers (and spools) while Kafka is away; replay creates the topic
+            try:
+                await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions, timeout=5)
+            except broker.BrokerError as exc:
+                logging.getLogger("clickstream").warning("starting without Kafka (%s): spooling hits", exc)
         task = None
         sweeper = None
         if self.roles.collector:

@@ -151,3 +151,24 @@ def test_collector_killed_right_after_answering_loses_no_answered_hit(tmp_path: 
         assert proc.wait(30) == 0
     finally:
         broker.stop()
+
+
+def test_collector_starts_and_answers_while_kafka_is_down(tmp_path: Path) -> None:
+    """A collector started before its broker answers and spools; the hits arrive once Kafka does."""
+    port = free_port()
+    data = tmp_path / "collector"
+    proc, url = _collector(data, f"127.0.0.1:{port}")  # nothing listens there yet
+    broker = None
+    try:
+        answered = _send_visits(url, visitors=1, pages=6, tag="early")
+        assert len(answered) == 6
+        broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
+        hits = asyncio.run(read_topic(broker.bootstrap, "clickstream.hits", 6, timeout=60))
+        assert sorted(h.url for h in hits) == sorted(answered)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if broker is not None:
+            broker.stop()
