@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +18,7 @@ from starlette.routing import Route
 from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
 from collector import snippet, validate
-from collector.hot import OPTOUT, TWO_YEARS, Collector
+from collector.hot import OPTOUT, TWO_YEARS, Collector, header_map
 
 STATIC = Path(__file__).parent / "static"
 
@@ -64,15 +63,7 @@ def redirect_route(collector: Collector) -> Route:
         params = {k: v for k, v in request.query_params.items() if k != "to"}
         params.setdefault("e", "click")
         params["u"] = target
-        client = request.client
-        req = validate.Request(
-            received=int(time.time() * 1000),
-            ip=client.host if client else "",
-            user_agent=request.headers.get("user-agent", "")[:512],
-            referer=request.headers.get("referer", "")[:4096],
-            cookie_vid=request.cookies.get("_cs_vid", "") if validate.VID_RE.match(request.cookies.get("_cs_vid", "")) else "",
-            source="redirect",
-        )
+        req = collector.request_info(request.scope, header_map(request.scope), "redirect")
         try:
             hit = validate.build_hit(params, req, collector.settings)
         except validate.Drop as drop:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from collector.cookieless import DailySalt
 from collector.ratelimit import RateLimiter
 from collector.validate import VID_RE, Drop, Request, build_hit, normalize, parse_qs
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -87,7 +87,7 @@ class Collector:
         params.pop("vid", None)
         return dataclasses.replace(req, cookie_vid=self.salts.visitor_id(site, req.ip, req.user_agent))
 
-    def _request(self, scope: Scope, headers: dict[bytes, bytes], source: str) -> Request:
+    def request_info(self, scope: Scope, headers: dict[bytes, bytes], source: str) -> Request:
         client = scope.get("client")
         vid = read_cookie(headers.get(b"cookie", b""), COOKIE)
         if vid and not VID_RE.match(vid):
@@ -123,7 +123,7 @@ class Collector:
             if self._rate_limited(scope):
                 raise Drop("rate_limited")
             params = parse_qs(scope.get("query_string", b""))
-            req = self._request(scope, headers, "pixel")
+            req = self.request_info(scope, headers, "pixel")
             cookieless = self._cookieless(params, req)
             hit = build_hit(params, cookieless or req, self.settings)
             refused = self._refused_by_privacy(headers, hit.site)
@@ -206,7 +206,7 @@ class Collector:
             return [f"body: more than {self.settings.max_batch_events} events"], []
         errors: list[str] = []
         hits: list[Hit] = []
-        req = self._request(scope, headers, "beacon")
+        req = self.request_info(scope, headers, "beacon")
         for i, event in enumerate(events):
             if not isinstance(event, dict):
                 errors.append(f"event {i}: not an object")
