@@ -134,6 +134,9 @@ class Settings:
 
     def __init__(self, values: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None):
         self._values = dict(values)
+        # plain attributes: the collector reads settings per request, and __getattr__ (the
+        # fallback after a failed lookup) costs about 1 µs a read
+        self.__dict__.update(self._values)
         self._sites = {k: dict(v) for k, v in (sites or {}).items()}
         self._site_views: dict[str, Settings] = {}
         listed = {s.strip() for s in self._values["sites"].split(",") if s.strip()}

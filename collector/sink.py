@@ -1,6 +1,6 @@
 """Where accepted hits go: Kafka, or the local spool when Kafka is slow or away.
 
-:meth:`HitSink.put` returns True only once the hits are acknowledged by Kafka
+:meth:`HitSink.put` (or :meth:`HitSink.submit`) returns True only once the hits are acknowledged by Kafka
 (acks=all) or appended to the spool (fsynced under ``spool_fsync=always``), and it
 never waits on Kafka longer than ``produce_timeout_s``: an answered request is
 never lost and never slow.  It returns False when the spool is full
@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from clickstream import broker
 from clickstream.hit import Hit
 from clickstream.metrics import METRICS
+from clickstream.partition import partition_for
 from collector.spool import Spool, read_from
 
 log = logging.getLogger("clickstream.collector")
@@ -58,6 +59,10 @@ class HitSink:
         self.degraded = bool(self.spool.files())
         self._late: dict[str, asyncio.Future[Any]] = {}  # hit_id -> send future that timed out
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[tuple[bytes, bytes, str]] = []  # this tick's records, in arrival order
+        self._waiters: list[asyncio.Future[bool]] = []  # this tick's requests
+        self._flush_scheduled = False
+        self._commits: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._last_alarm = 0.0
         METRICS.set("spool_bytes", self.spool.bytes)
@@ -75,7 +80,9 @@ class HitSink:
     async def _connect(self, timeout: float = 10.0) -> bool:
         if self.producer is not None:
             return True
-        producer = broker.producer(self.bootstrap, self.idempotence)
+        # linger 0: the hits of a tick are one batch already (see submit), and the request
+        # waits for the acknowledgement, so a linger would only add to every answer
+        producer = broker.producer(self.bootstrap, self.idempotence, linger_ms=0)
         try:
             await asyncio.wait_for(producer.start(), timeout)
         except Exception as exc:
@@ -87,9 +94,53 @@ class HitSink:
         return True
 
     # --- the answer path ----------------------------------------------------------------
+    def submit(self, hits: list[Hit]) -> asyncio.Future[bool]:
+        """Queue hits for this event-loop tick's group commit.
+
+        The future is True once they are durable (Kafka acknowledged or spooled), False
+        when they were dropped (spool full).  Every request of one tick shares one commit:
+        one Kafka batch per partition and one acknowledgement round trip, instead of a
+        record and a wait of its own each.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        for h in hits:
+            self._pending.append((h.to_json(), h.key, h.hit_id))
+        self._waiters.append(fut)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._commit_pending)
+        return fut
+
     async def put(self, hits: list[Hit]) -> bool:
         """Durably accept hits (Kafka or spool) within the bound; False: dropped, spool full."""
-        records = [(h.to_json(), h.key, h.hit_id) for h in hits]
+        return await self.submit(hits)
+
+    def _commit_pending(self) -> None:
+        self._flush_scheduled = False
+        records, waiters = self._pending, self._waiters
+        self._pending, self._waiters = [], []
+        if not waiters:
+            return
+        task = asyncio.get_running_loop().create_task(self._commit(records, waiters))
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+
+    async def _commit(self, records: list[tuple[bytes, bytes, str]], waiters: list[asyncio.Future[bool]]) -> None:
+        try:
+            ok = await self._put_records(records)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc if isinstance(exc, Exception) else RuntimeError("commit cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for w in waiters:
+            if not w.done():  # a request cancelled meanwhile (client gone) needs no answer
+                w.set_result(ok)
+
+    async def _put_records(self, records: list[tuple[bytes, bytes, str]]) -> bool:
         if not self.spooling:
             left = await self._produce(records)
             if not left:
@@ -100,30 +151,44 @@ class HitSink:
         return await self._spool(records)
 
     async def _produce(self, records: list[tuple[bytes, bytes, str]]) -> list[tuple[bytes, bytes, str]]:
-        """Send within the bound; returns the records not acknowledged (to spool)."""
+        """Send within the bound, one batch per partition; returns the records not
+        acknowledged (to spool)."""
         assert self.producer is not None
-        futures: list[asyncio.Future[Any]] = []
+        producer = self.producer
+        sent: list[tuple[list[int], asyncio.Future[Any]]] = []
         reason = ""
         try:
             async with asyncio.timeout(self.timeout):
-                for value, key, _ in records:
-                    futures.append(await self.producer.send(self.topic, value, key=key))
-                await asyncio.wait(futures)
+                parts = sorted(await producer.partitions_for(self.topic))
+                by_part: dict[int, list[int]] = {}
+                for i, rec in enumerate(records):
+                    by_part.setdefault(parts[partition_for(rec[1], len(parts))], []).append(i)
+                for part, idx in by_part.items():
+                    batch, first = producer.create_batch(), 0
+                    for j, i in enumerate(idx):
+                        value, key, _ = records[i]
+                        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                            sent.append((idx[first:j], await producer.send_batch(batch, self.topic, partition=part)))
+                            batch, first = producer.create_batch(), j
+                            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+                    sent.append((idx[first:], await producer.send_batch(batch, self.topic, partition=part)))
+                if sent:
+                    await asyncio.wait([f for _, f in sent])
         except TimeoutError:
             reason = "timeout"
         except Exception as exc:  # broker errors while queueing
             reason = type(exc).__name__
-        left = []
-        for i, rec in enumerate(records):
-            fut = futures[i] if i < len(futures) else None
-            if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
-                continue
-            if fut is not None and not fut.done():
-                self._late[rec[2]] = fut  # may still be delivered: replay will check
-            elif fut is not None and not reason:
+        acked: set[int] = set()
+        for idx, fut in sent:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                acked.update(idx)
+            elif not fut.done():
+                for i in idx:
+                    self._late[records[i][2]] = fut  # may still be delivered: replay will check
+            elif not reason:
                 error = fut.exception() if not fut.cancelled() else None
                 reason = type(error).__name__ if error else "cancelled"
-            left.append(rec)
+        left = [rec for i, rec in enumerate(records) if i not in acked]
         if left:
             METRICS.inc("produce_errors_total", reason=reason or "unknown")
             if not self.degraded:
@@ -258,6 +323,10 @@ class HitSink:
                 del self._late[hit_id]
 
     async def stop(self, timeout: float = 15.0) -> None:
+        if self._flush_scheduled or self._pending:
+            self._commit_pending()
+        if self._commits:  # requests still waiting for their commit get their answer first
+            await asyncio.wait(set(self._commits), timeout=timeout)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

