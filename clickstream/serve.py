@@ -37,6 +37,7 @@ from clickstream import (
 from clickstream.headers import SecurityHeaders
 from clickstream.settings import Settings
 from collector import app as collector_app
+from collector import fastpath
 from collector.hot import Collector, Receive, Scope, Send
 from collector.sink import HitSink
 
@@ -94,8 +95,12 @@ class ClickstreamApp:
         spool_dir = settings.data_dir / "spool" / spool_name if spool_name else settings.data_dir / "spool"
         self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
                             spool_dir, settings.produce_timeout_s,
-                            settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions)
+                            settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions,
+                            settings.produce_linger_ms)
         self.collector = Collector(settings, self.sink.put)
+        # read by collector.fastpath's protocol; uvicorn's proxy-headers middleware (trust_proxy)
+        # hides it, so pixels then take the ASGI path, which sees the rewritten client
+        self.fast_pixel = (self.collector, self.sink.submit) if roles.collector else None
         self.bootstrap = bootstrap
         route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes(),
                                        Route("/openapi.json", openapi.endpoint)]
@@ -234,7 +239,8 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
         proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
         limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
-        http=httplimits.protocol(),  # header size/count, request-target and slow-client limits
+        # header size/count, request-target and slow-client limits; GET /p.gif without ASGI
+        http=fastpath.protocol() if settings.pixel_fast_path else httplimits.protocol(),
     )
 
 

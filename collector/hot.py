@@ -115,10 +115,9 @@ class Collector:
         secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in self.cookie_attrs else ""
         return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}{secure}".encode())
 
-    async def pixel(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = header_map(scope)
-        out_headers = list(GIF_HEADERS)
-        cookieless = None
+    def pixel_hit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[Hit | None, bool]:
+        """The pixel's decision: (the hit to accept, or None when it was dropped and
+        counted; whether its answer sets the visitor cookie)."""
         try:
             if self._rate_limited(scope):
                 raise Drop("rate_limited")
@@ -132,12 +131,24 @@ class Collector:
         except Drop as drop:
             if drop.reason != "rate_limited":  # already counted
                 METRICS.inc("hits_dropped_total", reason=drop.reason)
-        else:
-            # False: spool full, dropped and counted by the sink; a browser cannot retry an image
-            if await self.put([hit]) is not False:
-                METRICS.inc("hits_accepted_total", source="pixel")
-                if cookieless is None:
-                    out_headers.append(self._set_cookie(hit.visitor_id, scope))
+            return None, False
+        return hit, cookieless is None
+
+    def pixel_headers(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,
+                      scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The GIF's headers once the sink has answered (``accepted`` False: spool full,
+        dropped and counted by the sink; a browser cannot retry an image)."""
+        out = list(GIF_HEADERS)
+        if hit is not None and accepted is not False:
+            METRICS.inc("hits_accepted_total", source="pixel")
+            if set_cookie:
+                out.append(self._set_cookie(hit.visitor_id, scope))
+        return out
+
+    async def pixel(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit, set_cookie = self.pixel_hit(scope, header_map(scope))
+        accepted = None if hit is None else await self.put([hit])
+        out_headers = self.pixel_headers(hit, set_cookie, accepted, scope)
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         await send({"type": "http.response.body", "body": GIF})
 

@@ -40,13 +40,14 @@ from collector.spool import Spool, read_from
 
 log = logging.getLogger("clickstream.collector")
 CHUNK = 1000
+LINGER_ENOUGH = 500  # hits waiting: commit now, whatever the linger
 ALARM_EVERY_S = 60.0
 
 
 class HitSink:
     def __init__(
         self, bootstrap: str, topic: str, idempotence: bool, spool_dir: Path, timeout_s: float,
-        fsync: str = "always", max_bytes: int = 1 << 30, partitions: int = 6,
+        fsync: str = "always", max_bytes: int = 1 << 30, partitions: int = 6, linger_ms: float = 0.0,
     ):
         self.bootstrap = bootstrap
         self.topic = topic
@@ -62,7 +63,9 @@ class HitSink:
         self._pending: list[tuple[bytes, bytes, str]] = []  # this tick's records, in arrival order
         self._waiters: list[asyncio.Future[bool]] = []  # this tick's requests
         self._flush_scheduled = False
-        self._commits: set[asyncio.Task[None]] = set()
+        self._commit_task: asyncio.Task[None] | None = None
+        self._first_at = 0.0  # loop time of the oldest waiting request
+        self.linger_s = linger_ms / 1000
         self._lock = asyncio.Lock()
         self._last_alarm = 0.0
         METRICS.set("spool_bytes", self.spool.bytes)
@@ -95,22 +98,34 @@ class HitSink:
 
     # --- the answer path ----------------------------------------------------------------
     def submit(self, hits: list[Hit]) -> asyncio.Future[bool]:
-        """Queue hits for this event-loop tick's group commit.
+        """Queue hits for the next group commit.
 
         The future is True once they are durable (Kafka acknowledged or spooled), False
-        when they were dropped (spool full).  Every request of one tick shares one commit:
-        one Kafka batch per partition and one acknowledgement round trip, instead of a
-        record and a wait of its own each.
+        when they were dropped (spool full).  One commit is in flight at a time; the hits
+        that arrive meanwhile wait for the next, which takes them all: one Kafka batch per
+        partition and one acknowledgement round trip for every request of that interval,
+        instead of a record and a wait of its own each.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         for h in hits:
             self._pending.append((h.to_json(), h.key, h.hit_id))
+        if not self._waiters:
+            self._first_at = loop.time()
         self._waiters.append(fut)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._commit_pending)
+        if self._commit_task is None and not self._flush_scheduled:
+            self._schedule(loop)
         return fut
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The next commit: once the oldest waiting hit has lingered ``linger_s`` (or at
+        once when enough wait), so that a commit carries many hits, not one or two."""
+        self._flush_scheduled = True
+        wait = self._first_at + self.linger_s - loop.time()
+        if wait <= 0 or len(self._pending) >= LINGER_ENOUGH:
+            loop.call_soon(self._commit_pending)
+        else:
+            loop.call_later(wait, self._commit_pending)
 
     async def put(self, hits: list[Hit]) -> bool:
         """Durably accept hits (Kafka or spool) within the bound; False: dropped, spool full."""
@@ -120,11 +135,16 @@ class HitSink:
         self._flush_scheduled = False
         records, waiters = self._pending, self._waiters
         self._pending, self._waiters = [], []
-        if not waiters:
+        if not waiters or self._commit_task is not None:
+            self._pending, self._waiters = records + self._pending, waiters + self._waiters
             return
-        task = asyncio.get_running_loop().create_task(self._commit(records, waiters))
-        self._commits.add(task)
-        task.add_done_callback(self._commits.discard)
+        task = self._commit_task = asyncio.get_running_loop().create_task(self._commit(records, waiters))
+        task.add_done_callback(self._committed)
+
+    def _committed(self, task: asyncio.Task[None]) -> None:
+        self._commit_task = None
+        if self._waiters and not self._flush_scheduled:  # what arrived during that commit
+            self._schedule(asyncio.get_running_loop())
 
     async def _commit(self, records: list[tuple[bytes, bytes, str]], waiters: list[asyncio.Future[bool]]) -> None:
         try:
@@ -323,10 +343,15 @@ class HitSink:
                 del self._late[hit_id]
 
     async def stop(self, timeout: float = 15.0) -> None:
-        if self._flush_scheduled or self._pending:
-            self._commit_pending()
-        if self._commits:  # requests still waiting for their commit get their answer first
-            await asyncio.wait(set(self._commits), timeout=timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._commit_task is not None or self._waiters:  # waiting requests get their answer first
+            if self._commit_task is None:
+                self._commit_pending()
+            task = self._commit_task
+            left = deadline - asyncio.get_running_loop().time()
+            if task is None or left <= 0:
+                break
+            await asyncio.wait({task}, timeout=left)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

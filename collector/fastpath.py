@@ -1,0 +1,132 @@
+"""``GET /p.gif`` answered inside the HTTP protocol, without an ASGI cycle.
+
+uvicorn spends most of a pixel's time on the ASGI machinery around the app (a task,
+a cycle object, message dicts, header checks), not on parsing.  This subclass of the
+limited httptools protocol (``clickstream.httplimits``) recognises ``GET /p.gif`` once
+its headers are parsed and runs the same :class:`collector.hot.Collector` decision as
+the ASGI path (``pixel_hit`` / ``pixel_headers``, so validation, cookies, privacy,
+rate limits and counters are one code); the hit joins the sink's group commit
+(``HitSink.submit``) and the GIF is written when the commit is durable, exactly when
+the ASGI path would answer.  Every other request, a pipelined request behind an
+unanswered pixel, and any pixel when uvicorn rewrites the client address
+(``trust_proxy``) or a concurrency limit is reached, goes the usual ASGI way.
+Setting ``pixel_fast_path = false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httptools
+
+from clickstream import httplimits
+from collector.hot import GIF, header_map
+
+log = logging.getLogger("clickstream.collector")
+STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+
+
+class _Event:
+    """What uvicorn sets on a cycle's ``message_event``; a fast cycle waits on nothing."""
+
+    def set(self) -> None:
+        pass
+
+
+class FastCycle:
+    """Stands in for uvicorn's RequestResponseCycle while a pixel waits for its commit:
+    the attributes the protocol reads (``response_complete``, ``keep_alive``, ...)."""
+
+    __slots__ = ("keep_alive", "response_complete", "disconnected", "body", "more_body", "message_event")
+
+    def __init__(self, keep_alive: bool):
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
+        self.body = b""
+        self.more_body = True
+        self.message_event = _Event()
+
+
+def protocol() -> Any:
+    """The class to give ``uvicorn.Config(http=...)``: limited httptools with the pixel
+    fast path (h11 when httptools is missing: no fast path)."""
+    base = httplimits.protocol()
+    if isinstance(base, str):  # pragma: no cover - httptools is a dependency of uvicorn[standard]
+        return base
+
+    class PixelFastPathProtocol(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # the ClickstreamApp itself (not wrapped by uvicorn's proxy-headers middleware)
+            self._fast = getattr(self.app, "fast_pixel", None) if not self.root_path else None
+
+        def on_headers_complete(self) -> None:
+            if (
+                self._fast is not None
+                and (self.cycle is None or self.cycle.response_complete)
+                and self.parser.get_method() == b"GET"
+                and (self.limit_concurrency is None or (
+                    len(self.connections) < self.limit_concurrency and len(self.tasks) < self.limit_concurrency))
+            ):
+                url = httptools.parse_url(self.url)
+                if url.path == b"/p.gif":
+                    self._pixel(url.query or b"")
+                    return
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if type(self.cycle) is FastCycle:  # a GET's body: the pixel reads none
+                return
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if type(self.cycle) is FastCycle:
+                self._disarm()  # the request deadline (httplimits) is met
+                return
+            super().on_message_complete()
+
+        def _pixel(self, query: bytes) -> None:
+            scope = self.scope
+            scope["method"] = "GET"
+            scope["path"] = "/p.gif"
+            scope["query_string"] = query
+            version = self.parser.get_http_version()
+            cycle = self.cycle = FastCycle(version != "1.0" and self.parser.should_keep_alive())
+            collector, submit = self._fast
+            hit, set_cookie = collector.pixel_hit(scope, header_map(scope))
+            if hit is None:
+                self._answer(cycle, collector.pixel_headers(None, False, None, scope))
+                return
+
+            def committed(fut: asyncio.Future[bool]) -> None:
+                accepted: bool | None = False
+                if fut.cancelled():
+                    pass
+                elif fut.exception() is not None:
+                    log.error("pixel commit failed: %r", fut.exception())
+                else:
+                    accepted = fut.result()
+                self._answer(cycle, collector.pixel_headers(hit, set_cookie, accepted, scope))
+
+            submit([hit]).add_done_callback(committed)
+
+        def _answer(self, cycle: FastCycle, headers: list[tuple[bytes, bytes]]) -> None:
+            if cycle.disconnected or self.transport.is_closing():
+                cycle.response_complete = True
+                return
+            out = [STATUS_200]
+            for name, value in (*self.server_state.default_headers, *headers):
+                out += (name, b": ", value, b"\r\n")
+            if not cycle.keep_alive:
+                out.append(b"connection: close\r\n")
+            out += (b"\r\n", GIF)
+            self.transport.write(b"".join(out))
+            cycle.response_complete = True
+            if not cycle.keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+
+    return PixelFastPathProtocol
