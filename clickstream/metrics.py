@@ -46,6 +46,7 @@ CATALOG: tuple[Metric, ...] = (
     M("sessionizer_consumer_lag", "gauge", "Records in the topic not yet consumed (sum over assigned partitions)."),
     M("sessionizer_open_sessions", "gauge", "Sessions open in memory."),
     M("sessions_written_total", "counter", "Closed sessions written to ClickHouse."),
+    M("collector_commit_hits", "summary", "Hits per group commit of a collector (one Kafka batch per partition, one acknowledgement wait)."),
     M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
     M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
     M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),

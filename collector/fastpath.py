@@ -39,7 +39,14 @@ class FastCycle:
     """Stands in for uvicorn's RequestResponseCycle while a pixel waits for its commit:
     the attributes the protocol reads (``response_complete``, ``keep_alive``, ...)."""
 
-    __slots__ = ("keep_alive", "response_complete", "disconnected", "body", "more_body", "message_event")
+    __slots__ = (
+        "keep_alive",
+        "response_complete",
+        "disconnected",
+        "body",
+        "more_body",
+        "message_event",
+    )
 
     def __init__(self, keep_alive: bool):
         self.keep_alive = keep_alive
@@ -68,8 +75,13 @@ def protocol() -> Any:
                 self._fast is not None
                 and (self.cycle is None or self.cycle.response_complete)
                 and self.parser.get_method() == b"GET"
-                and (self.limit_concurrency is None or (
-                    len(self.connections) < self.limit_concurrency and len(self.tasks) < self.limit_concurrency))
+                and (
+                    self.limit_concurrency is None
+                    or (
+                        len(self.connections) < self.limit_concurrency
+                        and len(self.tasks) < self.limit_concurrency
+                    )
+                )
             ):
                 url = httptools.parse_url(self.url)
                 if url.path == b"/p.gif":

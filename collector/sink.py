@@ -161,6 +161,7 @@ class HitSink:
                 w.set_result(ok)
 
     async def _put_records(self, records: list[tuple[bytes, bytes, str]]) -> bool:
+        METRICS.observe("collector_commit_hits", len(records))
         if not self.spooling:
             left = await self._produce(records)
             if not left:

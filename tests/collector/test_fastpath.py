@@ -1,0 +1,196 @@
+"""GET /p.gif answered inside uvicorn's protocol (collector.fastpath), against a real
+uvicorn server on a socket; the sink is a list (pure collector logic), the answer waits
+for the sink's future like it waits for Kafka's acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import uvicorn
+
+from clickstream.broker import free_port
+from clickstream.hit import Hit
+from clickstream.metrics import METRICS
+from clickstream.settings import load
+from collector import fastpath
+from collector.hot import GIF, Collector
+
+PIXEL = "/p.gif?s=demo&u=https%3A%2F%2Fa.example%2Fx"
+
+
+class PixelApp:
+    """The two faces ClickstreamApp shows the protocol: ``fast_pixel`` and the ASGI app."""
+
+    def __init__(self, outcome: bool = True, delay: float = 0.0, **settings: Any):
+        self.hits: list[Hit] = []
+        self.asgi: list[tuple[str, str]] = []
+        self.outcome, self.delay = outcome, delay
+        self.collector = Collector(load(flags=settings, env={}), self.put)
+        self.fast_pixel = (self.collector, self.submit)
+
+    def submit(self, hits: list[Hit]) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.hits += hits
+        asyncio.get_running_loop().call_later(self.delay, fut.set_result, self.outcome)
+        return fut
+
+    async def put(self, hits: list[Hit]) -> bool:
+        return await self.submit(hits)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.asgi.append((scope["method"], scope["path"]))
+        await self.collector.pixel(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any, proxy_headers: bool = False) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        http=fastpath.protocol(),
+        proxy_headers=proxy_headers,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def raw(url: str, data: bytes, until_closed: bool = False, responses: int = 1) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    out = b""
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            out += chunk
+            if not until_closed and out.count(GIF) >= responses:
+                break
+    finally:
+        writer.close()
+    return out
+
+
+async def test_pixel_is_answered_without_the_asgi_app() -> None:
+    app = PixelApp()
+    async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(
+            PIXEL, headers={"user-agent": "Mozilla/5.0 T", "cookie": "_cs_vid=abcdefgh12345678"}
+        )
+    assert r.status_code == 200 and r.content == GIF
+    assert r.headers["content-type"] == "image/gif" and "no-store" in r.headers["cache-control"]
+    assert r.headers["set-cookie"].startswith("_cs_vid=abcdefgh12345678;")
+    assert app.asgi == []  # the fast path answered
+    [hit] = app.hits
+    assert (hit.site, hit.url, hit.visitor_id, hit.user_agent, hit.ip) == (
+        "demo",
+        "https://a.example/x",
+        "abcdefgh12345678",
+        "Mozilla/5.0 T",
+        "127.0.0.0",
+    )
+
+
+async def test_answer_waits_for_the_commit() -> None:
+    app = PixelApp(delay=0.3)
+    async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
+        t0 = time.monotonic()
+        r = await client.get(PIXEL)
+        assert time.monotonic() - t0 >= 0.3
+    assert r.status_code == 200 and "set-cookie" in r.headers and len(app.hits) == 1
+
+
+async def test_spool_full_answers_the_gif_without_cookie_or_count() -> None:
+    app = PixelApp(outcome=False)
+    before = METRICS.get("hits_accepted_total", source="pixel")
+    async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(PIXEL)
+    assert r.status_code == 200 and r.content == GIF and "set-cookie" not in r.headers
+    assert METRICS.get("hits_accepted_total", source="pixel") == before
+
+
+async def test_a_dropped_pixel_is_counted_and_still_gets_the_gif() -> None:
+    app = PixelApp()
+    before = METRICS.get("hits_dropped_total", reason="missing_site")
+    async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/p.gif?u=https%3A%2F%2Fa.example%2F")
+    assert r.status_code == 200 and r.content == GIF and "set-cookie" not in r.headers
+    assert app.hits == [] and app.asgi == []
+    assert METRICS.get("hits_dropped_total", reason="missing_site") == before + 1
+
+
+async def test_pipelined_pixels_are_answered_in_order() -> None:
+    app = PixelApp(delay=0.05)
+    one = f"GET {PIXEL}&t=one HTTP/1.1\r\nHost: c.test\r\n\r\n".encode()
+    two = f"GET {PIXEL}&t=two HTTP/1.1\r\nHost: c.test\r\n\r\n".encode()
+    async with running(app) as url:
+        out = await raw(url, one + two, responses=2)
+    answers = out.split(b"HTTP/1.1 200 OK")[1:]
+    assert len(answers) == 2 and all(a.endswith(GIF) for a in answers)
+    assert [h.title for h in app.hits] == ["one", "two"]
+    cookies = [a.split(b"set-cookie: _cs_vid=")[1][:32].decode() for a in answers]
+    assert cookies == [h.visitor_id for h in app.hits]  # each answer carries its own hit's cookie
+    assert app.asgi == [("GET", "/p.gif")]  # the second waited behind the first, the ASGI way
+
+
+async def test_http_1_0_and_connection_close_end_the_connection() -> None:
+    app = PixelApp()
+    async with running(app) as url:
+        old = await raw(url, f"GET {PIXEL} HTTP/1.0\r\n\r\n".encode(), until_closed=True)
+        close = await raw(
+            url,
+            f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n".encode(),
+            until_closed=True,
+        )
+    for out in (old, close):
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close\r\n" in out
+        assert out.endswith(GIF)  # and then the server closed (raw read to EOF)
+    assert len(app.hits) == 2
+
+
+async def test_a_client_gone_before_the_commit_harms_nothing() -> None:
+    app = PixelApp(delay=0.2)
+    async with running(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await asyncio.sleep(0.3)  # the commit ends after the client left
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get(PIXEL)).status_code == 200
+    assert len(app.hits) == 2  # accepted before the client left: kept
+
+
+async def test_other_methods_and_a_trusted_proxy_take_the_asgi_path() -> None:
+    app = PixelApp()
+    async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.head(PIXEL)).status_code == 200
+        assert (await client.post(PIXEL)).status_code == 200
+    assert app.asgi == [("HEAD", "/p.gif"), ("POST", "/p.gif")]
+    proxied = PixelApp()
+    async with (
+        running(proxied, proxy_headers=True) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        r = await client.get(PIXEL, headers={"x-forwarded-for": "198.51.100.7"})
+    assert r.status_code == 200 and proxied.asgi == [("GET", "/p.gif")]
+    assert proxied.hits[0].ip == "198.51.100.0"  # uvicorn's proxy headers applied, then truncated
