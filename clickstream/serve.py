@@ -79,8 +79,9 @@ WORKER_PATHS = frozenset({"/p.gif", "/collect", "/t.js", "/optout", "/r"})
 
 
 def worker_count(settings: Settings) -> int:
-    """Collector processes of serve (0: one per CPU core beyond the first, at least one)."""
-    return settings.workers or max(1, (os.cpu_count() or 1) - 1)
+    """Collector processes of serve (0: one per CPU core).  The main process's fold can
+    lag behind a burst (Kafka holds it); the answers to the pixels cannot."""
+    return settings.workers or max(1, os.cpu_count() or 1)
 
 
 class ClickstreamApp:

@@ -15,17 +15,15 @@ Setting ``pixel_fast_path = false`` turns it off.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 import httptools
 
 from clickstream import httplimits
-from collector.hot import GIF, header_map
+from collector.hot import GIF, GIF_HEADERS, header_map
 
-log = logging.getLogger("clickstream.collector")
 STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_END = b"\r\n" + GIF
 
 
 class _Event:
@@ -69,6 +67,9 @@ def protocol() -> Any:
             super().__init__(*args, **kwargs)
             # the ClickstreamApp itself (not wrapped by uvicorn's proxy-headers middleware)
             self._fast = getattr(self.app, "fast_pixel", None) if not self.root_path else None
+            # the answer up to the optional Set-Cookie: the same bytes for every pixel
+            self._head = STATUS_200 + b"".join(
+                name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *GIF_HEADERS))
 
         def on_headers_complete(self) -> None:
             if (
@@ -110,31 +111,24 @@ def protocol() -> Any:
             collector, submit = self._fast
             hit, set_cookie = collector.pixel_hit(scope, header_map(scope))
             if hit is None:
-                self._answer(cycle, collector.pixel_headers(None, False, None, scope))
+                self._answer(cycle, None)
                 return
 
-            def committed(fut: asyncio.Future[bool]) -> None:
-                accepted: bool | None = False
-                if fut.cancelled():
-                    pass
-                elif fut.exception() is not None:
-                    log.error("pixel commit failed: %r", fut.exception())
-                else:
-                    accepted = fut.result()
-                self._answer(cycle, collector.pixel_headers(hit, set_cookie, accepted, scope))
+            def committed(accepted: bool) -> None:
+                self._answer(cycle, collector.pixel_cookie(hit, set_cookie, accepted, scope))
 
-            submit([hit]).add_done_callback(committed)
+            submit([hit], committed)
 
-        def _answer(self, cycle: FastCycle, headers: list[tuple[bytes, bytes]]) -> None:
+        def _answer(self, cycle: FastCycle, cookie: tuple[bytes, bytes] | None) -> None:
             if cycle.disconnected or self.transport.is_closing():
                 cycle.response_complete = True
                 return
-            out = [STATUS_200]
-            for name, value in (*self.server_state.default_headers, *headers):
-                out += (name, b": ", value, b"\r\n")
+            out = [self._head]
+            if cookie is not None:
+                out += (cookie[0], b": ", cookie[1], b"\r\n")
             if not cycle.keep_alive:
                 out.append(b"connection: close\r\n")
-            out += (b"\r\n", GIF)
+            out.append(_END)
             self.transport.write(b"".join(out))
             cycle.response_complete = True
             if not cycle.keep_alive:

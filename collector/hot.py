@@ -134,16 +134,21 @@ class Collector:
             return None, False
         return hit, cookieless is None
 
+    def pixel_cookie(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,
+                     scope: Scope) -> tuple[bytes, bytes] | None:
+        """Count an accepted pixel and give its Set-Cookie header (None: no cookie).
+        ``accepted`` False: spool full, dropped and counted by the sink; a browser cannot
+        retry an image, so it still gets the GIF."""
+        if hit is None or accepted is False:
+            return None
+        METRICS.inc("hits_accepted_total", source="pixel")
+        return self._set_cookie(hit.visitor_id, scope) if set_cookie else None
+
     def pixel_headers(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,
                       scope: Scope) -> list[tuple[bytes, bytes]]:
-        """The GIF's headers once the sink has answered (``accepted`` False: spool full,
-        dropped and counted by the sink; a browser cannot retry an image)."""
-        out = list(GIF_HEADERS)
-        if hit is not None and accepted is not False:
-            METRICS.inc("hits_accepted_total", source="pixel")
-            if set_cookie:
-                out.append(self._set_cookie(hit.visitor_id, scope))
-        return out
+        """The GIF's headers once the sink has answered."""
+        cookie = self.pixel_cookie(hit, set_cookie, accepted, scope)
+        return [*GIF_HEADERS, cookie] if cookie else list(GIF_HEADERS)
 
     async def pixel(self, scope: Scope, receive: Receive, send: Send) -> None:
         hit, set_cookie = self.pixel_hit(scope, header_map(scope))

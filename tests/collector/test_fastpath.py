@@ -33,14 +33,14 @@ class PixelApp:
         self.collector = Collector(load(flags=settings, env={}), self.put)
         self.fast_pixel = (self.collector, self.submit)
 
-    def submit(self, hits: list[Hit]) -> asyncio.Future[bool]:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    def submit(self, hits: list[Hit], done: Any) -> None:
         self.hits += hits
-        asyncio.get_running_loop().call_later(self.delay, fut.set_result, self.outcome)
-        return fut
+        asyncio.get_running_loop().call_later(self.delay, done, self.outcome)
 
     async def put(self, hits: list[Hit]) -> bool:
-        return await self.submit(hits)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.submit(hits, fut.set_result)
+        return await fut
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.asgi.append((scope["method"], scope["path"]))

@@ -82,6 +82,8 @@ async def test_stop_answers_the_requests_still_waiting(broker, tmp_path):
     await broker_mod.ensure_topic(broker.bootstrap, TOPIC, 3)
     sink = HitSink(broker.bootstrap, TOPIC, False, tmp_path / "spool", 2.0, linger_ms=100)
     await sink.start()
-    futures = [sink.submit([make_hit(2000 + i)]) for i in range(5)]  # lingering for 100 ms
+    answers: list[bool] = []
+    for i in range(5):
+        sink.submit([make_hit(2000 + i)], answers.append)  # lingering for 100 ms
     await sink.stop()  # does not wait for the linger, commits them now
-    assert [f.result() for f in futures] == [True] * 5
+    assert answers == [True] * 5
