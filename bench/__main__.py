@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import fnmatch
 import os
 import signal
 import subprocess
@@ -124,6 +125,46 @@ def summary(outcomes: list[Outcome]) -> list[str]:
     return out
 
 
+# The performance targets of the issues: (what, figure name glob, "min"|"max", bound).
+TARGETS = (
+    ("pixel: serve / nginx empty_gif (1 worker)", "pixel.ratio.serve/nginx1", "min", 0.25),
+    ("pixel: collector full path / bare ASGI", "pixel.ratio.collector/bare", "min", 0.8),
+    ("hit -> queryable p99 at steady load, s", "soak_queryable_p99", "max", 5.0),
+    ("report on 10M hits, 90 days, s", "reports.*.90d", "max", 1.0),
+    ("report on 10M hits, 30 days, s", "reports.*.30d", "max", 1.0),
+    ("report on 100M hits, 90 days, s", "reports_100m.*", "max", 5.0),
+)
+
+
+def figure_values(lines: list[str]) -> dict[str, float]:
+    """``[figure] name = 1,234.5 unit`` lines to {name: value}."""
+    out: dict[str, float] = {}
+    for line in lines:
+        head, _, rest = line.removeprefix(FIGURE_PREFIX).partition(" = ")
+        try:
+            out[head.strip()] = float(rest.split()[0].replace(",", ""))
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def targets(outcomes: list[Outcome]) -> list[str]:
+    """Every target with its measured figure(s) and verdict (n/a when its bench did not run)."""
+    values = figure_values([ln for o in outcomes for ln in o.figures])
+    out = ["", "targets", f"  {'target':<44} {'bound':>8}  measured"]
+    for label, pattern, kind, bound in TARGETS:
+        hits = {k: v for k, v in values.items() if fnmatch.fnmatchcase(k, pattern)}
+        sign = ">=" if kind == "min" else "<"
+        if not hits:
+            out.append(f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  n/a (not measured in this run)")
+            continue
+        for name, value in sorted(hits.items()):
+            met = value >= bound if kind == "min" else value < bound
+            out.append(f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  {value:g}"
+                       f"  {'MET' if met else 'MISSED'}  ({name})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     available = discover(here)
@@ -154,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or available:
         print(f"\n### bench {name} (cap {timeout:g} s)", flush=True)
         outcomes.append(run_one(name, timeout))
-    for line in summary(outcomes):
+    for line in summary(outcomes) + targets(outcomes):
         print(line)
     return 0 if all(o.status == "ok" for o in outcomes) else 1
 

@@ -45,6 +45,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def child_label(pid: int) -> str:
+    """``broker`` for the Tansu child, ``worker<N>`` for a collector worker process."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"child{pid}"
+    return "broker" if "tansu" in cmd or " broker " in cmd else f"worker{pid}"
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -162,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise BenchError(f"serve is not healthy: {tail(log)}")
                 time.sleep(0.3)
             brokers = children(proc.pid)
-            rss0 = {"serve": rss_mb(proc.pid), **{f"broker[{b}]": rss_mb(b) for b in brokers}}
+            labels = {b: child_label(b) for b in brokers}
+            rss0 = {"serve": rss_mb(proc.pid), **{f"{labels[b]}[{b}]": rss_mb(b) for b in brokers}}
             load = Load(port, args.rate, args.connections)
             seen: dict[int, float] = {}
             stop = threading.Event()
@@ -171,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             asyncio.run(load.run(args.duration))
             elapsed = time.monotonic() - started
-            rss1 = {"serve": rss_mb(proc.pid), **{f"broker[{b}]": rss_mb(b) for b in brokers}}
+            rss1 = {"serve": rss_mb(proc.pid), **{f"{labels[b]}[{b}]": rss_mb(b) for b in brokers}}
             drain_until = time.monotonic() + 60
             while len(seen) < len(load.markers) and time.monotonic() < drain_until:
                 time.sleep(POLL_S)
@@ -196,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     figure("soak_queryable_max", max(lat, default=float("nan")), "s")
     figure("soak_hits_stored", stored, "hits", f"of {load.ok} answered (FINAL)", digits=0)
     for name in rss0:
-        figure(f"soak_rss_{name.split('[')[0]}_start", rss0[name], "MB", digits=0)
-        figure(f"soak_rss_{name.split('[')[0]}_end", rss1[name], "MB",
+        label = "worker" if name.startswith("worker") else name.split("[")[0]
+        figure(f"soak_rss_{label}_start", rss0[name], "MB", name, digits=0)
+        figure(f"soak_rss_{label}_end", rss1[name], "MB",
                f"growth {rss1[name] - rss0[name]:+.0f} MB", digits=0)
     return 0 if stored == load.ok and load.errors == 0 and len(lat) == len(load.markers) else 1
 

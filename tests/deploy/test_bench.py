@@ -260,3 +260,22 @@ def test_profile_summary_percentages() -> None:
         "   50.0%  ingest (sessionizer/loop.py:150)",
     ]
     assert summarize("") == ["profile: no samples"]
+
+
+def test_targets_table_gives_each_target_its_figures_and_verdict() -> None:
+    from bench.__main__ import Outcome, targets
+
+    lines = [
+        "[figure] pixel.ratio.serve/nginx1 = 0.300 x  (issue 9 target)",
+        "[figure] pixel.ratio.collector/bare = 0.412 x",
+        "[figure] reports.overview.90d = 0.812 s  (10,000,000 hits)",
+        "[figure] reports.funnel.90d = 1,204.5 s",
+        "not a figure",
+    ]
+    table = targets([Outcome("x", "ok", 1.0, lines)])
+    text = "\n".join(table)
+    assert "0.3  MET  (pixel.ratio.serve/nginx1)" in text
+    assert "0.412  MISSED  (pixel.ratio.collector/bare)" in text
+    assert "0.812  MET  (reports.overview.90d)" in text
+    assert "1204.5  MISSED  (reports.funnel.90d)" in text
+    assert sum("n/a (not measured in this run)" in line for line in table) == 3  # soak, 30d, 100M
