@@ -99,8 +99,7 @@ class ClickstreamApp:
                             settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions,
                             settings.produce_linger_ms)
         self.collector = Collector(settings, self.sink.put)
-        # read by collector.fastpath's protocol; uvicorn's proxy-headers middleware (trust_proxy)
-        # hides it, so pixels then take the ASGI path, which sees the rewritten client
+        # read by collector.fastpath's protocol (GET /p.gif without an ASGI cycle)
         self.fast_pixel = (self.collector, self.sink.submit) if roles.collector else None
         self.bootstrap = bootstrap
         route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes(),

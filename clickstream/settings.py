@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("rate_limit_per_ip", float, 0.0, "Hits per second one IP (IPv6: its /64) may send to the collector; 0: no limit. Over it: dropped and counted, the pixel still answers.", min=0, max=1_000_000),
     S("rate_limit_burst", int, 60, "Hits one IP may send at once before rate_limit_per_ip applies.", min=1, max=1_000_000),
     S("trust_proxy", bool, False, "Take the client IP from X-Forwarded-For (behind your own reverse proxy)."),
-    S("pixel_fast_path", bool, True, "Answer `GET /p.gif` inside the HTTP protocol (same checks, no ASGI cycle); off: through the ASGI app. Not used with `trust_proxy`."),
+    S("pixel_fast_path", bool, True, "Answer `GET /p.gif` inside the HTTP protocol (same checks, no ASGI cycle); off: through the ASGI app."),
     S("produce_linger_ms", float, 2.0, "Longest a hit waits for others to share its Kafka batch (group commit; the answer waits for the acknowledgement).", min=0, max=100),
     S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
     S("spool_fsync", str, "always", "When spooled hits are fsynced: always (before the answer), interval (every second), never (OS decides).", choices=("always", "interval", "never")),

@@ -8,8 +8,9 @@ the ASGI path (``pixel_hit`` / ``pixel_headers``, so validation, cookies, privac
 rate limits and counters are one code); the hit joins the sink's group commit
 (``HitSink.submit``) and the GIF is written when the commit is durable, exactly when
 the ASGI path would answer.  Every other request, a pipelined request behind an
-unanswered pixel, and any pixel when uvicorn rewrites the client address
-(``trust_proxy``) or a concurrency limit is reached, goes the usual ASGI way.
+unanswered pixel, and any pixel when a concurrency limit is reached, goes the usual ASGI
+way.  Behind a trusted proxy (``trust_proxy``) uvicorn's own X-Forwarded-For rewrite
+runs on the pixel's scope first.
 Setting ``pixel_fast_path = false`` turns it off.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import httptools
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from clickstream import httplimits
 from collector.hot import GIF, GIF_HEADERS, header_map
@@ -55,6 +57,27 @@ class FastCycle:
         self.message_event = _Event()
 
 
+def _proxy_rewriter(trusted: Any) -> Any:
+    """uvicorn's own X-Forwarded-For/-Proto rewrite of a scope, run synchronously: its
+    middleware around an app that returns at once completes in a single step."""
+
+    async def keep(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    middleware = ProxyHeadersMiddleware(keep, trusted_hosts=trusted)
+
+    def rewrite(scope: dict[str, Any]) -> None:
+        step = middleware(scope, None, None)  # type: ignore[arg-type]
+        try:
+            step.send(None)
+        except StopIteration:
+            return
+        step.close()  # pragma: no cover - it never waits
+        raise RuntimeError("uvicorn's proxy headers middleware waited")  # pragma: no cover
+
+    return rewrite
+
+
 def protocol() -> Any:
     """The class to give ``uvicorn.Config(http=...)``: limited httptools with the pixel
     fast path (h11 when httptools is missing: no fast path)."""
@@ -65,8 +88,10 @@ def protocol() -> Any:
     class PixelFastPathProtocol(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            # the ClickstreamApp itself (not wrapped by uvicorn's proxy-headers middleware)
-            self._fast = getattr(self.app, "fast_pixel", None) if not self.root_path else None
+            app, self._proxy = self.app, None
+            if isinstance(app, ProxyHeadersMiddleware):  # trust_proxy: uvicorn rewrites the client
+                app, self._proxy = app.app, _proxy_rewriter(self.config.forwarded_allow_ips)
+            self._fast = getattr(app, "fast_pixel", None) if not self.root_path else None
             # the answer up to the optional Set-Cookie: the same bytes for every pixel
             self._head = STATUS_200 + b"".join(
                 name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *GIF_HEADERS))
@@ -106,6 +131,8 @@ def protocol() -> Any:
             scope["method"] = "GET"
             scope["path"] = "/p.gif"
             scope["query_string"] = query
+            if self._proxy is not None:
+                self._proxy(scope)
             version = self.parser.get_http_version()
             cycle = self.cycle = FastCycle(version != "1.0" and self.parser.should_keep_alive())
             collector, submit = self._fast

@@ -180,17 +180,37 @@ async def test_a_client_gone_before_the_commit_harms_nothing() -> None:
     assert len(app.hits) == 2  # accepted before the client left: kept
 
 
-async def test_other_methods_and_a_trusted_proxy_take_the_asgi_path() -> None:
+async def test_other_methods_take_the_asgi_path() -> None:
     app = PixelApp()
     async with running(app) as url, httpx.AsyncClient(base_url=url) as client:
         assert (await client.head(PIXEL)).status_code == 200
         assert (await client.post(PIXEL)).status_code == 200
     assert app.asgi == [("HEAD", "/p.gif"), ("POST", "/p.gif")]
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_used() -> None:
     proxied = PixelApp()
-    async with (
-        running(proxied, proxy_headers=True) as url,
-        httpx.AsyncClient(base_url=url) as client,
-    ):
-        r = await client.get(PIXEL, headers={"x-forwarded-for": "198.51.100.7"})
-    assert r.status_code == 200 and proxied.asgi == [("GET", "/p.gif")]
-    assert proxied.hits[0].ip == "198.51.100.0"  # uvicorn's proxy headers applied, then truncated
+    forwarded = {"x-forwarded-for": "203.0.113.9, 198.51.100.7", "x-forwarded-proto": "https"}
+    async with running(proxied, proxy_headers=True) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get(PIXEL, headers=forwarded)
+    assert r.status_code == 200 and proxied.asgi == []  # still the fast path
+    assert proxied.hits[0].ip == "198.51.100.0"  # uvicorn's rewrite (nearest untrusted hop), truncated
+    assert "Secure" in r.headers["set-cookie"]  # the scheme the proxy saw
+
+
+async def test_an_untrusted_peer_cannot_forge_its_address() -> None:
+    app = PixelApp()
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                            http=fastpath.protocol(), proxy_headers=True, forwarded_allow_ips="10.9.9.9")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            await client.get(PIXEL, headers={"x-forwarded-for": "198.51.100.7"})
+    finally:
+        server.should_exit = True
+        await task
+    assert app.asgi == [] and app.hits[0].ip == "127.0.0.0"  # the real peer, not the header
