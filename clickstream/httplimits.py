@@ -39,6 +39,7 @@ def protocol() -> Any:
         # A sweep once a second closes the late ones: a timer per request would cost
         # about 15 µs of a pixel's time (uvloop's call_later plus cancel).
         _began = 0.0
+        _idle = 0.0  # when the last response ended with nothing pending (keep-alive wait)
         _target = 0
         _header_bytes = 0
         _header_count = 0
@@ -84,9 +85,22 @@ def protocol() -> Any:
                 self.transport.close()
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # keep-alive: the wait for the next request is uvicorn's timeout_keep_alive
+            # uvicorn's, except that the keep-alive wait is swept too (``_idle``), not a
+            # timer armed after every response and cancelled by the next request
             self._began = 0.0
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            else:
+                self._idle = time.monotonic()
+
+        def data_received(self, data: bytes) -> None:
+            self._idle = 0.0
+            super().data_received(data)
 
     return LimitedHttpToolsProtocol
 
@@ -107,6 +121,10 @@ def _watch(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
             began = getattr(conn, "_began", 0.0)
             if began and now - began > REQUEST_DEADLINE_S:
                 conn._too_slow()
+            idle = getattr(conn, "_idle", 0.0)
+            if idle and now - idle > conn.timeout_keep_alive:
+                conn._idle = 0.0
+                conn.timeout_keep_alive_handler()
         if connections and not loop.is_closed():
             loop.call_later(1.0, sweep)
         else:

@@ -214,3 +214,27 @@ async def test_an_untrusted_peer_cannot_forge_its_address() -> None:
         server.should_exit = True
         await task
     assert app.asgi == [] and app.hits[0].ip == "127.0.0.0"  # the real peer, not the header
+
+
+async def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
+    app = PixelApp()
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                            http=fastpath.protocol(), timeout_keep_alive=1)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\n\r\n".encode())
+        t0 = time.monotonic()
+        answer = b""
+        while not answer.endswith(GIF):
+            answer += await asyncio.wait_for(reader.read(65536), 5)
+        assert await asyncio.wait_for(reader.read(65536), 5) == b""  # closed by the server
+        assert 1.0 <= time.monotonic() - t0 < 3.5  # timeout_keep_alive, swept once a second
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task
