@@ -213,6 +213,10 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
                           f"http://127.0.0.1:{internal.getsockname()[1]}", settings.host, probe.getsockname()[1])
         probe.close()
         sockets = [internal]
+        if settings.main_nice:
+            # the workers answer browsers; this process's fold may lag behind a burst
+            # (Kafka holds it) and catches up when the pixels leave it the cores
+            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.main_nice)
     if announce:
         _announce(settings, token, generated, bootstrap, embedded is not None)
     # uvicorn re-raises the signal it caught once shutdown is done; after a graceful

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -145,3 +146,23 @@ def test_cli_commands_find_the_running_serve(serve: Served, tmp_path: Path) -> N
     serve.stop()
     gone = cli("sql", "SELECT 1")
     assert gone.returncode == 2 and "no running `clickstream serve`" in gone.stderr
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]
+
+
+def test_serve_workers_answer_first_the_main_process_yields(serve: Served) -> None:
+    """main_nice (default 5): the main process (sessionizer, chDB) runs nicer than the
+    collector workers and the broker, which keep the priority serve was started with."""
+    base = _nice(os.getpid())
+    assert _nice(serve.proc.pid) == min(19, base + 5)
+    kids = _children(serve.proc.pid)
+    workers = [p for p in kids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(workers) == max(1, os.cpu_count() or 1)  # one collector worker per core
+    assert all(_nice(p) == base for p in kids)
