@@ -3,10 +3,11 @@
 Each server answers ``GET /p.gif?s=bench&u=https://a.example/x`` with a 1x1 GIF; wrk
 (``-t2 -c50 -d10s`` by default) measures each in turn on this box, then the ratios are
 printed against the targets of issue 9 (serve ≥ 0.25 × nginx with one worker; the
-collector's full path ≥ 0.8 × the bare ASGI app, one worker each). After the serve run,
+collector's full path ≥ 0.8 × the bare ASGI app, one worker each; ``collector_asgi`` is the
+same collector with ``pixel_fast_path`` off, for comparison). After the serve run,
 the hits are followed to ClickHouse (``/api/sql``) for the end-to-end hits/s.
 
-    python -m bench.pixel [--seconds 10] [--only nginx1,nginx2,bare,collector,serve]
+    python -m bench.pixel [--seconds 10] [--only nginx1,nginx2,bare,collector,collector_asgi,serve]
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ RATIOS = (
     ("serve / nginx (1 worker)", "serve", "nginx1", 0.25, "issue 9 target"),
     ("serve / bare ASGI", "serve", "bare", None, ""),
     ("collector / bare ASGI", "collector", "bare", 0.8, "issue 9 target, 1 worker each"),
+    ("collector, ASGI path / bare", "collector_asgi", "bare", None, "pixel_fast_path off"),
     ("bare ASGI / nginx (1 worker)", "bare", "nginx1", None, "DESIGN.md: about 0.16-0.19 here"),
     ("nginx 2 workers / 1 worker", "nginx2", "nginx1", None, ""),
 )
@@ -241,12 +243,13 @@ def ratio_table(results: dict[str, WrkResult | None]) -> list[str]:
     return lines
 
 
-TARGETS = ("nginx1", "nginx2", "bare", "collector", "serve")
+TARGETS = ("nginx1", "nginx2", "bare", "collector", "collector_asgi", "serve")
 LABELS = {
     "nginx1": "nginx empty_gif, 1 worker",
     "nginx2": "nginx empty_gif, 2 workers",
     "bare": "bare ASGI GIF, 1 uvicorn process",
     "collector": "clickstream collector, 1 worker, producing to Tansu",
+    "collector_asgi": "the same with pixel_fast_path off (the pixel through the ASGI app)",
     "serve": "clickstream serve (default)",
 }
 
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         for target in only:
             port = free_port()
             env, after = None, None
-            if target in ("collector", "serve") and not (serve_available() and cli_available()):
+            if target in ("collector", "collector_asgi", "serve") and not (serve_available() and cli_available()):
                 print(
                     f"pixel {target}: not measured (clickstream/cli.py and serve.py not there yet)"
                 )
@@ -324,17 +327,19 @@ def main(argv: list[str] | None = None) -> int:
                         cmd, wait = nginx_command(tools["nginx"], tmp, port, int(target[-1])), 10.0
                     elif target == "bare":
                         cmd, wait = bare_command(port), 30.0
-                    elif target == "collector":
+                    elif target.startswith("collector"):
                         bootstrap = stack.enter_context(_broker(tmp))
                         cmd, wait = collector_command(port, bootstrap), 60.0
-                        env = role_env(tmp / "collector-data", token, collector=True)
+                        env = role_env(tmp / f"{target}-data", token, collector=True)
+                        if target == "collector_asgi":
+                            env["CLICKSTREAM_PIXEL_FAST_PATH"] = "off"
                     else:
                         cmd, wait = serve_command(port, tmp / "serve-data"), 120.0
                         env = role_env(tmp / "serve-data", token, collector=False)
                         after = _serve_drain(port, token, problems)
                     r = measure(
                         target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after,
-                        profile=env is not None and not args.no_profile,
+                        profile=env is not None and target != "collector_asgi" and not args.no_profile,
                     )  # fmt: skip
             except BenchError as exc:
                 print(f"pixel {target}: FAILED: {exc}", flush=True)

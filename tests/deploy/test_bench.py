@@ -115,11 +115,13 @@ def _result(rps: float) -> WrkResult:
 
 def test_ratio_table_with_and_without_serve(capsys: pytest.CaptureFixture[str]) -> None:
     lines = ratio_table({"nginx1": _result(80000), "nginx2": _result(96000),
-                         "bare": _result(16000), "collector": _result(14000), "serve": _result(24000)})  # fmt: skip
+                         "bare": _result(16000), "collector": _result(14000), "serve": _result(24000),
+                         "collector_asgi": _result(8000)})  # fmt: skip
     assert lines[1:] == [
         "serve / nginx (1 worker)         0.300  >= 0.25  MET issue 9 target",
         "serve / bare ASGI                1.500",
         "collector / bare ASGI            0.875  >= 0.8   MET issue 9 target, 1 worker each",
+        "collector, ASGI path / bare      0.500           pixel_fast_path off",
         "bare ASGI / nginx (1 worker)     0.200           DESIGN.md: about 0.16-0.19 here",
         "nginx 2 workers / 1 worker       1.200",
     ]
