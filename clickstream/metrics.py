@@ -72,7 +72,10 @@ class Metrics:
         self.summaries: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # count, sum, max
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
+        if len(labels) <= 1:  # the hot path: no sort for zero or one label
+            key = (name, tuple(labels.items()))
+        else:
+            key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self.counters[key] += value
 
