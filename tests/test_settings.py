@@ -34,6 +34,9 @@ def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
         ({"flags": {"log_level": "loud"}}, "'loud' is not one of debug, info, warning, error"),
         ({"env": {"CLICKSTREAM_COOKIE_THIRD_PARTY": "maybe"}}, "is not a boolean"),
         ({"flags": {"nope": "1"}}, "unknown setting 'nope'"),
+        ({"flags": {"produce_linger_ms": "-1"}}, "setting 'produce_linger_ms' (flag --produce-linger-ms): -1.0 is outside 0..100"),
+        ({"env": {"CLICKSTREAM_MAIN_NICE": "20"}}, "setting 'main_nice' (env CLICKSTREAM_MAIN_NICE): 20 is outside 0..19"),
+        ({"env": {"CLICKSTREAM_PIXEL_FAST_PATH": "fast"}}, "'fast' is not a boolean"),
     ],
 )
 def test_bad_values_name_the_key(kwargs: dict, message: str) -> None:
