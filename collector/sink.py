@@ -42,6 +42,11 @@ from collector.spool import Spool, read_from
 log = logging.getLogger("clickstream.collector")
 CHUNK = 1000
 LINGER_ENOUGH = 500  # hits waiting: commit now, whatever the linger
+# Commits in flight at once: with one, a closed group of clients moves in lockstep (the
+# process idles while Kafka acknowledges, then Kafka idles while it answers and reads);
+# with two, one commit's answers and the next one's requests overlap the other's wait.
+# Kafka still sends a partition's batches in order (aiokafka mutes a partition in flight).
+IN_FLIGHT = 2
 ALARM_EVERY_S = 60.0
 
 
@@ -64,7 +69,7 @@ class HitSink:
         self._pending: list[tuple[bytes, bytes, str]] = []  # this tick's records, in arrival order
         self._waiters: list[Callable[[bool], None]] = []  # the requests waiting for the next commit
         self._flush_scheduled = False
-        self._commit_task: asyncio.Task[None] | None = None
+        self._commits: set[asyncio.Task[None]] = set()  # in flight, at most IN_FLIGHT
         self._first_at = 0.0  # loop time of the oldest waiting request
         self.linger_s = linger_ms / 1000
         self._lock = asyncio.Lock()
@@ -103,8 +108,8 @@ class HitSink:
         (Kafka acknowledged or spooled), ``done(False)`` when they were dropped (spool
         full, or a commit that failed unexpectedly: logged).
 
-        One commit is in flight at a time; the hits that arrive meanwhile wait for the
-        next, which takes them all: one Kafka batch per partition and one acknowledgement
+        At most ``IN_FLIGHT`` commits are in flight; the hits that arrive meanwhile wait
+        for the next, which takes them all: one Kafka batch per partition and one acknowledgement
         round trip for every request of that interval, instead of a record and a wait of
         its own each.  (A callback, not a future: the pixel's fast path answers from it
         directly, without a task or a future per request.)
@@ -115,7 +120,7 @@ class HitSink:
         if not self._waiters:
             self._first_at = loop.time()
         self._waiters.append(done)
-        if self._commit_task is None and not self._flush_scheduled:
+        if len(self._commits) < IN_FLIGHT and not self._flush_scheduled:
             self._schedule(loop)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -138,15 +143,16 @@ class HitSink:
         self._flush_scheduled = False
         records, waiters = self._pending, self._waiters
         self._pending, self._waiters = [], []
-        if not waiters or self._commit_task is not None:
+        if not waiters or len(self._commits) >= IN_FLIGHT:
             self._pending, self._waiters = records + self._pending, waiters + self._waiters
             return
-        task = self._commit_task = asyncio.get_running_loop().create_task(self._commit(records, waiters))
+        task = asyncio.get_running_loop().create_task(self._commit(records, waiters))
+        self._commits.add(task)
         task.add_done_callback(self._committed)
 
     def _committed(self, task: asyncio.Task[None]) -> None:
-        self._commit_task = None
-        if self._waiters and not self._flush_scheduled:  # what arrived during that commit
+        self._commits.discard(task)
+        if self._waiters and not self._flush_scheduled:  # what arrived during the commits
             self._schedule(asyncio.get_running_loop())
 
     async def _commit(self, records: list[tuple[bytes, bytes, str]], waiters: list[Callable[[bool], None]]) -> None:
@@ -347,14 +353,13 @@ class HitSink:
 
     async def stop(self, timeout: float = 15.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
-        while self._commit_task is not None or self._waiters:  # waiting requests get their answer first
-            if self._commit_task is None:
+        while self._commits or self._waiters:  # waiting requests get their answer first
+            if self._waiters and len(self._commits) < IN_FLIGHT:
                 self._commit_pending()
-            task = self._commit_task
             left = deadline - asyncio.get_running_loop().time()
-            if task is None or left <= 0:
+            if not self._commits or left <= 0:
                 break
-            await asyncio.wait({task}, timeout=left)
+            await asyncio.wait(set(self._commits), timeout=left, return_when=asyncio.FIRST_COMPLETED)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
