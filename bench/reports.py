@@ -96,6 +96,13 @@ def generate(client: object, db: str, hits: int) -> None:
         FROM numbers({visitors}) WHERE number % 20 = 0""")
 
 
+def wait_for_mutations(client: object, db: str) -> None:
+    """Until the migrations' background mutations (column rewrites) are done."""
+    q = f"SELECT count() FROM system.mutations WHERE database = '{db}' AND NOT is_done"
+    while client.query(q).result_rows[0][0]:  # type: ignore[attr-defined]
+        time.sleep(1)
+
+
 QUERIES: dict[str, dict[str, list[str]]] = {
     "overview": {},
     "funnel": {
@@ -165,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(path)
     client = warehouse.connect(f"chdb://{path}", max_memory=args.max_memory)
     db = "bench"
+    applied = warehouse.migrate(client, database=db)
+    if applied and not fresh:  # data kept from an older schema: upgrade it first
+        t0 = time.perf_counter()
+        wait_for_mutations(client, db)
+        print(f"migrated the kept data ({', '.join(applied)}) in {time.perf_counter() - t0:.1f} s")
     if fresh:
-        warehouse.migrate(client, database=db)
         t0 = time.perf_counter()
         generate(client, db, args.hits)
         client.command(f"OPTIMIZE TABLE {db}.hits FINAL")

@@ -14,14 +14,16 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     target = (
         "{page:String}"
         if q.page
-        else f"(SELECT page FROM {table(db, 'hits')} WHERE {hw} AND {PAGE_EVENTS} AND page != '' "
+        # CAST: an empty LowCardinality scalar subquery is an error, an empty String is NULL
+        else f"(SELECT CAST(page AS String) FROM {table(db, 'hits')} WHERE {hw} AND {PAGE_EVENTS} "
+        "AND page != '' "
         "GROUP BY page ORDER BY count() DESC, page LIMIT 1)"
     )
     return [
         Statement(
             "top_paths",
             f"""SELECT arraySlice(paths, 1, {{depth:UInt8}}) AS path, count() AS sessions,
-                uniq(visitor_id) AS visitors
+                uniq(visitor_hash) AS visitors
             FROM {table(db, "sessions")} WHERE {where(q, db, "start_ts")} AND length(paths) > 0
             GROUP BY path ORDER BY sessions DESC, path LIMIT {{limit:UInt32}}""",
             {**p, "depth": q.depth, "limit": q.limit},
