@@ -7,10 +7,10 @@ each next step at or after it.  Where drop-outs went: the page after the group's
 of the last step it reached ('' when that hit ended the session).
 
 Speed (the profile over 10M hits): ``argMaxIf(next_page, …)`` per step copied a string on
-almost every row and was half of the query's CPU.  The groups keep ``cityHash64(next_page)``
-instead (computed on the LowCardinality dictionary) and the few drop-off rows get their page
-back from a map of the range's next pages; visitors are grouped on the stored
-``visitor_hash``.
+almost every row and was half of the query's CPU (``argMin`` of the breakdown value, a
+third more).  The groups keep ``cityHash64`` of those values instead (computed on the
+LowCardinality dictionary) and the few result rows get their text back from a map of the
+range's next pages and breakdown values; visitors are grouped on the stored ``visitor_hash``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _groups(q: ReportQuery, db: str) -> str:
         + (f", argMaxIf(nh, t, c{i}) AS p{i}" if i < n else "")
         for i in range(1, n + 1)
     )
-    dim = f"argMin({q.breakdown}, t)" if q.breakdown else "''"
+    dim = f"argMin(cityHash64({q.breakdown}), t)" if q.breakdown else "0"
     # default mode: only hits that match a step matter; strict order: every page matters
     rows = (
         f"({PAGE_EVENTS} OR event IN {{events:Array(String)}})"
@@ -97,19 +97,26 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     cols = ", ".join(
         ["level", "dim"] + [f"t{i}" + (f", p{i}" if i < n else "") for i in range(1, n + 1)]
     )
-    # the next pages of the range by hash, to name the drop-off rows (hash 0: no page)
-    pages = f"""SELECT cityHash64(next_page) AS h, any(next_page) AS page
-        FROM {table(db, "hits")} WHERE {where(q, db, "ts")} GROUP BY h"""
-    sql = f"""SELECT part, if(part = 2, pages.page, r.key) AS key, lvl, groups,
+    # the groups carry hashes of the breakdown value and of the next page (strings copied
+    # per row were the cost); this names them again: every next page and breakdown value
+    # of the range by hash (grouped first, so the pairs are few)
+    b = q.breakdown or "''"
+    names = f"""SELECT kv.1 AS h, any(kv.2) AS name FROM (
+            SELECT next_page, {b} AS b FROM {table(db, "hits")} WHERE {where(q, db, "ts")}
+            GROUP BY next_page, b)
+        ARRAY JOIN [(cityHash64(next_page), toString(next_page)), (cityHash64(b), toString(b))]
+            AS kv
+        GROUP BY h"""
+    sql = f"""SELECT part, if(part = 0, '', names.name) AS key, lvl, groups,
             {", ".join(f"n{i}" for i in range(1, n + 1))}{"".join(f", m{i}" for i in range(2, n + 1))}
         FROM (
-            SELECT part, key, nh, lvl, count() AS groups, {counts}{medians}
+            SELECT part, h, lvl, count() AS groups, {counts}{medians}
             FROM (SELECT {cols} FROM ({_groups(q, db)}))
             ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
-            GROUP BY part, if(part = 1, dim, '') AS key, if(part = 2, {last}, 0) AS nh,
+            GROUP BY part, multiIf(part = 1, dim, part = 2, {last}, 0) AS h,
                 if(part = 2, level, 0) AS lvl
         ) AS r
-        LEFT JOIN ({pages}) AS pages ON r.nh = pages.h
+        LEFT JOIN ({names}) AS names ON r.h = names.h
         ORDER BY part, lvl, groups DESC, key
         LIMIT {{limit:UInt32}} BY part, lvl"""
     return [Statement("funnel", sql, params(q))]
