@@ -99,14 +99,13 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     )
     # the groups carry hashes of the breakdown value and of the next page (strings copied
     # per row were the cost); this names them again: every next page and breakdown value
-    # of the range by hash (grouped first, so the pairs are few)
-    b = q.breakdown or "''"
-    names = f"""SELECT kv.1 AS h, any(kv.2) AS name FROM (
-            SELECT next_page, {b} AS b FROM {table(db, "hits")} WHERE {where(q, db, "ts")}
-            GROUP BY next_page, b)
-        ARRAY JOIN [(cityHash64(next_page), toString(next_page)), (cityHash64(b), toString(b))]
-            AS kv
-        GROUP BY h"""
+    # of the range by hash (one GROUP BY per column: one LowCardinality key is the fast one)
+    values = " UNION ALL ".join(
+        f"""SELECT cityHash64(v) AS h, toString(v) AS name FROM (
+            SELECT {col} AS v FROM {table(db, "hits")} WHERE {where(q, db, "ts")} GROUP BY v)"""
+        for col in ["next_page"] + ([q.breakdown] if q.breakdown else [])
+    )
+    names = f"SELECT h, any(name) AS name FROM ({values}) GROUP BY h"
     sql = f"""SELECT part, if(part = 0, '', names.name) AS key, lvl, groups,
             {", ".join(f"n{i}" for i in range(1, n + 1))}{"".join(f", m{i}" for i in range(2, n + 1))}
         FROM (
