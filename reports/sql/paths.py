@@ -30,12 +30,16 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         ),
         Statement(
             "transitions",
+            # (previous, next) pairs of the page first: few rows to split into the two lists
             f"""WITH {target} AS target
-            SELECT target, kv.1 AS direction, kv.2 AS other, count() AS n,
+            SELECT target, kv.1 AS direction, kv.2 AS other, sum(pair) AS n,
                 sum(n) OVER (PARTITION BY direction) AS total
-            FROM {table(db, "hits")}
-            ARRAY JOIN [('previous', prev_page), ('next', next_page)] AS kv
-            WHERE {hw} AND {PAGE_EVENTS} AND page != '' AND page = target
+            FROM (
+                SELECT prev_page, next_page, count() AS pair FROM {table(db, "hits")}
+                WHERE {hw} AND {PAGE_EVENTS} AND page != '' AND page = target
+                GROUP BY prev_page, next_page
+            )
+            ARRAY JOIN [('previous', toString(prev_page)), ('next', toString(next_page))] AS kv
             GROUP BY direction, other ORDER BY direction, n DESC, other
             LIMIT {{limit:UInt32}} BY direction""",
             {**p, "page": q.page, "limit": q.limit},
