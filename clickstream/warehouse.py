@@ -132,9 +132,10 @@ def migrate(client: Client, database: str = "clickstream") -> list[str]:
 
 
 def table_columns(client: Client, database: str, table: str) -> list[str]:
+    """The columns a writer inserts: MATERIALIZED and ALIAS columns are computed by ClickHouse."""
     with CHDB_LOCK:
         rows = client.query(f"DESCRIBE TABLE {check_name(database)}.{check_name(table)}").result_rows
-    return [r[0] for r in rows]
+    return [r[0] for r in rows if r[2] not in ("MATERIALIZED", "ALIAS")]
 
 
 # --- writes and reads ----------------------------------------------------------------

@@ -23,7 +23,9 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     p = {**q.params(), "limit": q.limit}
     sw = where(q, db, "start_ts")
     bucket = "toStartOfHour(start_ts)" if q.interval == "hour" else "toDate(start_ts)"
-    keys = [f"toString({bucket})"] + [f"toString({expr})" for _, expr in BREAKDOWNS]
+    # grouped on the columns themselves (LowCardinality ones on their dictionary indexes);
+    # only the few result rows are turned into text
+    keys = [bucket] + [expr for _, expr in BREAKDOWNS]
     cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
     names = [f"k{i}" for i in range(len(keys))]
     # grouping(k0..kn) has bit (n - i) set when k_i is not in the row's set: one set per key
@@ -33,7 +35,9 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         + "'')"
     )
     value = (
-        "multiIf(" + "".join(f"g = {_mask(i, len(keys))}, k{i}, " for i in range(len(keys))) + "'')"
+        "multiIf("
+        + "".join(f"g = {_mask(i, len(keys))}, toString(k{i}), " for i in range(len(keys)))
+        + "'')"
     )
     return [
         Statement(
@@ -46,14 +50,15 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         ),
         Statement(
             "sessions",
-            # visitors per row: uniq (exact below ~65k per row); the headline uses uniqExact
+            # visitors per row: uniq (exact below ~65k per row); the headline uses uniqExact.
+            # uniq(visitor_hash) is uniq(visitor_id): uniq hashes a string with cityHash64
             f"""SELECT dimension, value, sessions, visitors, pageviews FROM (
                 SELECT {which} AS dimension, {value} AS value, sessions, visitors, pageviews,
                     row_number() OVER (PARTITION BY g ORDER BY sessions DESC, value) AS k
                 FROM (
                     SELECT grouping({", ".join(names)}) AS g, {", ".join(names)}, count() AS sessions,
-                        uniq(visitor_id) AS visitors, sum(pageviews) AS pageviews
-                    FROM (SELECT visitor_id, pageviews, {cols} FROM {table(db, "sessions")} WHERE {sw})
+                        uniq(visitor_hash) AS visitors, sum(pageviews) AS pageviews
+                    FROM (SELECT visitor_hash, pageviews, {cols} FROM {table(db, "sessions")} WHERE {sw})
                     GROUP BY GROUPING SETS ({", ".join(f"({n})" for n in names)})
                 )
             ) WHERE (dimension = 'series' OR k <= {{limit:UInt32}})
@@ -63,7 +68,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         ),
         Statement(
             "top_pages",
-            f"""SELECT page, count() AS pageviews, uniq(visitor_id) AS visitors
+            f"""SELECT page, count() AS pageviews, uniq(visitor_hash) AS visitors
             FROM {table(db, "hits")} WHERE {where(q, db, "ts")} AND {PAGE_EVENTS} AND page != ''
             GROUP BY page ORDER BY pageviews DESC, page LIMIT {{limit:UInt32}}""",
             p,

@@ -13,7 +13,7 @@ from reports.sql.common import Statement, table, where
 
 def _base(q: ReportQuery, db: str) -> str:
     return f"""SELECT lower(trimBoth(search_query)) AS term, search_results, is_dead_end_search,
-            is_back_loop, next_page, page, session_id, visitor_id, seq
+            is_back_loop, next_page, page, session_id, visitor_hash, seq
         FROM {table(db, "hits")}
         WHERE {where(q, db, "ts")} AND (event = 'search' OR search_query != '')"""
 
@@ -34,8 +34,8 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                     SELECT is_total, if(is_total = 1, '', term) AS term,
                         countIf(is_back_loop = 0) AS searches,
                         -- exact for the totals row, uniq (exact below ~65k) per term
-                        if(is_total = 1, uniqExactIf(visitor_id, is_back_loop = 0 AND is_total = 1),
-                           uniqIf(visitor_id, is_back_loop = 0 AND is_total = 0)) AS visitors,
+                        if(is_total = 1, uniqExactIf(visitor_hash, is_back_loop = 0 AND is_total = 1),
+                           uniqIf(visitor_hash, is_back_loop = 0 AND is_total = 0)) AS visitors,
                         if(is_total = 1, uniqExactIf(session_id, is_total = 1), 0) AS sessions,
                         countIf(is_back_loop = 0 AND search_results = 0) AS zero_results,
                         countIf(is_back_loop = 0 AND next_page = '') AS exits,

@@ -223,3 +223,33 @@ GLOBAL LEFT JOIN
 ) AS m ON s.site = m.m_site AND s.crm_id = m.m_from
 SETTINGS join_use_nulls = 0;
 
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics MODIFY COLUMN path LowCardinality(String),
+    MODIFY COLUMN page LowCardinality(String) COMMENT 'path + query without tracking parameters; empty for non-page events',
+    MODIFY COLUMN prev_page LowCardinality(String),
+    MODIFY COLUMN next_page LowCardinality(String);
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics MODIFY COLUMN path LowCardinality(String),
+    MODIFY COLUMN page LowCardinality(String) COMMENT 'path + query without tracking parameters; empty for non-page events',
+    MODIFY COLUMN prev_page LowCardinality(String),
+    MODIFY COLUMN next_page LowCardinality(String);
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics MODIFY COLUMN entry_path LowCardinality(String),
+    MODIFY COLUMN exit_path LowCardinality(String),
+    MODIFY COLUMN paths Array(LowCardinality(String));
+
+ALTER TABLE clickstream.sessions ON CLUSTER analytics MODIFY COLUMN entry_path LowCardinality(String),
+    MODIFY COLUMN exit_path LowCardinality(String),
+    MODIFY COLUMN paths Array(LowCardinality(String));
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS visitor_hash UInt64 MATERIALIZED cityHash64(visitor_id) AFTER visitor_id;
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics ADD COLUMN IF NOT EXISTS visitor_hash UInt64 MATERIALIZED cityHash64(visitor_id) AFTER visitor_id;
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS visitor_hash UInt64 MATERIALIZED cityHash64(visitor_id) AFTER visitor_id;
+
+ALTER TABLE clickstream.sessions ON CLUSTER analytics ADD COLUMN IF NOT EXISTS visitor_hash UInt64 MATERIALIZED cityHash64(visitor_id) AFTER visitor_id;
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics MATERIALIZE COLUMN visitor_hash;
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics MATERIALIZE COLUMN visitor_hash;
+
