@@ -1,13 +1,19 @@
 """Pixel req/s: nginx ``empty_gif`` vs a bare ASGI app vs the collector vs ``clickstream serve``.
 
 Each server answers ``GET /p.gif?s=bench&u=https://a.example/x`` with a 1x1 GIF; wrk
-(``-t2 -c50 -d10s`` by default) measures each in turn on this box, then the ratios are
+(``-t2 -c256 -d10s`` by default) measures each in turn on this box, then the ratios are
 printed against the targets of issue 9 (serve ≥ 0.25 × nginx with one worker; the
 collector's full path ≥ 0.8 × the bare ASGI app, one worker each; ``collector_asgi`` is the
 same collector with ``pixel_fast_path`` off, for comparison). After the serve run,
 the hits are followed to ClickHouse (``/api/sql``) for the end-to-end hits/s.
 
-    python -m bench.pixel [--seconds 10] [--only nginx1,nginx2,bare,collector,collector_asgi,serve]
+Every server gets the same number of connections, enough to saturate each: the collector
+answers a pixel only once Kafka has acknowledged it (hits share that wait, see
+``collector/sink.py``), so with few connections (wrk's 50, say) it is bound by connections /
+acknowledgement time rather than by what it can serve; a site's browsers are many
+independent clients.
+
+    python -m bench.pixel [--seconds 10] [--connections 256] [--only nginx1,nginx2,bare,collector,collector_asgi,serve]
 """
 
 from __future__ import annotations
@@ -152,6 +158,7 @@ def measure(
     wrk: str,
     tmp: Path,
     seconds: int,
+    connections: int,
     start_timeout: float,
     env: dict[str, str] | None = None,
     after: Callable[[WrkResult, float], None] | None = None,
@@ -172,7 +179,7 @@ def measure(
             )
         started = time.monotonic()
         spy = profiler.start(proc.pid, seconds, tmp / f"{label}.pyspy") if profile else None
-        result = run_wrk(wrk, url, seconds=seconds)
+        result = run_wrk(wrk, url, seconds=seconds, connections=connections)
         if profile:
             for line in profiler.finish(spy, tmp / f"{label}.pyspy", timeout=seconds + 30):
                 print(f"pixel {label} {line}", flush=True)
@@ -293,12 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server (1..600)")
     parser.add_argument(
+        "--connections", type=int, default=256,
+        help="wrk connections, the same for every server (2..10000; default 256)",
+    )  # fmt: skip
+    parser.add_argument(
         "--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS)
     )
     parser.add_argument(
         "--no-profile", action="store_true", help="skip the py-spy profile of collector and serve"
     )
     args = parser.parse_args(argv)
+    if not 2 <= args.connections <= 10_000:
+        parser.error(f"--connections must be 2..10000, got {args.connections}")
     only = [t.strip() for t in args.only.split(",") if t.strip()]
     unknown = sorted(set(only) - set(TARGETS))
     if unknown:
@@ -338,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                         env = role_env(tmp / "serve-data", token, collector=False)
                         after = _serve_drain(port, token, problems)
                     r = measure(
-                        target, cmd, port, tools["wrk"], tmp, args.seconds, wait, env, after,
+                        target, cmd, port, tools["wrk"], tmp, args.seconds, args.connections, wait, env, after,
                         profile=env is not None and target != "collector_asgi" and not args.no_profile,
                     )  # fmt: skip
             except BenchError as exc:

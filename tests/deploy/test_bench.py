@@ -104,7 +104,7 @@ def test_bare_app_measured_by_wrk(tmp_path: Path) -> None:
 
     wrk = ensure_debian_packages({"wrk": "wrk"})["wrk"]
     port = free_port()
-    r = measure("bare", bare_command(port), port, wrk, tmp_path, seconds=1, start_timeout=30)
+    r = measure("bare", bare_command(port), port, wrk, tmp_path, seconds=1, connections=50, start_timeout=30)
     assert r.errors == 0
     assert r.requests > 0 and r.requests_per_s > 0
 
@@ -208,6 +208,10 @@ def test_pixel_bench_refuses_unknown_targets(capsys: pytest.CaptureFixture[str])
         main(["--only", "nginx1,apache"])
     assert exc.value.code == 2
     assert "unknown target(s) apache" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--connections", "1"])
+    assert exc.value.code == 2
+    assert "--connections must be 2..10000, got 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
