@@ -1,7 +1,7 @@
 """Pixel req/s: nginx ``empty_gif`` vs a bare ASGI app vs the collector vs ``clickstream serve``.
 
 Each server answers ``GET /p.gif?s=bench&u=https://a.example/x`` with a 1x1 GIF; wrk
-(``-t2 -c256 -d10s`` by default) measures each in turn on this box, then the ratios are
+(``-t2 -c128 -d10s`` by default) measures each in turn on this box, then the ratios are
 printed against the targets of issue 9 (serve ≥ 0.25 × nginx with one worker; the
 collector's full path ≥ 0.8 × the bare ASGI app, one worker each; ``collector_asgi`` is the
 same collector with ``pixel_fast_path`` off, for comparison). After the serve run,
@@ -13,7 +13,7 @@ answers a pixel only once Kafka has acknowledged it (hits share that wait, see
 acknowledgement time rather than by what it can serve; a site's browsers are many
 independent clients.
 
-    python -m bench.pixel [--seconds 10] [--connections 256] [--only nginx1,nginx2,bare,collector,collector_asgi,serve]
+    python -m bench.pixel [--seconds 10] [--connections 128] [--only nginx1,nginx2,bare,collector,collector_asgi,serve]
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ def measure(
             raise BenchError(
                 f"{label} answered {first.status} {first.content_type!r} {first.body[:20]!r}, not a GIF"
             )
+        if label == "serve":  # the workers answer pixels before the main process has migrated
+            _wait_ready(f"http://127.0.0.1:{port}/healthz", proc, log, start_timeout)
         started = time.monotonic()
         spy = profiler.start(proc.pid, seconds, tmp / f"{label}.pyspy") if profile else None
         result = run_wrk(wrk, url, seconds=seconds, connections=connections)
@@ -186,6 +188,15 @@ def measure(
         if after is not None:
             after(result, started)
         return result
+
+
+def _wait_ready(url: str, proc: Any, log: Path, timeout: float) -> None:
+    """Until ``url`` answers 200 (serve's main process has started: chDB, migrations)."""
+    deadline = time.monotonic() + timeout
+    while wait_http(url, proc, log, timeout).status != 200:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{url} not ready within {timeout:g}s")
+        time.sleep(0.2)
 
 
 def sql_count(port: int, token: str, sql: str) -> int:
@@ -300,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server (1..600)")
     parser.add_argument(
-        "--connections", type=int, default=256,
-        help="wrk connections, the same for every server (2..10000; default 256)",
+        "--connections", type=int, default=128,
+        help="wrk connections, the same for every server (2..10000; default 128)",
     )  # fmt: skip
     parser.add_argument(
         "--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS)
