@@ -132,7 +132,7 @@ TARGETS = (
     ("hit -> queryable p99 at steady load, s", "soak_queryable_p99", "max", 5.0),
     ("report on 10M hits, 90 days, s", "reports.*.90d", "max", 1.0),
     ("report on 10M hits, 30 days, s", "reports.*.30d", "max", 1.0),
-    ("report on 100M hits, 90 days, s", "reports_100m.*", "max", 5.0),
+    ("report on 100M hits, 90 days, s (see note)", "reports_100m.*", "max", 5.0),
 )
 
 
