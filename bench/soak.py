@@ -51,7 +51,9 @@ def child_label(pid: int) -> str:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return f"child{pid}"
-    return "broker" if "tansu" in cmd or " broker " in cmd else f"worker{pid}"
+    if "tansu" in cmd or " broker " in cmd:
+        return "broker"
+    return f"worker{pid}" if "spawn_main" in cmd else f"child{pid}"  # e.g. multiprocessing's tracker
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     figure("soak_queryable_max", max(lat, default=float("nan")), "s")
     figure("soak_hits_stored", stored, "hits", f"of {load.ok} answered (FINAL)", digits=0)
     for name in rss0:
-        label = "worker" if name.startswith("worker") else name.split("[")[0]
+        label = name.split("[")[0].rstrip("0123456789")  # worker123[123] -> worker
         figure(f"soak_rss_{label}_start", rss0[name], "MB", name, digits=0)
         figure(f"soak_rss_{label}_end", rss1[name], "MB",
                f"growth {rss1[name] - rss0[name]:+.0f} MB", digits=0)
