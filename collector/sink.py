@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 from clickstream import broker
 from clickstream.hit import Hit
 from clickstream.metrics import METRICS
-from clickstream.partition import partition_for
+from clickstream.partition import partitions_for
 from collector.spool import Spool, read_from
 
 log = logging.getLogger("clickstream.collector")
@@ -190,8 +190,8 @@ class HitSink:
             async with asyncio.timeout(self.timeout):
                 parts = sorted(await producer.partitions_for(self.topic))
                 by_part: dict[int, list[int]] = {}
-                for i, rec in enumerate(records):
-                    by_part.setdefault(parts[partition_for(rec[1], len(parts))], []).append(i)
+                for i, p in enumerate(partitions_for([rec[1] for rec in records], len(parts))):
+                    by_part.setdefault(parts[p], []).append(i)
                 for part, idx in by_part.items():
                     batch, first = producer.create_batch(), 0
                     for j, i in enumerate(idx):

@@ -7,7 +7,8 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clickstream.partition import murmur2, partition_for
+from clickstream import partition as P
+from clickstream.partition import murmur2, partition_for, partitions_for
 
 
 @given(st.binary(max_size=300))
@@ -28,3 +29,11 @@ def test_known_values() -> None:
     assert murmur2(b"foobar") & 0xFFFFFFFF == (-790332482) & 0xFFFFFFFF
     assert murmur2(b"a-little-bit-long-string") & 0xFFFFFFFF == (-985981536) & 0xFFFFFFFF
     assert murmur2(b"") & 0xFFFFFFFF == 275646681
+
+
+@given(st.lists(st.binary(max_size=60), max_size=80), st.integers(1, 12), st.integers(0, 50))
+def test_many_keys_at_once_agree_with_one_at_a_time(keys: list[bytes], partitions: int, same: int) -> None:
+    keys = keys + [bytes([i]) * 38 for i in range(same)]  # a commit's worth of one length: numpy
+    P._cache.clear()
+    ids = list(range(partitions))
+    assert partitions_for(keys, partitions) == [DefaultPartitioner()(k, ids, ids) for k in keys]
