@@ -93,3 +93,29 @@ def test_returning_cohort_weeks_after_the_range_are_null(chdb_client: Client, db
     assert returning(chdb_client, db, to="2024-01-14")["cohorts"] == [
         {"cohort": "2024-01-08", "weeks": [3, None], "visitors": 3, "retention": [1.0, None]},
     ]
+
+
+def test_returning_days_since_last_visit_in_a_segment(chdb_client: Client, db: str) -> None:
+    # a's phone session on the 12th follows a's desktop session of the 10th (any device
+    # counts as the previous visit); d's phone session is d's first: no gap
+    out = returning(chdb_client, db, device="mobile")
+    assert out["days_since_last_visit"] == [{"days": "2-3", "sessions": 1}]
+    assert out["frequency"] == [{"sessions": "1", "visitors": 2}]
+
+
+def test_returning_same_millisecond_sessions(chdb_client: Client, fresh_db: Any) -> None:
+    # two sessions of one visitor starting together: the one outside the segment is taken
+    # as the earlier, so the phone session counts, 0 days after the desktop one
+    name = fresh_db()
+    load(
+        chdb_client,
+        name,
+        "sessions",
+        [
+            session(visitor_id="t", start="2024-01-11 10:00:00", device_type="mobile"),
+            session(visitor_id="t", start="2024-01-11 10:00:00"),
+        ],
+    )
+    out = returning(chdb_client, name, device="mobile")
+    assert out["days_since_last_visit"] == [{"days": "0", "sessions": 1}]
+    assert returning(chdb_client, name)["days_since_last_visit"] == [{"days": "0", "sessions": 1}]
