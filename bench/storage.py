@@ -72,7 +72,11 @@ FROM (
 """
 
 SESSIONS_SQL = """
-INSERT INTO {db}.sessions
+INSERT INTO {db}.sessions (site, session_id, visitor_id, crm_id, start_ts, end_ts, duration_s,
+    hits, pageviews, events, entry_path, exit_path, paths, referrer, channel, utm_source,
+    utm_medium, utm_campaign, utm_term, utm_content, browser, os, device_type, country, is_bot,
+    is_bounce, session_number, is_returning, searches, dead_end_searches, dead_end_terms,
+    back_loops, quick_backs, back_loop_paths, revenue, is_closed, version, is_deleted)
 SELECT site, session_id, any(visitor_id), any(crm_id), min(ts), max(ts),
     toUInt32(dateDiff('second', min(ts), max(ts))), count(), countIf(event != 'signup'),
     countIf(event = 'signup'), argMin(page, ts), argMax(page, ts), groupArray(page),

@@ -285,3 +285,16 @@ def test_targets_table_gives_each_target_its_figures_and_verdict() -> None:
     assert "0.812  MET  (reports.overview.90d)" in text
     assert "1204.5  MISSED  (reports.funnel.90d)" in text
     assert sum("n/a (not measured in this run)" in line for line in table) == 3  # soak, 30d, 100M
+
+
+def test_storage_bench_runs_against_the_current_schema() -> None:
+    """Its inserts name their columns: a migration that adds one must not break the bench."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.storage", "--hits", "10000"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[figure] storage.hits.bytes_per_hit = " in done.stdout
+    assert "(10,000 rows" in done.stdout
+    assert "[figure] storage.sessions.bytes_per_session = " in done.stdout
