@@ -58,7 +58,7 @@ def _groups(q: ReportQuery, db: str) -> str:
             FROM {table(db, "hits")}
             WHERE {where(q, db, "ts")} AND {rows}
         )
-        GROUP BY g HAVING level > 0"""
+        GROUP BY g"""
     # one subquery per step: each t_i is a plain column for the next, so the chain's
     # expressions do not grow with the number of steps
     for i in range(2, n + 1):
@@ -93,7 +93,9 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     last = "".join(f"if(level = {i}, p{i}, " for i in range(1, n - 1)) + (
         f"p{n - 1}" + ")" * (n - 2) if n > 1 else "0"
     )
-    # only the small columns: ARRAY JOIN copies every column of the row
+    # only the small columns: ARRAY JOIN copies every column of the row; the groups that
+    # reached no step are dropped here, after the chain, on these columns (a HAVING on the
+    # groups copied their step arrays)
     cols = ", ".join(
         ["level", "dim"] + [f"t{i}" + (f", p{i}" if i < n else "") for i in range(1, n + 1)]
     )
@@ -110,7 +112,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             {", ".join(f"n{i}" for i in range(1, n + 1))}{"".join(f", m{i}" for i in range(2, n + 1))}
         FROM (
             SELECT part, h, lvl, count() AS groups, {counts}{medians}
-            FROM (SELECT {cols} FROM ({_groups(q, db)}))
+            FROM (SELECT {cols} FROM ({_groups(q, db)}) WHERE level > 0)
             ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
             GROUP BY part, multiIf(part = 1, dim, part = 2, {last}, 0) AS h,
                 if(part = 2, level, 0) AS lvl
