@@ -30,7 +30,7 @@ from clickstream.settings import Settings
 
 log = logging.getLogger("clickstream.worker")
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
-                        b"upgrade", b"proxy-authorization", b"proxy-authenticate", b"host"})
+                        b"upgrade", b"proxy-authorization", b"proxy-authenticate"})
 MAX_PROXIED_BODY = 1024 * 1024
 
 
@@ -75,6 +75,8 @@ class Forward:
                 return
             if not message.get("more_body"):
                 break
+        # the Host header goes on as the browser sent it: the main process builds URLs
+        # from it (the snippet's collector URL, redirects), not from its loopback port
         headers = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         url = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         try:
