@@ -140,6 +140,33 @@ async def test_crm_link_reaches_later_sessions_in_a_fresh_process(client: Client
     assert hits == [["/a", "", ""], ["/login", "C7", "C7"], ["/again", "C7", ""]]
 
 
+async def test_a_new_device_of_a_known_customer_is_returning(client: Client, db: str) -> None:
+    # the laptop: two sessions, the second with the login
+    await feed(process(client, db), h(0, "/a"), h(7200, "/login", uid="C7"), close=True)
+    # the phone, in a fresh process: its first session logs in as C7 (on its second hit,
+    # while the session is open), so it is returning; session_number stays per visitor
+    sz = process(client, db)
+    await feed(sz, h(86400, "/m", vid="phone001"))
+    await feed(sz, h(86410, "/login", vid="phone001", uid="C7"), close=True)
+    # a third device logging in as a customer nobody saw before is new
+    await feed(process(client, db), h(90000, "/x", vid="tablet01", uid="C8"), close=True)
+    rows = [r[:3] + r[5:6] for r in sessions(client, db)]
+    assert rows == [
+        ["phone001", 1, 1, "C7"],
+        ["tablet01", 1, 0, "C8"],
+        ["vis00001", 1, 0, ""],
+        ["vis00001", 2, 1, "C7"],
+    ]
+    assert sz.customer_cache == {}  # closed sessions leave the cache
+
+
+async def test_two_devices_of_one_customer_in_one_write(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a", uid="C9"), h(60, "/b", vid="phone002", uid="C9"),
+               close=True)
+    rows = [r[:3] for r in sessions(client, db)]
+    assert rows == [["phone002", 1, 1], ["vis00001", 1, 0]]
+
+
 async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
     sz = process(client, db)
     await feed(sz, h(0, "/a"), h(50 * 60, "/b"), close=True)  # two sessions
