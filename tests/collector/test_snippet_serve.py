@@ -29,3 +29,13 @@ def test_forwarded_requests_keep_the_browser_host(serve: Served) -> None:
     for _ in range(12):
         doc = httpx.get(f"http://{host}/api/snippet", params={"site": "shop"}, timeout=30).json()
         assert f'src="http://{host}/p.gif?s=shop"' in doc["pixel"]
+
+
+def test_serve_prints_the_snippet_to_paste(serve: Served) -> None:
+    from collector.snippet import snippet
+
+    printed = serve.log.read_text()
+    doc = snippet("SITE", serve.url)
+    assert all(f"  {line}\n" in printed for line in doc["js"].splitlines())
+    assert f"  {doc['pixel']}\n" in printed
+    assert f"clickstream snippet --site ID --data {serve.data.resolve()}" in printed
