@@ -190,6 +190,10 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded = None
     bootstrap = settings.kafka
+    if roles.collector and roles.sessionizer and settings.port:
+        from collector.worker import check_port_free
+
+        check_port_free(settings.host, settings.port)  # before the broker starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not bootstrap:
         embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,

@@ -45,6 +45,21 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port someone listens on, even with ``SO_REUSEPORT`` (a second ``serve`` on
+    the same port would otherwise share it with the first, each taking half the pixels)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise OSError(f"port {port} on {host} is in use (another `clickstream serve`?): "
+                      f"{exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
 def loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
