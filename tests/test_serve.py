@@ -1,0 +1,42 @@
+"""`clickstream serve` as a user starts it: a second serve on a taken port is refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, Served
+
+
+def test_a_second_serve_on_the_same_port_is_refused_in_one_line(serve: Served, tmp_path: Path) -> None:
+    port = serve.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", "serve", "--port", port, "--data", str(tmp_path / "other")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"clickstream: error: port {port} on 127.0.0.1 is in use (another `clickstream serve`?): "
+        "Address already in use"
+    ]
+    assert not (tmp_path / "other" / "serve.json").exists()
+
+
+def test_identify_and_erase_without_url_use_the_running_serve(serve: Served) -> None:
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(serve.data)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(serve))
+
+    linked = cli("identify", "--site", "shop", "--visitor", "abcdefgh12", "--crm", "c1")
+    assert linked.returncode == 0, linked.stderr
+    assert serve.sql("SELECT visitor_id, crm_id FROM clickstream.identities FINAL") == [["abcdefgh12", "c1"]]
+    erased = cli("erase", "--site", "shop", "--crm", "c1")
+    assert erased.returncode == 0, erased.stderr
+    assert serve.sql("SELECT count() FROM clickstream.identities FINAL") == [[0]]
+
+
+def _env(serve: Served) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "CLICKSTREAM_API_TOKEN": serve.token}
