@@ -123,6 +123,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise CLIError("--days must be 1..30 (the collector accepts client times up to 30 days old)")
     import httpx
 
+    args.collector = args.collector or _running_url(settings) or "http://127.0.0.1:8000"
     try:
         n_sessions, n_events = demo.run(args.collector, args.site, args.sessions, args.days, args.seed)
     except (OSError, RuntimeError, httpx.HTTPError) as exc:
@@ -191,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
     p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
-    p.add_argument("--collector", default="http://127.0.0.1:8000", help="collector base URL")
+    p.add_argument("--collector", help="collector base URL (default: the serve running with --data, "
+                   "else http://127.0.0.1:8000)")
     p.add_argument("--site", default="demo", help="site id to send as (default: demo)")
     p.add_argument("--sessions", type=int, default=500, help="sessions to send (default: 500)")
     p.add_argument("--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)")

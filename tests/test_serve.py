@@ -23,7 +23,7 @@ def test_a_second_serve_on_the_same_port_is_refused_in_one_line(serve: Served, t
     assert not (tmp_path / "other" / "serve.json").exists()
 
 
-def test_identify_and_erase_without_url_use_the_running_serve(serve: Served) -> None:
+def test_identify_erase_and_demo_without_url_use_the_running_serve(serve: Served) -> None:
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(serve.data)],
                               capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(serve))
@@ -34,6 +34,11 @@ def test_identify_and_erase_without_url_use_the_running_serve(serve: Served) -> 
     erased = cli("erase", "--site", "shop", "--crm", "c1")
     assert erased.returncode == 0, erased.stderr
     assert serve.sql("SELECT count() FROM clickstream.identities FINAL") == [[0]]
+    demo = cli("demo", "--sessions", "3", "--days", "1", "--site", "demo")
+    assert demo.returncode == 0, demo.stderr
+    assert f"sessions to {serve.url} (site 'demo')" in demo.stdout
+    serve.flush()
+    assert serve.sql("SELECT count() > 0 FROM clickstream.hits FINAL WHERE site = 'demo'") == [[1]]
 
 
 def _env(serve: Served) -> dict[str, str]:
