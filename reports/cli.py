@@ -14,7 +14,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from reports.query import REPORT_NAMES, QueryError, ReportQuery
+from reports.query import REPORT_NAMES, QueryError, ReportQuery, in_site_zone
 from reports.run import pick_table, run, tables, to_csv
 
 # flag dest -> API parameter name
@@ -85,7 +85,7 @@ def handle(args: argparse.Namespace, settings: Any) -> int:
         return main_remote(args, serve["url"])
 
     client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
-    return main(args, client, settings.database)
+    return main(args, client, settings.database, settings=settings)
 
 
 def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -> int:
@@ -131,10 +131,11 @@ def main(
     client: Client,
     database: str = "clickstream",
     out: TextIO | None = None,
+    settings: Any = None,
 ) -> int:
     out = out or sys.stdout
     try:
-        query = ReportQuery.parse(args.name, params_from_args(args))
+        query = in_site_zone(ReportQuery.parse(args.name, params_from_args(args)), settings)
         result = run(query, client, database)
         return _write(args, query, result, out)
     except QueryError as exc:
