@@ -325,6 +325,18 @@ class Sessionizer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    def relink(self, site: str, vid: str, crm_id: str) -> None:
+        """``POST /api/identify`` linked ``vid`` to ``crm_id``: its open session (if any) and
+        the later ones carry it, as after a hit with ``uid`` (no stale cached history)."""
+        key = (site, vid)
+        self.history.cache.pop(key, None)
+        v = self.state.visitors.get(key)
+        if v is not None:
+            v.crm_id, v.crm_since = crm_id, 0
+            v.known_crm = (crm_id, 0)
+            if v.hits:
+                self.state.dirty.add(key)
+
     def _write(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
         customer.mark_returning(self.client, self.settings.database, results, self.customer_cache)
         self.writer.write(results, tombstones)

@@ -5,6 +5,7 @@ late hits amending written sessions, CRM links — each "process" a fresh Sessio
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,24 @@ async def test_two_devices_of_one_customer_in_one_write(client: Client, db: str)
                close=True)
     rows = [r[:3] for r in sessions(client, db)]
     assert rows == [["phone002", 1, 1], ["vis00001", 1, 0]]
+
+
+async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(client: Client, db: str) -> None:
+    from clickstream import identity
+
+    sz = process(client, db)
+    await feed(sz, h(0, "/a"), close=True)  # closed and cached before the link
+    await feed(sz, h(60, "/x", vid="vis00002"))  # open while linked
+    for vid in ("vis00001", "vis00002"):
+        identity.link(client, db, "s1", vid, "C5", "test")
+        sz.relink("s1", vid, "C5")
+    later = (time.time() * 1000 - T0) / 1000 + 3600  # a visit after the link
+    await feed(sz, h(later, "/b"), h(120, "/y", vid="vis00002"), close=True)
+    assert [r[:2] + r[4:6] for r in sessions(client, db)] == [
+        ["vis00001", 1, ["/a"], ""],
+        ["vis00001", 2, ["/b"], "C5"],
+        ["vis00002", 1, ["/x", "/y"], "C5"],
+    ]
 
 
 async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
