@@ -21,7 +21,7 @@ from reports.run import pick_table, run, tables, to_csv
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--site", "site", "site id (required)"),
     ("--from", "from", "first day YYYY-MM-DD (default: 29 days before --to)"),
-    ("--to", "to", "last day YYYY-MM-DD, UTC (default: today)"),
+    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today, UTC)"),
     ("--channel", "channel", "only sessions from this channel"),
     ("--device", "device", "only this device type (desktop, mobile, tablet)"),
     ("--country", "country", "only this country code"),
@@ -66,7 +66,7 @@ def add_parser(
         "--url",
         default="",
         help="ask a running `clickstream serve` (its /api/reports) instead of opening the "
-        "warehouse here; needed while serve holds the embedded chDB engine",
+        "warehouse here (default: the serve running with --data, if any)",
     )
     if add_setting_flags is not None:
         add_setting_flags(p)
