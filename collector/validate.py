@@ -208,7 +208,11 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
         ip=ip,
         user_agent=ua[: H.MAX_UA],
         source=req.source,
-        **utm,
+        utm_source=utm["utm_source"],
+        utm_medium=utm["utm_medium"],
+        utm_campaign=utm["utm_campaign"],
+        utm_term=utm["utm_term"],
+        utm_content=utm["utm_content"],
     )
 
 
