@@ -77,18 +77,29 @@ def add_parser(
 def handle(args: argparse.Namespace, settings: Any) -> int:
     """Entry from ``clickstream report``: settings name the warehouse (or ``--url`` a serve)."""
     if getattr(args, "url", ""):
-        return main_remote(args, args.url)
+        return main_remote(args, args.url, token=_token(settings))
     from clickstream import running, warehouse
 
     serve = None if settings.clickhouse else running.find(settings.data_dir)
     if serve:  # its chDB files are that process's: ask its API
-        return main_remote(args, serve["url"])
+        return main_remote(args, serve["url"], token=_token(settings))
 
     client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
     return main(args, client, settings.database, settings=settings)
 
 
-def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -> int:
+def _token(settings: Any) -> str:
+    """A token for a serve whose reports need the read scope: the read token, else the
+    admin one (``--api-token`` or the serve's ``<data>/api_token``)."""
+    for value in (getattr(settings, "read_token", ""), getattr(settings, "api_token", "")):
+        if value and not str(value).startswith("sha256:"):
+            return str(value)
+    path = getattr(settings, "data_dir", None)
+    token_file = path / "api_token" if path is not None else None
+    return token_file.read_text().strip() if token_file is not None and token_file.exists() else ""
+
+
+def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None, token: str = "") -> int:
     """The same report from a running serve: its run() answers /api/reports/NAME."""
     out = out or sys.stdout
     params = params_from_args(args)
@@ -100,7 +111,8 @@ def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -
     qs = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in vs])
     full = f"{url.rstrip('/')}/api/reports/{args.name}?{qs}"
     try:
-        with urllib.request.urlopen(full, timeout=120) as resp:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with urllib.request.urlopen(urllib.request.Request(full, headers=headers), timeout=120) as resp:
             result = orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:

@@ -45,3 +45,22 @@ def _env(serve: Served) -> dict[str, str]:
     import os
 
     return {**os.environ, "CLICKSTREAM_API_TOKEN": serve.token}
+
+
+def test_report_and_sql_reach_a_serve_whose_reports_need_a_token(tmp_path: Path) -> None:
+    import os
+
+    from tests.conftest import start_serve
+
+    # no token given: serve generates one into <data>/api_token; reports need the read scope
+    s = start_serve(tmp_path / "data", "--reports-auth", "on", token="")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
+        for argv in (["report", "overview", "--site", "shop", "--format", "json"],
+                     ["sql", "SELECT 1 AS one", "--format", "json"]):
+            done = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(s.data)],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+            assert done.returncode == 0, done.stderr
+    finally:
+        s.proc.kill()
+        s.proc.wait()
