@@ -186,6 +186,24 @@ async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(client: Cli
     ]
 
 
+async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(client: Client, db: str) -> None:
+    from dataclasses import replace
+
+    from reports.query import ReportQuery
+    from reports.run import run
+
+    cart = replace(h(30, "/p/1", hid="cart-1"), event="add_to_cart")
+    await feed(process(client, db), h(0, "/"), h(20, "/p/1"), cart, h(40, "/p/2"), close=True)
+    hits = warehouse.read_query(
+        client, f"SELECT event, prev_page, next_page FROM {db}.hits FINAL ORDER BY ts").rows
+    assert hits[2] == ["add_to_cart", "/p/1", "/p/2"]
+    out = run(ReportQuery.parse("funnel", {
+        "site": ["s1"], "from": ["2026-01-05"], "to": ["2026-01-05"],
+        "step": ["/", "event:add_to_cart", "/checkout"]}), client, db)
+    assert [s["count"] for s in out["steps"]] == [1, 1, 0]
+    assert out["dropoff_next"] == [{"after_step": "event:add_to_cart", "next_page": "/p/2", "count": 1}]
+
+
 async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
     sz = process(client, db)
     await feed(sz, h(0, "/a"), h(50 * 60, "/b"), close=True)  # two sessions
