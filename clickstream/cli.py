@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -120,9 +121,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise CLIError("--sessions must be 1..1000000")
     if not 1 <= args.days <= 30:
         raise CLIError("--days must be 1..30 (the collector accepts client times up to 30 days old)")
+    import httpx
+
+    args.collector = args.collector or _running_url(settings) or "http://127.0.0.1:8000"
     try:
         n_sessions, n_events = demo.run(args.collector, args.site, args.sessions, args.days, args.seed)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, httpx.HTTPError) as exc:
         raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
     print(f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})")
     return 0
@@ -188,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
     p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
-    p.add_argument("--collector", default="http://127.0.0.1:8000", help="collector base URL")
+    p.add_argument("--collector", help="collector base URL (default: the serve running with --data, "
+                   "else http://127.0.0.1:8000)")
     p.add_argument("--site", default="demo", help="site id to send as (default: demo)")
     p.add_argument("--sessions", type=int, default=500, help="sessions to send (default: 500)")
     p.add_argument("--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)")
@@ -226,7 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, (BrokerError, WarehouseError, OSError)):
             print(f"clickstream: error: {exc}", file=sys.stderr)
             return 1
-        raise
+        if getattr(args, "log_level", None) == "debug" or os.environ.get("CLICKSTREAM_LOG_LEVEL") == "debug":
+            raise
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""
+        print(f"clickstream: error: {type(exc).__name__}: {first} (details: --log-level debug)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

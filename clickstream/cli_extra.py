@@ -1,9 +1,9 @@
 """CLI commands of the identity graph and data rights: ``identify``, ``erase``, ``export``.
 
 Each talks to a running ``clickstream serve`` through its admin API when ``--url`` is
-given (token from ``--api-token`` / ``CLICKSTREAM_API_TOKEN`` / ``<data>/api_token``),
-else directly to ClickHouse (``--clickhouse`` DSN, default the data dir's chDB: only
-while no ``serve`` uses it).
+given, or when no ``--clickhouse`` is given and a serve runs with this ``--data`` (token
+from ``--api-token`` / ``CLICKSTREAM_API_TOKEN`` / ``<data>/api_token``), else directly
+to ClickHouse (``--clickhouse`` DSN, default the data dir's chDB).
 """
 
 from __future__ import annotations
@@ -55,7 +55,19 @@ def _call(url: str, settings: Settings, method: str, path: str, body: dict[str, 
         raise _cli_error()(f"cannot reach {url}: {exc.reason}") from None
 
 
+def _url(args: argparse.Namespace, settings: Settings) -> str:
+    """``--url``, else the serve running with this ``--data`` (unless ``--clickhouse``)."""
+    from clickstream import running
+
+    if args.url or settings.clickhouse:
+        return str(args.url or "")
+    info = running.find(settings.data_dir)
+    return str(info["url"]) if info else ""
+
+
 def _direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
     from clickstream import warehouse
     from clickstream.identity import IdentityError
 
@@ -64,6 +76,11 @@ def _direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(client, settings.database, *args)
     except IdentityError as exc:
         raise _cli_error()(str(exc)) from None
+    except ClickHouseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _cli_error()(f"ClickHouse at {settings.clickhouse_dsn}: {first} "
+                           "(no `clickstream serve` runs with this --data; give --url of one, "
+                           "or run `clickstream migrate` first)") from None
 
 
 def _print(doc: Any) -> None:
@@ -92,8 +109,9 @@ def cmd_identify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         body, path, fn, fargs = ({"site": args.site, "change_id": args.undo}, "/api/identify/undo",
                                  identity.undo, (args.site, args.undo, actor))
-    if args.url:
-        _print(_call(args.url, settings, "POST", path, body))
+    url = _url(args, settings)
+    if url:
+        _print(_call(url, settings, "POST", path, body))
     else:
         _print(_direct(settings, fn, *fargs).as_dict())
     return 0
@@ -109,9 +127,10 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import erase
 
     visitor, crm = _person(args)
-    if args.url:
+    url = _url(args, settings)
+    if url:
         body = {"site": args.site, "visitor_id": visitor} if visitor else {"site": args.site, "crm_id": crm}
-        result = _call(args.url, settings, "POST", "/api/erase", body)
+        result = _call(url, settings, "POST", "/api/erase", body)
     else:
         result = _direct(settings, erase.erase, args.site, visitor, crm, f"cli:{getpass.getuser()}")
     _print(result)
@@ -122,9 +141,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import erase
 
     visitor, crm = _person(args)
-    if args.url:
+    url = _url(args, settings)
+    if url:
         query = {"site": args.site, "visitor_id" if visitor else "crm_id": visitor or crm}
-        doc = _call(args.url, settings, "GET", "/api/export?" + urllib.parse.urlencode(query))
+        doc = _call(url, settings, "GET", "/api/export?" + urllib.parse.urlencode(query))
     else:
         doc = _direct(settings, erase.export, args.site, visitor, crm)
     data = erase.export_json(doc)
@@ -138,7 +158,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    url_help = "base URL of a running `clickstream serve` (else ClickHouse directly)"
+    url_help = ("base URL of a running `clickstream serve` (default: the one running with "
+                "--data; else ClickHouse directly)")
     p = sub.add_parser("identify", help="link a visitor id to a CRM id; merge CRM ids; undo a change")
     p.add_argument("--site", required=True)
     p.add_argument("--visitor", help="visitor id to link")

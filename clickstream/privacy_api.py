@@ -61,8 +61,12 @@ async def identify(request: Request) -> Response:
     doc = await _json_body(request, ("site", "visitor_id", "crm_id"))
     if isinstance(doc, Response):
         return doc
-    return await _run(request, identity.link, doc.get("site"), doc.get("visitor_id"), doc.get("crm_id"),
-                      request.state.actor)
+    answer = await _run(request, identity.link, doc.get("site"), doc.get("visitor_id"),
+                        doc.get("crm_id"), request.state.actor)
+    sz = getattr(request.app.state, "sessionizer", None)
+    if answer.status_code == 200 and sz is not None:  # its later sessions carry the CRM id
+        sz.relink(str(doc["site"]), str(doc["visitor_id"]), str(doc["crm_id"]))
+    return answer
 
 
 @require_scope("admin")

@@ -190,6 +190,10 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded = None
     bootstrap = settings.kafka
+    if roles.collector and roles.sessionizer and settings.port:
+        from collector.worker import check_port_free
+
+        check_port_free(settings.host, settings.port)  # before the broker starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not bootstrap:
         embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
@@ -256,9 +260,18 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
     print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
-    print("Paste this pixel into your pages (replace SITE with your site id):", flush=True)
-    print(f'  <img src="{base}/p.gif?s=SITE" width="1" height="1" alt="" style="position:absolute">', flush=True)
-    print(f"  or the JS snippet: clickstream snippet --site SITE --collector {base}", flush=True)
+    from collector.snippet import SnippetError, snippet
+
+    try:
+        doc = snippet("SITE", base, respect_dnt=bool(settings.respect_dnt))
+    except SnippetError:  # e.g. a host the browser cannot reach as such
+        doc = {"js": "", "pixel": f'<img src="{base}/p.gif?s=SITE" width="1" height="1" alt="">'}
+    print("Paste this snippet into every page's <head> (replace SITE with your site id;\n"
+          f"  `clickstream snippet --site ID --data {settings.data_dir}` prints it for a site):", flush=True)
+    for line in doc["js"].splitlines():
+        print(f"  {line}", flush=True)
+    print("or the bare pixel (no JS):", flush=True)
+    print(f"  {doc['pixel']}", flush=True)
 
 
 def build_for_tests(settings: Settings, bootstrap: str, roles: Roles | None = None, token: str = "test-token") -> Any:

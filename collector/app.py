@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.routing import Route
 
 from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
-from collector import snippet, validate
+from collector import snippet
 from collector.hot import OPTOUT, TWO_YEARS, Collector, header_map
 
 STATIC = Path(__file__).parent / "static"
@@ -60,18 +61,17 @@ def redirect_route(collector: Collector) -> Route:
         if not target.startswith(("http://", "https://")) or host not in allowed:
             METRICS.inc("redirects_refused_total")
             return PlainTextResponse("redirect target not allowed", status_code=400)
-        params = {k: v for k, v in request.query_params.items() if k != "to"}
+        params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "to"}
         params.setdefault("e", "click")
         params["u"] = target
-        req = collector.request_info(request.scope, header_map(request.scope), "redirect")
-        try:
-            hit = validate.build_hit(params, req, collector.settings)
-        except validate.Drop as drop:
-            METRICS.inc("hits_dropped_total", reason=drop.reason)
-        else:
-            if await collector.put([hit]) is not False:  # False: spool full, dropped and counted
-                METRICS.inc("hits_accepted_total", source="redirect")
-        return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+        # the pixel's rules: opt-out and DNT drop the click, the visitor cookie is refreshed
+        hit, set_cookie = collector.pixel_hit(request.scope, header_map(request.scope), params, "redirect")
+        accepted = None if hit is None else await collector.put([hit])  # False: spool full
+        response = RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+        cookie = collector.pixel_cookie(hit, set_cookie, accepted, request.scope)
+        if cookie is not None:
+            response.raw_headers.append(cookie)
+        return response
 
     return Route("/r", redirect)
 

@@ -115,14 +115,17 @@ class Collector:
         secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in self.cookie_attrs else ""
         return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}{secure}".encode())
 
-    def pixel_hit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[Hit | None, bool]:
+    def pixel_hit(self, scope: Scope, headers: dict[bytes, bytes], params: dict[str, Any] | None = None,
+                  source: str = "pixel") -> tuple[Hit | None, bool]:
         """The pixel's decision: (the hit to accept, or None when it was dropped and
-        counted; whether its answer sets the visitor cookie)."""
+        counted; whether its answer sets the visitor cookie).  ``GET /r`` decides its
+        click the same way (``params`` given, ``source`` redirect)."""
         try:
             if self._rate_limited(scope):
                 raise Drop("rate_limited")
-            params = parse_qs(scope.get("query_string", b""))
-            req = self.request_info(scope, headers, "pixel")
+            if params is None:
+                params = parse_qs(scope.get("query_string", b""))
+            req = self.request_info(scope, headers, source)
             cookieless = self._cookieless(params, req)
             hit = build_hit(params, cookieless or req, self.settings)
             refused = self._refused_by_privacy(headers, hit.site)
@@ -141,7 +144,7 @@ class Collector:
         retry an image, so it still gets the GIF."""
         if hit is None or accepted is False:
             return None
-        METRICS.inc("hits_accepted_total", source="pixel")
+        METRICS.inc("hits_accepted_total", source=hit.source)
         return self._set_cookie(hit.visitor_id, scope) if set_cookie else None
 
     def pixel_headers(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,

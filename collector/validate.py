@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from clickstream import hit as H
 from clickstream.hit import Hit
@@ -184,6 +184,9 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
     ua = req.user_agent
     if req.source == "beacon" and params.get("ua"):
         ua = _text(params, "ua", H.MAX_UA)
+    utm = {k: _text(params, k, 200) for k in UTM}
+    if not any(utm.values()) and "utm_" in url:
+        utm = url_utm(url)
     ip = req.ip
     if site_settings.ip_truncate:
         ip = truncate_ip(ip)
@@ -205,12 +208,26 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
         ip=ip,
         user_agent=ua[: H.MAX_UA],
         source=req.source,
-        utm_source=_text(params, "utm_source", 200),
-        utm_medium=_text(params, "utm_medium", 200),
-        utm_campaign=_text(params, "utm_campaign", 200),
-        utm_term=_text(params, "utm_term", 200),
-        utm_content=_text(params, "utm_content", 200),
+        utm_source=utm["utm_source"],
+        utm_medium=utm["utm_medium"],
+        utm_campaign=utm["utm_campaign"],
+        utm_term=utm["utm_term"],
+        utm_content=utm["utm_content"],
     )
+
+
+def url_utm(url: str) -> dict[str, str]:
+    """The ``utm_*`` of a page URL's query: a bare pixel (``u`` or ``Referer`` only) carries
+    its campaign there, as Plausible, Matomo and the importer read it; first value wins."""
+    out = dict.fromkeys(UTM, "")
+    try:
+        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    except ValueError:
+        return out
+    for k, v in pairs:
+        if k in out and not out[k]:
+            out[k] = CONTROL_RE.sub(" ", v).strip()[:200]
+    return out
 
 
 def _props(params: dict[str, Any], max_props: int) -> dict[str, str]:

@@ -30,7 +30,7 @@ from clickstream.settings import Settings
 
 log = logging.getLogger("clickstream.worker")
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
-                        b"upgrade", b"proxy-authorization", b"proxy-authenticate", b"host"})
+                        b"upgrade", b"proxy-authorization", b"proxy-authenticate"})
 MAX_PROXIED_BODY = 1024 * 1024
 
 
@@ -43,6 +43,21 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port someone listens on, even with ``SO_REUSEPORT`` (a second ``serve`` on
+    the same port would otherwise share it with the first, each taking half the pixels)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise OSError(f"port {port} on {host} is in use (another `clickstream serve`?): "
+                      f"{exc.strerror or exc}") from None
+    finally:
+        sock.close()
 
 
 def loopback_socket() -> socket.socket:
@@ -75,6 +90,8 @@ class Forward:
                 return
             if not message.get("more_body"):
                 break
+        # the Host header goes on as the browser sent it: the main process builds URLs
+        # from it (the snippet's collector URL, redirects), not from its loopback port
         headers = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         url = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         try:

@@ -14,14 +14,14 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from reports.query import REPORT_NAMES, QueryError, ReportQuery
+from reports.query import REPORT_NAMES, QueryError, ReportQuery, in_site_zone
 from reports.run import pick_table, run, tables, to_csv
 
 # flag dest -> API parameter name
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--site", "site", "site id (required)"),
     ("--from", "from", "first day YYYY-MM-DD (default: 29 days before --to)"),
-    ("--to", "to", "last day YYYY-MM-DD, UTC (default: today)"),
+    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today, UTC)"),
     ("--channel", "channel", "only sessions from this channel"),
     ("--device", "device", "only this device type (desktop, mobile, tablet)"),
     ("--country", "country", "only this country code"),
@@ -66,7 +66,7 @@ def add_parser(
         "--url",
         default="",
         help="ask a running `clickstream serve` (its /api/reports) instead of opening the "
-        "warehouse here; needed while serve holds the embedded chDB engine",
+        "warehouse here (default: the serve running with --data, if any)",
     )
     if add_setting_flags is not None:
         add_setting_flags(p)
@@ -77,18 +77,29 @@ def add_parser(
 def handle(args: argparse.Namespace, settings: Any) -> int:
     """Entry from ``clickstream report``: settings name the warehouse (or ``--url`` a serve)."""
     if getattr(args, "url", ""):
-        return main_remote(args, args.url)
+        return main_remote(args, args.url, token=_token(settings))
     from clickstream import running, warehouse
 
     serve = None if settings.clickhouse else running.find(settings.data_dir)
     if serve:  # its chDB files are that process's: ask its API
-        return main_remote(args, serve["url"])
+        return main_remote(args, serve["url"], token=_token(settings))
 
     client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
-    return main(args, client, settings.database)
+    return main(args, client, settings.database, settings=settings)
 
 
-def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -> int:
+def _token(settings: Any) -> str:
+    """A token for a serve whose reports need the read scope: the read token, else the
+    admin one (``--api-token`` or the serve's ``<data>/api_token``)."""
+    for value in (getattr(settings, "read_token", ""), getattr(settings, "api_token", "")):
+        if value and not str(value).startswith("sha256:"):
+            return str(value)
+    path = getattr(settings, "data_dir", None)
+    token_file = path / "api_token" if path is not None else None
+    return token_file.read_text().strip() if token_file is not None and token_file.exists() else ""
+
+
+def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None, token: str = "") -> int:
     """The same report from a running serve: its run() answers /api/reports/NAME."""
     out = out or sys.stdout
     params = params_from_args(args)
@@ -100,7 +111,8 @@ def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None) -
     qs = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in vs])
     full = f"{url.rstrip('/')}/api/reports/{args.name}?{qs}"
     try:
-        with urllib.request.urlopen(full, timeout=120) as resp:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with urllib.request.urlopen(urllib.request.Request(full, headers=headers), timeout=120) as resp:
             result = orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -131,10 +143,11 @@ def main(
     client: Client,
     database: str = "clickstream",
     out: TextIO | None = None,
+    settings: Any = None,
 ) -> int:
     out = out or sys.stdout
     try:
-        query = ReportQuery.parse(args.name, params_from_args(args))
+        query = in_site_zone(ReportQuery.parse(args.name, params_from_args(args)), settings)
         result = run(query, client, database)
         return _write(args, query, result, out)
     except QueryError as exc:

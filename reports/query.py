@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 REPORT_NAMES = ("overview", "funnel", "returning", "paths", "searches", "backloops", "customers")
 
@@ -98,6 +99,8 @@ class ReportQuery:
     crm_id: str = ""
     # overview
     interval: str = "day"
+    # the site's `time_zone` setting (set by the caller from the settings): report days
+    time_zone: str = "UTC"
 
     @classmethod
     def parse(
@@ -164,9 +167,18 @@ class ReportQuery:
     def params(self) -> dict[str, object]:
         """The bound parameters every report shares (names match :mod:`reports.sql`)."""
         out: dict[str, object] = {"site": self.site, "d_from": self.date_from, "d_to": self.date_to}
+        if self.time_zone != "UTC":
+            out["tz"] = self.time_zone
         for col, value in self.filters.items():
             out[f"f_{col}"] = value
         return out
+
+
+def in_site_zone(query: ReportQuery, settings: Any) -> ReportQuery:
+    """``query`` counting days in its site's ``time_zone`` setting (UTC without settings)."""
+    for_site = getattr(settings, "for_site", None)
+    zone = str(for_site(query.site).time_zone) if for_site is not None else "UTC"
+    return query if zone == query.time_zone else replace(query, time_zone=zone)
 
 
 def parse_step(text: str) -> Step:

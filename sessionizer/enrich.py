@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from clickstream.hit import Hit
 from clickstream.settings import SettingsError
@@ -100,8 +100,11 @@ def _split(url: str, is_page: bool, search_params: frozenset[str]) -> tuple[str,
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         pairs = []
-    kept = [(k, v) for k, v in pairs if not _is_tracking(k)]
-    page = path + ("?" + urlencode(kept) if kept else "")
+    # the page keeps the URL's own spelling of the parameters it keeps (q=red%20shoes,
+    # a bare flag), so it reads as the address bar did, minus the tracking parameters
+    kept = [part for part in parts.query.split("&")
+            if part and not _is_tracking(unquote_plus(part.partition("=")[0]))]
+    page = path + ("?" + "&".join(kept) if kept else "")
     query = next((v.strip() for k, v in pairs if k in search_params and v.strip()), "")
     return host, path, parts.query, page, query
 

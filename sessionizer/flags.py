@@ -2,7 +2,8 @@
 
 The definitions are DESIGN.md's:
 - a page is a ``pageview`` or ``search`` hit, identified by path + query without
-  tracking parameters; ``paths`` is the session's sequence of pages;
+  tracking parameters; ``paths`` is the session's sequence of pages; ``prev_page`` and
+  ``next_page`` of any hit are the pages before and after it in the session;
 - a dead-end search returned 0 results, or was the session's last page, or was
   followed directly by another search (no result opened in between);
 - per search: a result was opened when the next page is not a search; pogo-sticking
@@ -58,6 +59,20 @@ def build_session(
     for k, i in enumerate(page_idx):
         flags[i].prev_page = pages[k - 1] if k > 0 else ""
         flags[i].next_page = pages[k + 1] if k + 1 < n else ""
+    # another event sits between two pages: the page before it and the page after it
+    # (what a funnel step event:NAME leads to is its next_page, like a page's)
+    before = ""
+    for i, e in enumerate(hits):
+        if e.page:
+            before = e.page
+        else:
+            flags[i].prev_page = before
+    after = ""
+    for i in range(len(hits) - 1, -1, -1):
+        if hits[i].page:
+            after = hits[i].page
+        else:
+            flags[i].next_page = after
     # searches: dead ends, result opened, pogo-sticking (results -> result -> results)
     dead_terms: list[str] = []
     searches = opened = pogo = 0

@@ -24,7 +24,7 @@ from clickstream import broker, warehouse
 from clickstream.hit import Hit, HitDecodeError
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
-from sessionizer import sessions, stored
+from sessionizer import customer, sessions, stored
 from sessionizer.enrich import Context, GeoIP, enrich
 from sessionizer.flags import SessionResult
 from sessionizer.sessions import Known, Tombstone
@@ -149,6 +149,7 @@ class Sessionizer:
         self.hits_folded = 0  # hits folded by this process (all written once a flush returns)
         self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
         self.dlq: Any = None  # producer of the dead-letter topic, started on first use
+        self.customer_cache: dict[str, bool] = {}  # open session id -> returning via its customer
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
@@ -312,7 +313,7 @@ class Sessionizer:
         delay = 0.2
         while True:
             try:
-                await asyncio.to_thread(self.writer.write, results, tombstones)
+                await asyncio.to_thread(self._write, results, tombstones)
                 self.last_error = ""
                 return
             except Exception as exc:  # ClickHouse down: keep everything, retry, commit nothing
@@ -323,6 +324,22 @@ class Sessionizer:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    def relink(self, site: str, vid: str, crm_id: str) -> None:
+        """``POST /api/identify`` linked ``vid`` to ``crm_id``: its open session (if any) and
+        the later ones carry it, as after a hit with ``uid`` (no stale cached history)."""
+        key = (site, vid)
+        self.history.cache.pop(key, None)
+        v = self.state.visitors.get(key)
+        if v is not None:
+            v.crm_id, v.crm_since = crm_id, 0
+            v.known_crm = (crm_id, 0)
+            if v.hits:
+                self.state.dirty.add(key)
+
+    def _write(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
+        customer.mark_returning(self.client, self.settings.database, results, self.customer_cache)
+        self.writer.write(results, tombstones)
 
     def _caught_up(self) -> set[int]:
         out: set[int] = set()

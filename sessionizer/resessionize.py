@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
 from clickstream.settings import Settings
-from sessionizer import sessions, stored
+from sessionizer import customer, sessions, stored
 from sessionizer.enrich import Enriched
 from sessionizer.flags import SessionResult
 from sessionizer.loop import context_for, rules_for
@@ -114,6 +114,7 @@ def resessionize(
         if sid not in live
     ]
     if not dry_run:
+        customer.mark_returning(client, db, results, {})
         writer = Writer(client, db)
         for i in range(0, len(results), BATCH):
             writer.write(results[i : i + BATCH])

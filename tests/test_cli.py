@@ -47,3 +47,23 @@ def test_errors_are_one_line(argv: list[str], message: str) -> None:
                           timeout=60, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--collector", "http://127.0.0.1:1", "--sessions", "1"],
+         "clickstream: error: demo traffic to http://127.0.0.1:1 failed: "),
+        (["identify", "--site", "s", "--visitor", "abcdefgh12", "--crm", "c"],
+         "clickstream: error: ClickHouse at chdb://"),
+        (["erase", "--site", "s", "--crm", "c"], "clickstream: error: ClickHouse at chdb://"),
+    ],
+)
+def test_failures_past_the_arguments_are_one_line_too(argv: list[str], message: str, tmp_path: Path) -> None:
+    # a data dir with no serve and no schema: identify/erase open its (empty) chDB
+    proc = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("Code: ")]  # chDB's own print
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr

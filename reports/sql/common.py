@@ -28,6 +28,12 @@ def table(database: str, name: str, alias: str = "") -> str:
     return f"{check_name(database)}.{check_name(name)}{as_alias} FINAL"
 
 
+def day(q: ReportQuery, expr: str) -> str:
+    """The report day of a timestamp: its date in the site's time zone (UTC by default;
+    then the plain ``toDate``, the tables' own key expression)."""
+    return f"toDate({expr})" if q.time_zone == "UTC" else f"toDate({expr}, {{tz:String}})"
+
+
 def where(
     q: ReportQuery,
     database: str,
@@ -37,13 +43,13 @@ def where(
     lower_bound: bool = True,
     segments: bool = True,
 ) -> str:
-    """Site, date range (UTC days, inclusive), no bots, and the segment filters."""
+    """Site, date range (the site's days, inclusive), no bots, and the segment filters."""
     a = f"{alias}." if alias else ""
     parts = [f"{a}site = {{site:String}}"]
     if lower_bound:
-        parts.append(f"toDate({a}{ts}) BETWEEN {{d_from:Date}} AND {{d_to:Date}}")
+        parts.append(f"{day(q, a + ts)} BETWEEN {{d_from:Date}} AND {{d_to:Date}}")
     else:
-        parts.append(f"toDate({a}{ts}) <= {{d_to:Date}}")
+        parts.append(f"{day(q, a + ts)} <= {{d_to:Date}}")
     parts.append(f"{a}is_bot = 0")
     if segments:
         parts.extend(segment_conditions(q, database, alias))

@@ -15,7 +15,7 @@ A customer is *at risk* when they have >= 2 sessions and their recency exceeds b
 from __future__ import annotations
 
 from reports.query import ReportQuery
-from reports.sql.common import Statement, segment_conditions, table
+from reports.sql.common import Statement, day, segment_conditions, table
 
 
 def _sessions(q: ReportQuery, db: str) -> str:
@@ -26,12 +26,12 @@ def _sessions(q: ReportQuery, db: str) -> str:
             s.device_type AS device_type, s.browser AS browser, s.revenue AS revenue,
             s.crm_id AS session_crm_id,
             if(s.crm_id != '', s.crm_id, l.crm) AS customer,
-            toDate(s.start_ts) >= {{d_from:Date}} AS in_range
+            {day(q, "s.start_ts")} >= {{d_from:Date}} AS in_range
         FROM {table(db, "sessions", "s")}
         LEFT JOIN (SELECT visitor_id, argMax(crm_id, last_ts) AS crm
                    FROM {table(db, "identities")} WHERE site = {{site:String}}
                    GROUP BY visitor_id) AS l ON s.visitor_id = l.visitor_id
-        WHERE s.site = {{site:String}} AND toDate(s.start_ts) <= {{d_to:Date}} AND s.is_bot = 0{seg}"""
+        WHERE s.site = {{site:String}} AND {day(q, "s.start_ts")} <= {{d_to:Date}} AND s.is_bot = 0{seg}"""
 
 
 def _score(column: str, order: str, reverse: str) -> str:
@@ -58,7 +58,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                 uniqExact(device_type) AS devices, countIf(in_range) AS sessions,
                 sumIf(revenue, in_range) AS revenue, count() AS sessions_total,
                 min(start_ts) AS first_ts, max(start_ts) AS last_ts,
-                dateDiff('day', toDate(max(start_ts)), {{d_to:Date}}) AS recency_days
+                dateDiff('day', {day(q, "max(start_ts)")}, {{d_to:Date}}) AS recency_days
             FROM ({sessions}) WHERE customer != '' GROUP BY customer
         )"""
     out = [

@@ -4,7 +4,7 @@ in one GROUPING SETS scan; top pages from hits, visitors counted for the top pag
 from __future__ import annotations
 
 from reports.query import ReportQuery
-from reports.sql.common import PAGE_EVENTS, Statement, table, where
+from reports.sql.common import PAGE_EVENTS, Statement, day, table, where
 
 # breakdown name -> sessions column expression (our constants, not user text)
 BREAKDOWNS = (
@@ -23,7 +23,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     p = {**q.params(), "limit": q.limit}
     sw = where(q, db, "start_ts")
     hw = f"{where(q, db, 'ts')} AND {PAGE_EVENTS}"
-    bucket = "toStartOfHour(start_ts)" if q.interval == "hour" else "toDate(start_ts)"
+    bucket = "toStartOfHour(start_ts)" if q.interval == "hour" else day(q, "start_ts")
     # grouped on the columns themselves (LowCardinality ones on their dictionary indexes);
     # only the few result rows are turned into text
     keys = [bucket] + [expr for _, expr in BREAKDOWNS]

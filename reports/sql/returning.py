@@ -19,16 +19,16 @@ sessions of one visitor starting in the same millisecond are ordered by whether 
 from __future__ import annotations
 
 from reports.query import ReportQuery
-from reports.sql.common import Statement, segment_conditions, table, where
+from reports.sql.common import Statement, day, segment_conditions, table, where
 
 
 def _visits(q: ReportQuery, db: str) -> str:
     """(visitor, day) pairs with a session in the range, with the visitor's first-ever day:
     one scan of the site's sessions up to ``to``, no join."""
-    in_range = " AND ".join(["toDate(start_ts) >= {d_from:Date}", *segment_conditions(q, db)])
+    in_range = " AND ".join([f"{day(q, 'start_ts')} >= {{d_from:Date}}", *segment_conditions(q, db)])
     return f"""SELECT visitor_hash, first_day, day FROM (
-            SELECT visitor_hash, min(toDate(start_ts)) AS first_day,
-                groupUniqArrayIf(toDate(start_ts), {in_range}) AS days
+            SELECT visitor_hash, min({day(q, "start_ts")}) AS first_day,
+                groupUniqArrayIf({day(q, "start_ts")}, {in_range}) AS days
             FROM {table(db, "sessions")}
             WHERE {where(q, db, "start_ts", lower_bound=False, segments=False)}
             GROUP BY visitor_hash
@@ -39,7 +39,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     p = q.params()
     visits = _visits(q, db)
     # a session counts in since_last when it is in the range and in the segment
-    counted = " AND ".join(["toDate(start_ts) >= {d_from:Date}", *segment_conditions(q, db)])
+    counted = " AND ".join([f"{day(q, 'start_ts')} >= {{d_from:Date}}", *segment_conditions(q, db)])
     return [
         Statement(
             "visits",
@@ -81,7 +81,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
                     d <= 14, '8-14', d <= 30, '15-30', '31+') AS days, count() AS sessions,
                 min(d) AS lo
             FROM (
-                SELECT dateDiff('day', toDate(prev.1), toDate(cur.1)) AS d, cur.2 AS counted
+                SELECT dateDiff('day', {day(q, "prev.1")}, {day(q, "cur.1")}) AS d, cur.2 AS counted
                 FROM (
                     SELECT arraySort(groupArray((start_ts, {counted}))) AS s
                     FROM {table(db, "sessions")}

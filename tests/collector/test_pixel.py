@@ -72,6 +72,18 @@ async def test_page_url_defaults_to_referer() -> None:
     assert sink[0].url == "https://site.example/page"
 
 
+async def test_utm_of_a_bare_pixel_come_from_the_page_url() -> None:
+    client, sink = make_client()
+    landing = "https://a.example/l?utm_source=news&utm_medium=email&utm_campaign=dec%20sale&utm_term=t"
+    await client.get("/p.gif", params={"s": "demo", "u": landing})
+    await client.get("/p.gif?s=demo", headers={"referer": "https://a.example/?utm_source=ref&utm_source=x"})
+    # explicit utm_* parameters win over the URL's (the tracker sends them)
+    await client.get("/p.gif", params={"s": "demo", "u": landing, "utm_source": "param"})
+    got = [(h.utm_source, h.utm_medium, h.utm_campaign, h.utm_term, h.utm_content) for h in sink]
+    assert got == [("news", "email", "dec sale", "t", ""), ("ref", "", "", "", ""),
+                   ("param", "", "", "", "")]
+
+
 @pytest.mark.parametrize(
     ("query", "reason"),
     [

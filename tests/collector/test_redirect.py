@@ -48,3 +48,16 @@ async def test_hosts_off_the_allow_list_are_refused() -> None:
     assert METRICS.get("redirects_refused_total") == before + 6
     c2, _ = client()  # no allow list: nothing is redirected
     assert (await c2.get("/r", params={"s": "mail", "to": "https://shop.example/"})).status_code == 400
+
+
+async def test_a_click_follows_the_pixels_privacy_and_cookie_rules() -> None:
+    c, sink = client(redirect_hosts="shop.example", respect_dnt="true")
+    to = {"s": "mail", "to": "https://shop.example/"}
+    fresh = await c.get("/r", params=to)
+    assert fresh.status_code == 302
+    [hit] = sink
+    assert fresh.headers["set-cookie"].startswith(f"_cs_vid={hit.visitor_id}; Max-Age=63072000; Path=/")
+    for headers in ({"cookie": "_cs_optout=1"}, {"dnt": "1"}, {"sec-gpc": "1"}):
+        r = await c.get("/r", params=to, headers=headers)
+        assert r.status_code == 302 and "set-cookie" not in r.headers  # redirected, not recorded
+    assert len(sink) == 1

@@ -119,3 +119,20 @@ def test_returning_same_millisecond_sessions(chdb_client: Client, fresh_db: Any)
     out = returning(chdb_client, name, device="mobile")
     assert out["days_since_last_visit"] == [{"days": "0", "sessions": 1}]
     assert returning(chdb_client, name)["days_since_last_visit"] == [{"days": "0", "sessions": 1}]
+
+
+def test_returning_days_are_the_sites_time_zone_days(chdb_client: Client, db: str) -> None:
+    from clickstream.settings import load
+    from reports.query import in_site_zone
+
+    params = {"site": ["shop"], "from": ["2024-01-10"], "to": ["2024-01-12"], "weeks": ["2"]}
+    query = ReportQuery.parse("returning", params)
+    paris = in_site_zone(query, load(flags={"time_zone": "Europe/Paris"}, env={}))
+    assert in_site_zone(query, load(flags={}, env={})) is query  # UTC: the same SQL as before
+    out = run(paris, chdb_client, database=db)
+    # b's sessions at 23:59:59 and 00:00:00 UTC are both past midnight in Paris (UTC+1)
+    assert out["days"] == [
+        {"date": "2024-01-10", "new_visitors": 0, "returning_visitors": 1},  # a
+        {"date": "2024-01-11", "new_visitors": 2, "returning_visitors": 0},  # b, c
+        {"date": "2024-01-12", "new_visitors": 1, "returning_visitors": 1},  # d; a
+    ]

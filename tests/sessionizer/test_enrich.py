@@ -148,6 +148,10 @@ def test_channels(url: str, referrer: str, utm: tuple[str, str], channel: str) -
         ("https://ex.com/results", "search", "boots", "/results", "boots"),
         ("https://ex.com/s?page=2", "pageview", "", "/s?page=2", ""),
         ("https://ex.com/s?q=", "pageview", "", "/s?q=", ""),
+        # the page keeps the URL's own spelling of what it keeps, minus tracking params
+        ("https://ex.com/s?q=red%20shoes&gclid=1", "pageview", "", "/s?q=red%20shoes", "red shoes"),
+        ("https://ex.com/p?flag&b=2&_ga=1&utm%5Fsource=x", "pageview", "", "/p?flag&b=2", ""),
+        ("https://ex.com/p?utm_medium=a&&a=%2F", "pageview", "", "/p?a=%2F", ""),
         ("http://[bad", "pageview", "", "/", ""),  # unparsable URL: a page at /
     ],
 )

@@ -125,14 +125,19 @@ def test_entry_exit_duration_bounce_seq_neighbours() -> None:
 def test_seq_prev_next_flags() -> None:
     from sessionizer.flags import build_session
 
-    hits = [hit(0, "/a"), hit(5, "/x", event="click"), hit(30, "/b"), hit(95, "/c")]
+    hits = [hit(0, "/a"), hit(5, "/x", event="click"), hit(30, "/b"), hit(95, "/c"),
+             hit(99, "/c", event="purchase")]
     r = build_session("id", hits, Rules(), closed=True, number=1)
+    # an event's neighbours are the pages before and after it ('' at the session's end)
     assert [(f.seq, f.prev_page, f.next_page) for f in r.flags] == [
         (1, "", "/b"),
-        (2, "", ""),
+        (2, "/a", "/b"),
         (3, "/a", "/c"),
         (4, "/b", ""),
+        (5, "/c", ""),
     ]
+    only_events = build_session("id2", [hit(0, "/x", event="click")], Rules(), closed=True, number=1)
+    assert [(f.prev_page, f.next_page) for f in only_events.flags] == [("", "")]
 
 
 @pytest.mark.parametrize(

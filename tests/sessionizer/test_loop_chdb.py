@@ -5,6 +5,7 @@ late hits amending written sessions, CRM links — each "process" a fresh Sessio
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,69 @@ async def test_crm_link_reaches_later_sessions_in_a_fresh_process(client: Client
         client, f"SELECT path, crm_id, uid FROM {db}.hits FINAL ORDER BY ts"
     ).rows
     assert hits == [["/a", "", ""], ["/login", "C7", "C7"], ["/again", "C7", ""]]
+
+
+async def test_a_new_device_of_a_known_customer_is_returning(client: Client, db: str) -> None:
+    # the laptop: two sessions, the second with the login
+    await feed(process(client, db), h(0, "/a"), h(7200, "/login", uid="C7"), close=True)
+    # the phone, in a fresh process: its first session logs in as C7 (on its second hit,
+    # while the session is open), so it is returning; session_number stays per visitor
+    sz = process(client, db)
+    await feed(sz, h(86400, "/m", vid="phone001"))
+    await feed(sz, h(86410, "/login", vid="phone001", uid="C7"), close=True)
+    # a third device logging in as a customer nobody saw before is new
+    await feed(process(client, db), h(90000, "/x", vid="tablet01", uid="C8"), close=True)
+    rows = [r[:3] + r[5:6] for r in sessions(client, db)]
+    assert rows == [
+        ["phone001", 1, 1, "C7"],
+        ["tablet01", 1, 0, "C8"],
+        ["vis00001", 1, 0, ""],
+        ["vis00001", 2, 1, "C7"],
+    ]
+    assert sz.customer_cache == {}  # closed sessions leave the cache
+
+
+async def test_two_devices_of_one_customer_in_one_write(client: Client, db: str) -> None:
+    await feed(process(client, db), h(0, "/a", uid="C9"), h(60, "/b", vid="phone002", uid="C9"),
+               close=True)
+    rows = [r[:3] for r in sessions(client, db)]
+    assert rows == [["phone002", 1, 1], ["vis00001", 1, 0]]
+
+
+async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(client: Client, db: str) -> None:
+    from clickstream import identity
+
+    sz = process(client, db)
+    await feed(sz, h(0, "/a"), close=True)  # closed and cached before the link
+    await feed(sz, h(60, "/x", vid="vis00002"))  # open while linked
+    for vid in ("vis00001", "vis00002"):
+        identity.link(client, db, "s1", vid, "C5", "test")
+        sz.relink("s1", vid, "C5")
+    later = (time.time() * 1000 - T0) / 1000 + 3600  # a visit after the link
+    await feed(sz, h(later, "/b"), h(120, "/y", vid="vis00002"), close=True)
+    assert [r[:2] + r[4:6] for r in sessions(client, db)] == [
+        ["vis00001", 1, ["/a"], ""],
+        ["vis00001", 2, ["/b"], "C5"],
+        ["vis00002", 1, ["/x", "/y"], "C5"],
+    ]
+
+
+async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(client: Client, db: str) -> None:
+    from dataclasses import replace
+
+    from reports.query import ReportQuery
+    from reports.run import run
+
+    cart = replace(h(30, "/p/1", hid="cart-1"), event="add_to_cart")
+    await feed(process(client, db), h(0, "/"), h(20, "/p/1"), cart, h(40, "/p/2"), close=True)
+    hits = warehouse.read_query(
+        client, f"SELECT event, prev_page, next_page FROM {db}.hits FINAL ORDER BY ts").rows
+    assert hits[2] == ["add_to_cart", "/p/1", "/p/2"]
+    out = run(ReportQuery.parse("funnel", {
+        "site": ["s1"], "from": ["2026-01-05"], "to": ["2026-01-05"],
+        "step": ["/", "event:add_to_cart", "/checkout"]}), client, db)
+    assert [s["count"] for s in out["steps"]] == [1, 1, 0]
+    assert out["dropoff_next"] == [{"after_step": "event:add_to_cart", "next_page": "/p/2", "count": 1}]
 
 
 async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
