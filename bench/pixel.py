@@ -163,6 +163,7 @@ def measure(
     env: dict[str, str] | None = None,
     after: Callable[[WrkResult, float], None] | None = None,
     profile: bool = False,
+    extra_pids: tuple[int, ...] = (),
 ) -> WrkResult:
     """Start the server, check it answers a GIF, run wrk, call ``after`` (still running), stop."""
     log = tmp / f"{label}.log"
@@ -181,13 +182,77 @@ def measure(
             _wait_ready(f"http://127.0.0.1:{port}/healthz", proc, log, start_timeout)
         started = time.monotonic()
         spy = profiler.start(proc.pid, seconds, tmp / f"{label}.pyspy") if profile else None
+        pids = [proc.pid, *extra_pids, *descendants(proc.pid)]
+        before = cpu_ticks(pids)
         result = run_wrk(wrk, url, seconds=seconds, connections=connections)
+        after_ticks = cpu_ticks(pids)
+        report_cpu(label, pids, before, after_ticks, result.requests)
         if profile:
             for line in profiler.finish(spy, tmp / f"{label}.pyspy", timeout=seconds + 30):
                 print(f"pixel {label} {line}", flush=True)
         if after is not None:
             after(result, started)
         return result
+
+
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (collector workers, the embedded broker)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                kids = [int(c) for c in (task / "children").read_text().split()]
+                out += kids
+                todo += kids
+    return out
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """utime + stime of each process still there, in clock ticks."""
+    out: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def process_label(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return str(pid)
+    if "tansu" in cmd or "calfkit" in cmd:
+        return "broker"
+    if "spawn_main" in cmd:
+        return "worker"
+    if "resource_tracker" in cmd:
+        return "tracker"
+    return "main"
+
+
+def report_cpu(label: str, pids: list[int], before: dict[int, int], after: dict[int, int],
+               requests: int) -> None:
+    """CPU time a request of the server's processes (and the broker's) during the wrk run:
+    steadier than req/s on a shared box, where other work takes the cores."""
+    if requests <= 0:
+        return
+    per: dict[str, float] = {}
+    for pid in pids:
+        if pid in before and pid in after:
+            name = process_label(pid)
+            per[name] = per.get(name, 0.0) + (after[pid] - before[pid]) / _CLK / requests * 1e6
+    total = sum(per.values())
+    parts = ", ".join(f"{name} {us:.1f}" for name, us in sorted(per.items()))
+    load = "?"
+    with contextlib.suppress(OSError):
+        load = Path("/proc/loadavg").read_text().split()[0]
+    figure(f"pixel.{label}.cpu_us", total, "µs CPU/request", f"{parts}; load {load}", digits=1)
 
 
 def _wait_ready(url: str, proc: Any, log: Path, timeout: float) -> None:
@@ -293,14 +358,16 @@ def _serve_drain(port: int, token: str, problems: list[str]) -> Callable[[WrkRes
 
 
 @contextlib.contextmanager
-def _broker(tmp: Path) -> Iterator[str]:
-    """An embedded Tansu broker with the hits topic, for the collector target."""
+def _broker(tmp: Path) -> Iterator[tuple[str, int]]:
+    """An embedded Tansu broker with the hits topic, for the collector target: its
+    bootstrap address and process id."""
     from clickstream.broker import BrokerError, EmbeddedBroker, ensure_topic
 
     try:
         with EmbeddedBroker(log_path=tmp / "tansu.log") as broker:
             asyncio.run(ensure_topic(broker.bootstrap, "clickstream.hits", 6))
-            yield broker.bootstrap
+            assert broker.proc is not None
+            yield broker.bootstrap, broker.proc.pid
     except BrokerError as exc:
         raise BenchError(str(exc)) from exc
 
@@ -338,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         for target in only:
             port = free_port()
-            env, after = None, None
+            env, after, extra_pids = None, None, ()
             if target in ("collector", "collector_asgi", "serve") and not (serve_available() and cli_available()):
                 print(
                     f"pixel {target}: not measured (clickstream/cli.py and serve.py not there yet)"
@@ -352,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                     elif target == "bare":
                         cmd, wait = bare_command(port), 30.0
                     elif target.startswith("collector"):
-                        bootstrap = stack.enter_context(_broker(tmp))
+                        bootstrap, broker_pid = stack.enter_context(_broker(tmp))
+                        extra_pids = (broker_pid,)
                         cmd, wait = collector_command(port, bootstrap), 60.0
                         env = role_env(tmp / f"{target}-data", token, collector=True)
                         if target == "collector_asgi":
@@ -364,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = measure(
                         target, cmd, port, tools["wrk"], tmp, args.seconds, args.connections, wait, env, after,
                         profile=env is not None and target != "collector_asgi" and not args.no_profile,
+                        extra_pids=extra_pids,
                     )  # fmt: skip
             except BenchError as exc:
                 print(f"pixel {target}: FAILED: {exc}", flush=True)
