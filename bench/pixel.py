@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         for target in only:
             port = free_port()
-            env, after, extra_pids = None, None, ()
+            env, after = None, None
+            extra_pids: tuple[int, ...] = ()
             if target in ("collector", "collector_asgi", "serve") and not (serve_available() and cli_available()):
                 print(
                     f"pixel {target}: not measured (clickstream/cli.py and serve.py not there yet)"
