@@ -47,6 +47,8 @@ def read_cookie(header: bytes, name: str) -> str:
     if not header or len(header) > MAX_COOKIE_HEADER:
         return ""
     needle = name.encode() + b"="
+    if needle not in header:  # the common case (no cookie of ours): no split
+        return ""
     for part in header.split(b";"):
         part = part.strip()
         if part.startswith(needle):

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from clickstream import hit as H
 from clickstream.hit import Hit
@@ -34,6 +34,8 @@ ALIASES = {
     "navigation": "nav", "user_agent": "ua",
 }
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_UTM_KEYS = frozenset(UTM)
+_NO_UTM: dict[str, str] = dict.fromkeys(UTM, "")  # shared: read, never changed
 
 
 class Drop(Exception):
@@ -83,9 +85,30 @@ def parse_qs(raw: bytes) -> dict[str, str]:
     return out
 
 
+# "%xx" (any case) -> the byte, as urllib's own table; for ASCII text, ``_unquote`` gives
+# exactly ``urllib.parse.unquote(s, errors="strict")`` (tests/collector/test_validate.py)
+# in a third of its time: one split, one lookup per escape, one decode.
+_HEXBYTE = {a + b: bytes.fromhex(a + b) for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
+
+
 def _unquote(s: str) -> str:
+    """``+`` and ``%xx`` decoded, then UTF-8 (strict); ``s`` is ASCII (see parse_qs)."""
+    s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    first, *rest = s.split("%")
+    out = [first.encode("ascii")]
+    hexbyte = _HEXBYTE.get
+    for part in rest:
+        byte = hexbyte(part[:2])
+        if byte is None:  # not an escape: kept as it is
+            out.append(b"%" + part.encode("ascii"))
+        else:
+            out.append(byte)
+            if len(part) > 2:
+                out.append(part[2:].encode("ascii"))
     try:
-        return unquote(s.replace("+", " "), errors="strict")
+        return b"".join(out).decode("utf-8")
     except UnicodeDecodeError:
         raise Drop("bad_encoding", "parameter is not valid UTF-8") from None
 
@@ -161,7 +184,7 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
     url = _url(_text(params, "u", limit + 1) or req.referer[: limit + 1], limit, "u")
     if not url:
         raise Drop("missing_url")
-    event = _text(params, "e", 65) or "pageview"
+    event = (_text(params, "e", 65) if "e" in params else "") or "pageview"
     if not EVENT_RE.match(event):
         raise Drop("bad_event")
     vid = req.cookie_vid
@@ -171,25 +194,31 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
             if not isinstance(raw_vid, str) or not VID_RE.match(raw_vid):
                 raise Drop("bad_vid")
             vid = raw_vid
-    uid = _text(params, "uid", H.MAX_ID + 1)
+    # ``key in params`` before each optional field: most are absent, and an absent key
+    # is "" (or None) whatever the helper would do, without its call
+    uid = _text(params, "uid", H.MAX_ID + 1) if "uid" in params else ""
     if len(uid) > H.MAX_ID:
         raise Drop("bad_uid", "uid longer than 128")
-    nav = _text(params, "nav", 20)
+    nav = _text(params, "nav", 20) if "nav" in params else ""
     if nav not in H.NAV_TYPES:
         raise Drop("bad_nav")
-    cts = _int(params, "cts", 0, MAX_EPOCH_MS)
-    sts = _int(params, "sts", 0, MAX_EPOCH_MS)
-    results = _int(params, "n", 0, 2**31 - 1)
+    cts = _int(params, "cts", 0, MAX_EPOCH_MS) if "cts" in params else None
+    sts = _int(params, "sts", 0, MAX_EPOCH_MS) if "sts" in params else None
+    results = _int(params, "n", 0, 2**31 - 1) if "n" in params else None
     props = _props(params, settings.max_props)
     ua = req.user_agent
     if req.source == "beacon" and params.get("ua"):
         ua = _text(params, "ua", H.MAX_UA)
-    utm = {k: _text(params, k, 200) for k in UTM}
+    # explicit utm_* parameters win; without any, the page URL's own (a bare pixel)
+    utm = _NO_UTM if _UTM_KEYS.isdisjoint(params) else {k: _text(params, k, 200) for k in UTM}
     if not any(utm.values()) and "utm_" in url:
         utm = url_utm(url)
     ip = req.ip
     if site_settings.ip_truncate:
         ip = truncate_ip(ip)
+    referrer = _url(_text(params, "r", limit + 1), limit, "r") if "r" in params else ""
+    title = _text(params, "t", 500) if "t" in params else ""
+    search_query = _text(params, "q", 500) if "q" in params else ""
     return Hit(
         site=site,
         visitor_id=vid or new_visitor_id(),
@@ -198,9 +227,9 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
         received=req.received,
         event=event,
         url=url,
-        referrer=_url(_text(params, "r", limit + 1), limit, "r"),
-        title=_text(params, "t", 500),
-        search_query=_text(params, "q", 500),
+        referrer=referrer,
+        title=title,
+        search_query=search_query,
         search_results=results,
         crm_id=uid,
         nav=nav,
