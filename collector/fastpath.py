@@ -22,7 +22,7 @@ import httptools
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from clickstream import httplimits
-from collector.hot import GIF, GIF_HEADERS, header_map
+from collector.hot import GIF, GIF_HEADERS
 
 STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 _END = b"\r\n" + GIF
@@ -109,7 +109,11 @@ def protocol() -> Any:
                     )
                 )
             ):
-                url = httptools.parse_url(self.url)
+                target = self.url
+                if target.startswith(b"/p.gif?") and b"#" not in target:  # the usual origin form
+                    self._pixel(target[7:])
+                    return
+                url = httptools.parse_url(target)
                 if url.path == b"/p.gif":
                     self._pixel(url.query or b"")
                     return
@@ -133,10 +137,10 @@ def protocol() -> Any:
             scope["query_string"] = query
             if self._proxy is not None:
                 self._proxy(scope)
-            version = self.parser.get_http_version()
-            cycle = self.cycle = FastCycle(version != "1.0" and self.parser.should_keep_alive())
+            parser = self.parser
+            cycle = self.cycle = FastCycle(parser.get_http_version() != "1.0" and parser.should_keep_alive())
             collector, submit = self._fast
-            hit, set_cookie = collector.pixel_hit(scope, header_map(scope))
+            hit, set_cookie = collector.pixel_hit(scope, dict(self.headers))  # as header_map: the last wins
             if hit is None:
                 self._answer(cycle, None)
                 return

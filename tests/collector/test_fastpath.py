@@ -238,3 +238,76 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_pixel_targets_the_fast_path_reads_like_uvicorn() -> None:
+    app = PixelApp()
+    targets = [
+        f"{PIXEL}&t=plain",  # the usual origin form
+        f"{PIXEL}&t=fragment#not-sent-by-browsers",  # a fragment is not part of the query
+        f"http://c.test{PIXEL}&t=absolute",  # absolute form (a proxy's)
+        "/p.gif",  # no query: the site is missing, counted, still the GIF
+    ]
+    async with running(app) as url:
+        for target in targets:
+            out = await raw(url, f"GET {target} HTTP/1.1\r\nHost: c.test\r\n\r\n".encode())
+            assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(GIF), target
+    assert app.asgi == []
+    assert [h.title for h in app.hits] == ["plain", "fragment", "absolute"]
+    assert all(h.url == "https://a.example/x" for h in app.hits)
+
+
+async def test_near_pixel_paths_take_the_asgi_path() -> None:
+    app = PixelApp()
+    async with running(app) as url:
+        for target in ("/p.gifx?s=demo", "/p.gif/?s=demo", "/P.gif?s=demo", "/x/p.gif?s=demo"):
+            await raw(url, f"GET {target} HTTP/1.1\r\nHost: c.test\r\n\r\n".encode())
+    assert [path for _, path in app.asgi] == ["/p.gifx", "/p.gif/", "/P.gif", "/x/p.gif"]
+
+
+async def test_headers_are_read_as_uvicorn_does() -> None:
+    app = PixelApp()
+    request = (
+        f"GET {PIXEL} HTTP/1.1\r\nHost: c.test\r\nUSER-AGENT: first\r\nuser-agent: second \t\r\n"
+        "Cookie: a=1; _cs_vid=abcdefgh12345678\r\nX-Empty:\r\n\r\n"
+    ).encode()
+    async with running(app) as url:
+        out = await raw(url, request)
+    assert b"set-cookie: _cs_vid=abcdefgh12345678;" in out
+    [hit] = app.hits
+    assert hit.user_agent == "second"  # names lower-cased, the last one wins, trailing blanks cut
+    assert hit.visitor_id == "abcdefgh12345678" and app.asgi == []
+
+
+async def test_expect_100_continue_still_reaches_the_asgi_path() -> None:
+    bodies: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        bodies.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with running(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /collect HTTP/1.1\r\nHost: c\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.write(b"{}")
+        second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 100 Continue") and second.startswith(b"HTTP/1.1 204")
+    assert bodies == [b"{}"]
+
+
+async def test_pixels_over_the_header_limits_are_refused_before_the_fast_path() -> None:
+    app = PixelApp()
+    async with running(app) as url:
+        many = await raw(url, (f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\n" + "X-A: 1\r\n" * 101 + "\r\n").encode(),
+                         until_closed=True)
+        big = await raw(url, f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\nX-Big: {'b' * 33_000}\r\n\r\n".encode(),
+                        until_closed=True)
+        long = await raw(url, f"GET {PIXEL}&t={'t' * 17_000} HTTP/1.1\r\nHost: c\r\n\r\n".encode(),
+                         until_closed=True)
+    for out in (many, big, long):
+        assert out.startswith(b"HTTP/1.1 400 ")
+    assert app.hits == [] and app.asgi == []
