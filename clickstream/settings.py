@@ -41,7 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("host", str, "127.0.0.1", "Address the HTTP server listens on."),
     S("port", int, 8000, "Port of the HTTP server (collector, API and dashboard).", min=0, max=65535),
     S("workers", int, 0, "Collector processes of `serve` sharing the HTTP port (0: one per CPU core).", min=0, max=64),
-    S("main_nice", int, 5, "Niceness `serve` adds to its main process (sessionizer, chDB, dashboard) once its collector workers run, so that under load the pixels are answered first and the fold catches up (0: same priority).", min=0, max=19),
+    S("main_nice", int, 19, "Niceness `serve` adds to its main process (sessionizer, chDB, dashboard) once its collector workers run, so that under load the pixels are answered first and the fold catches up (0: same priority; the result is capped at 19).", min=0, max=19),
     S("data", str, "./clickstream-data", "Data directory of `serve`: chDB files, spool, token."),
     S("kafka", str, "", "Kafka bootstrap servers; empty: `serve` starts the embedded Tansu broker."),
     S("broker_port", int, 0, "Port of the embedded broker (0: a free port).", min=0, max=65535),

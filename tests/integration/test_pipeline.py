@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from clickstream.settings import load
 from tests.conftest import Served, start_serve
 
 
@@ -158,10 +159,11 @@ def _children(pid: int) -> list[int]:
 
 
 def test_serve_workers_answer_first_the_main_process_yields(serve: Served) -> None:
-    """main_nice (default 5): the main process (sessionizer, chDB) runs nicer than the
+    """main_nice (default 19): the main process (sessionizer, chDB) runs nicer than the
     collector workers and the broker, which keep the priority serve was started with."""
     base = _nice(os.getpid())
-    assert _nice(serve.proc.pid) == min(19, base + 5)
+    assert _nice(serve.proc.pid) == min(19, base + load(flags={}, env={}).main_nice)
+    assert load(flags={}, env={}).main_nice == 19
     kids = _children(serve.proc.pid)
     workers = [p for p in kids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(workers) == max(1, os.cpu_count() or 1)  # one collector worker per core
