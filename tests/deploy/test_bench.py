@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,13 @@ from bench.pixel import (
     GIF,
     bare_command,
     collector_command,
+    cpu_ticks,
+    descendants,
     measure,
     nginx_command,
+    process_label,
     ratio_table,
+    report_cpu,
     role_env,
     serve_command,
 )
@@ -107,6 +112,28 @@ def test_bare_app_measured_by_wrk(tmp_path: Path) -> None:
     r = measure("bare", bare_command(port), port, wrk, tmp_path, seconds=1, connections=50, start_timeout=30)
     assert r.errors == 0
     assert r.requests > 0 and r.requests_per_s > 0
+
+
+def test_cpu_a_request_counts_the_process_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.3: pass\ntime.sleep(5)"])
+    try:
+        me = __import__("os").getpid()
+        assert child.pid in descendants(me)
+        before = cpu_ticks([me, child.pid, 999_999_999])  # a pid that is gone is left out
+        assert set(before) == {me, child.pid}
+        time.sleep(0.6)
+        after = cpu_ticks([me, child.pid])
+        assert after[child.pid] > before[child.pid]
+        assert process_label(child.pid) == "main"
+        report_cpu("probe", [me, child.pid], before, after, requests=1000)
+    finally:
+        child.kill()
+        child.wait()
+    out = capsys.readouterr().out
+    assert out.startswith("[figure] pixel.probe.cpu_us = ") and "µs CPU/request" in out and "; load " in out
 
 
 def _result(rps: float) -> WrkResult:
