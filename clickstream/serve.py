@@ -164,7 +164,7 @@ class ClickstreamApp:
         if self.roles.collector and not self.roles.sessionizer:
             # a collector process's start-up objects (modules, the app) live as long as it
             # does: out of the collector's sight, a full collection no longer walks them
-            # all while pixels wait (p99 at full load 37-54 -> 18-34 ms)
+            # all while pixels wait (docs/sizing.md: the p99 at full load)
             gc.collect()
             gc.freeze()
         try:
