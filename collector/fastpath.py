@@ -139,6 +139,7 @@ def protocol() -> Any:
                 self._proxy(scope)
             parser = self.parser
             cycle = self.cycle = FastCycle(parser.get_http_version() != "1.0" and parser.should_keep_alive())
+            assert self._fast is not None  # _pixel is only called when the fast path is on
             collector, submit = self._fast
             hit, set_cookie = collector.pixel_hit(scope, dict(self.headers))  # as header_map: the last wins
             if hit is None:

@@ -136,7 +136,11 @@ class HitSink:
     async def put(self, hits: list[Hit]) -> bool:
         """Durably accept hits (Kafka or spool) within the bound; False: dropped, spool full."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.submit(hits, lambda ok: fut.done() or fut.set_result(ok))  # done: the request was cancelled
+        def answer(ok: bool) -> None:
+            if not fut.done():  # done: the request was cancelled
+                fut.set_result(ok)
+
+        self.submit(hits, answer)
         return await fut
 
     def _commit_pending(self) -> None:
