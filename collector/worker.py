@@ -75,7 +75,10 @@ class Forward:
                 return
             if not message.get("more_body"):
                 break
-        headers = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        # the browser's Host goes along: the main process builds absolute URLs from it
+        # (the snippet of /api/snippet and the dashboard's Install page, redirects)
+        headers = [(k, v.strip()) for k, v in scope["headers"]
+                   if k.lower() not in HOP_BY_HOP or k.lower() == b"host"]
         url = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         try:
             async with self.client.stream(scope["method"], url, headers=headers, content=bytes(body)) as r:
