@@ -249,6 +249,8 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
 
 
 def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
+    from collector.snippet import snippet
+
     base = f"http://{settings.host}:{settings.port}"
     print(f"Clickstream is running: dashboard {base}/", flush=True)
     kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
@@ -256,8 +258,10 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
     print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
+    # the same tag as `clickstream snippet` prints: its referrerpolicy lets a cross-origin
+    # pixel's Referer carry the page URL (Chromium's default sends only the origin)
     print("Paste this pixel into your pages (replace SITE with your site id):", flush=True)
-    print(f'  <img src="{base}/p.gif?s=SITE" width="1" height="1" alt="" style="position:absolute">', flush=True)
+    print(f"  {snippet('SITE', base)['pixel']}", flush=True)
     print(f"  or the JS snippet: clickstream snippet --site SITE --collector {base}", flush=True)
 
 

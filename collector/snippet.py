@@ -157,14 +157,20 @@ def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], 
     """`clickstream snippet --site ID [--collector URL] [--email-campaign NAME]`."""
     p = sub.add_parser("snippet", help="print the JS snippet and the pixel tag to paste")
     p.add_argument("--site", required=True, help="site id, e.g. shop")
-    p.add_argument("--collector", help="collector base URL (default: http://HOST:PORT)")
+    p.add_argument(
+        "--collector",
+        help="collector base URL (default: the `clickstream serve` running with --data, else http://HOST:PORT)",
+    )
     p.add_argument("--email-campaign", help="also print an email-open pixel for this campaign")
     add_setting_flags(p)
     p.set_defaults(handler=cmd_snippet)
 
 
 def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
-    base = args.collector or f"http://{settings.host}:{settings.port}"
+    from clickstream import running
+
+    serve = None if args.collector else running.find(settings.data_dir)
+    base = args.collector or (str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}")
     try:
         doc = snippet(args.site, base, respect_dnt=bool(settings.for_site(args.site).respect_dnt))
         email = email_pixel(args.site, base, args.email_campaign) if args.email_campaign else ""

@@ -176,3 +176,31 @@ async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) ->
         assert bad.json() == {
             "error": "site id '': 1-64 characters of letters, digits, '.', '_', '-'"
         }
+
+
+def test_cli_snippet_without_collector_names_the_running_serve(tmp_path, capsys) -> None:
+    """`clickstream snippet --site ID` prints what `GET /api/snippet?site=ID` of the serve
+    running with the same --data returns (not the default port); without one, HOST:PORT."""
+    from clickstream import running
+    from clickstream.cli import main
+
+    running.write(tmp_path, "http://127.0.0.1:8792", "127.0.0.1:9092")
+    try:
+        assert main(["snippet", "--site", "shop", "--data", str(tmp_path)]) == 0
+    finally:
+        running.remove(tmp_path)
+    out = capsys.readouterr().out
+    doc = snippet("shop", "http://127.0.0.1:8792")
+    assert doc["js"] in out and doc["pixel"] in out
+    assert not (tmp_path / running.NAME).exists()
+    assert main(["snippet", "--site", "shop", "--data", str(tmp_path), "--port", "9001"]) == 0
+    assert snippet("shop", "http://127.0.0.1:9001")["pixel"] in capsys.readouterr().out
+
+
+def test_serve_announces_the_same_pixel_as_the_snippet(capsys) -> None:
+    from clickstream.serve import _announce
+    from clickstream.settings import load
+
+    _announce(load(env={}, flags={"port": 8792}), "tok", False, "127.0.0.1:9092", True)
+    out = capsys.readouterr().out
+    assert f"  {snippet('SITE', 'http://127.0.0.1:8792')['pixel']}\n" in out
