@@ -26,7 +26,8 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + s.name.replace("_", "-")
         metavar = s.name.upper() if s.type is not bool else "BOOL"
         default = "" if s.secret else f" (default: {s.default})"
-        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=f"{s.help}{default}".replace("%", "%%"))
+        text = f"{settings_mod.help_text(s)}{default}"
+        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"))
 
 
 def resolve(args: argparse.Namespace) -> Settings:

@@ -79,3 +79,68 @@ def test_every_setting_is_a_serve_flag() -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
     for s in SETTINGS:
         assert "--" + s.name.replace("_", "-") in help_text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flags": {"time_zone": "Mars/Base"}},
+         "setting 'time_zone' (flag --time-zone): 'Mars/Base' is not an IANA time zone"),
+        ({"env": {"CLICKSTREAM_TIME_ZONE": "../../etc/passwd"}},
+         "setting 'time_zone' (env CLICKSTREAM_TIME_ZONE): '../../etc/passwd' is not an IANA time zone"),
+        ({"flags": {"session_timeout": "20"}},
+         "unknown setting 'session_timeout' in flag; did you mean 'session_timeout_min'?"),
+    ],
+)
+def test_time_zone_is_checked_at_start_and_unknown_keys_get_the_nearest_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(**{"env": {}, **kwargs})
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert load(env={}, flags={"time_zone": "Europe/Paris"}).time_zone == "Europe/Paris"
+
+
+def test_a_bad_per_site_time_zone_stops_start_up_not_the_first_hit(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[site.shop]\ntime_zone = "Europe/Pariss"\n')
+    with pytest.raises(SettingsError, match=r"setting 'time_zone' \(\[site.shop\]\): 'Europe/Pariss' is not an IANA"):
+        load(env={}, config_file=cfg)
+
+
+def test_config_file_with_a_clickstream_table_keeps_top_level_site_tables_and_arrays(tmp_path: Path) -> None:
+    """[clickstream] and top-level [site.x] tables together: nothing is silently ignored;
+    comma-list settings may be TOML arrays; a choice is read case-insensitively."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[clickstream]\nport = 9000\nlog_level = "INFO"\nsearch_params = ["q", "find"]\n'
+        '[site.shop]\nallowed_origins = ["https://shop.example", "https://www.shop.example"]\n'
+        '[clickstream.site.blog]\nsession_timeout_min = 5\n'
+    )
+    s = load(env={}, config_file=cfg)
+    assert s.port == 9000 and s.log_level == "info"
+    assert s.search_param_set == frozenset({"q", "find"})
+    assert s.for_site("shop").allowed_origins == "https://shop.example,https://www.shop.example"
+    assert s.for_site("blog").session_timeout_min == 5.0
+    twice = tmp_path / "t.toml"
+    twice.write_text("port = 1\n[clickstream]\nport = 2\n")
+    with pytest.raises(SettingsError, match="'port' is set both at the top level and in \\[clickstream\\]"):
+        load(env={}, config_file=twice)
+    bad = tmp_path / "b.toml"
+    bad.write_text("redirect_hosts = [1, 2]\n")
+    with pytest.raises(SettingsError, match="is not a string or an array of strings"):
+        load(env={}, config_file=bad)
+
+
+@pytest.mark.parametrize("command", ["serve", "collector", "sessionizer", "dashboard", "import-log", "sql"])
+def test_help_of_every_command_carries_each_settings_documentation(command: str) -> None:
+    """--help shows what README's table shows: the help line, the accepted values, Per site."""
+    import re
+
+    from clickstream.cli import build_parser
+    from clickstream.settings import help_text
+
+    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    flat = re.sub(r"\s+", "", parser.format_help())  # argparse wraps lines (also at hyphens)
+    for s in SETTINGS:
+        assert re.sub(r"\s+", "", help_text(s)) in flat, (command, s.name)
+    assert "Loglevel.Oneof:debug,info,warning,error." in flat
+    assert "Inactivity(eventtime)thatendsasession,minutes.Persite." in flat
