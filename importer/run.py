@@ -18,7 +18,13 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from clickstream import broker
 from clickstream.hit import MAX_ID, Hit
-from importer.convert import Converter, Filters, parse_methods, parse_statuses
+from importer.convert import (
+    DEFAULT_STATUS_SPEC,
+    Converter,
+    Filters,
+    parse_methods,
+    parse_statuses,
+)
 from importer.formats import PRESETS, FormatError, LineError, LogFormat, compile_format
 from importer.read import ReadProblem, SourceError, check_sources, read_lines
 from importer.stats import ImportStats
@@ -211,8 +217,9 @@ def add_parser(
     )
     p.add_argument(
         "--status",
-        default="200-399",
-        help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-399)",
+        default=DEFAULT_STATUS_SPEC,
+        help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-299,304: redirects and "
+        "errors are not page views)",
     )
     p.add_argument(
         "--include-static",

@@ -18,7 +18,7 @@ REASONS = {
     "bad_target": "request target is not a path or an http(s) URL",
     "url_too_long": "page URL longer than 2000 characters",
     "method": "method not imported (default: GET only)",
-    "status": "status not imported (default: 200-399)",
+    "status": "status not imported (default: 2xx and 304; redirects and errors are not page views)",
     "static": "static asset (css, js, images, fonts, ...)",
     "tracked": "page view the pixel already recorded (--skip-tracked)",
     "read_error": "file could not be read to its end",

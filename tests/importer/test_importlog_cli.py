@@ -32,7 +32,7 @@ def test_dry_run_prints_the_summary(capsys):
         "  method: 1  (method not imported (default: GET only))",
     ]
     assert out.startswith("lines read: 202")
-    assert "  status: 4  (status not imported (default: 200-399))" in out
+    assert "  status: 4  (status not imported (default: 2xx and 304; redirects and errors are not page views))" in out
     assert "  static: 73  (static asset (css, js, images, fonts, ...))" in out
     assert err == ""
 
