@@ -27,7 +27,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         metavar = s.name.upper() if s.type is not bool else "BOOL"
         default = "" if s.secret else f" (default: {s.default})"
         text = f"{settings_mod.help_text(s)}{default}"
-        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"))
+        # a boolean flag alone means true (`--respect-dnt`), or takes a value (`--respect-dnt off`)
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if s.type is bool else {}
+        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"), **extra)
 
 
 def resolve(args: argparse.Namespace) -> Settings:

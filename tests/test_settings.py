@@ -144,3 +144,13 @@ def test_help_of_every_command_carries_each_settings_documentation(command: str)
         assert re.sub(r"\s+", "", help_text(s)) in flat, (command, s.name)
     assert "Loglevel.Oneof:debug,info,warning,error." in flat
     assert "Inactivity(eventtime)thatendsasession,minutes.Persite." in flat
+
+
+def test_a_boolean_flag_alone_means_true_and_still_takes_a_value() -> None:
+    from clickstream.cli import build_parser, resolve
+
+    parser = build_parser()
+    on = resolve(parser.parse_args(["serve", "--respect-dnt", "--port", "9000"]))
+    assert on.respect_dnt is True and on.port == 9000
+    off = resolve(parser.parse_args(["serve", "--ip-truncate", "off"]))
+    assert off.ip_truncate is False and off.respect_dnt is False
