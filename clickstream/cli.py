@@ -69,9 +69,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.apply:
         raise CLIError("--apply goes with --cluster NAME")
+    from clickstream import retention
+
     client = warehouse.connect(settings.clickhouse_dsn)
     applied = warehouse.migrate(client, settings.database)
     print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    # retention_days / retention_tables are a TTL: migrate sets it, as serve does at start
+    for table, days in retention.apply(client, settings.database, settings).items():
+        print(f"retention: {settings.database}.{table} keeps {days} days" if days
+              else f"retention: {settings.database}.{table} keeps rows forever (TTL removed)")
     return 0
 
 

@@ -114,7 +114,32 @@ def _check_time_zone(value: str) -> str:
     return ""
 
 
-_CHECKS: dict[str, Callable[[Any], str]] = {"time_zone": _check_time_zone}
+def _check_memory_size(value: str) -> str:
+    """The sizes chDB's max_memory_usage is given as: 4G, 512M, 4GiB, 1073741824."""
+    import re
+
+    if re.fullmatch(r"\s*\d+\s*[KMGT]?i?B?\s*", value, re.I):
+        return ""
+    return f"{value!r} is not a memory size (e.g. 4G, 512M, 1073741824)"
+
+
+def _check_retention_tables(value: str) -> str:
+    from clickstream.retention import TTL_COLUMNS
+
+    for part in value.split(","):
+        table, sep, days = part.strip().partition("=")
+        if part.strip() and (not sep or table.strip() not in TTL_COLUMNS or not days.strip().isdigit()
+                             or int(days) > 36500):
+            return (f"{part.strip()!r} is not table=days (0..36500) with a table among "
+                    f"{', '.join(TTL_COLUMNS)}")
+    return ""
+
+
+_CHECKS: dict[str, Callable[[Any], str]] = {
+    "time_zone": _check_time_zone,
+    "chdb_max_memory": _check_memory_size,
+    "retention_tables": _check_retention_tables,
+}
 
 
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
