@@ -191,6 +191,11 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     embedded = None
     bootstrap = settings.kafka
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if roles.collector and roles.sessionizer:
+        from collector.worker import check_port_free
+
+        # before the broker starts: the workers' SO_REUSEPORT bind would share a taken port
+        check_port_free(settings.host, settings.port)
     if not bootstrap:
         embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
                                          log_path=settings.data_dir / "broker.log").start()
@@ -206,7 +211,7 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         # waits on ClickHouse or on the fold.
         from collector.worker import Workers, loopback_socket, reuseport_socket
 
-        probe = reuseport_socket(settings.host, settings.port)  # fails early if the port is taken
+        probe = reuseport_socket(settings.host, settings.port)
         internal = loopback_socket()
         app.workers = app.app.state.workers = Workers()
         app.workers.start(worker_count(settings), settings, bootstrap,

@@ -45,6 +45,24 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError naming the port when something already listens on it.
+
+    A ``SO_REUSEPORT`` bind succeeds next to any other ``SO_REUSEPORT`` listener of the same
+    user, so a second ``serve`` on a taken port would start and get half of the connections;
+    a plain bind (``SO_REUSEADDR`` only, which tolerates TIME_WAIT) fails instead."""
+    if not port:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror} "
+                          "(another `clickstream serve`? pick --port)") from None
+
+
 def loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

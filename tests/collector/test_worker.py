@@ -40,3 +40,20 @@ def test_forwarded_api_snippet_names_the_public_host_not_the_loopback_port() -> 
     assert sent[0]["status"] == 200
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
     assert "http://stats.example.com:8792/t.js" in body and "43211" not in body
+
+
+def test_a_taken_port_is_refused_although_reuseport_would_share_it() -> None:
+    """A second `serve` on the port of a running one started and took half the connections."""
+    import pytest
+
+    from collector.worker import check_port_free, reuseport_socket
+
+    running = reuseport_socket("127.0.0.1", 0)  # what a running serve's workers hold
+    port = running.getsockname()[1]
+    try:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: .*pick --port"):
+            check_port_free("127.0.0.1", port)
+        reuseport_socket("127.0.0.1", port).close()  # the bind serve relied on: it succeeds
+    finally:
+        running.close()
+    check_port_free("127.0.0.1", port)  # free again
