@@ -135,7 +135,18 @@ def _check_retention_tables(value: str) -> str:
     return ""
 
 
+def _check_readable_file(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        with open(Path(value).expanduser(), "rb"):
+            return ""
+    except OSError as exc:
+        return f"cannot open {value!r}: {exc.strerror}"
+
+
 _CHECKS: dict[str, Callable[[Any], str]] = {
+    "geoip_db": _check_readable_file,
     "time_zone": _check_time_zone,
     "chdb_max_memory": _check_memory_size,
     "retention_tables": _check_retention_tables,

@@ -162,11 +162,12 @@ def test_a_boolean_flag_alone_means_true_and_still_takes_a_value() -> None:
         ({"chdb_max_memory": "lots"}, "setting 'chdb_max_memory' (flag --chdb-max-memory): 'lots' is not a memory size"),
         ({"retention_tables": "hits=abc"}, "setting 'retention_tables' (flag --retention-tables): 'hits=abc' is not table=days"),
         ({"retention_tables": "pages=30"}, "with a table among hits, sessions, identities, identity_audit"),
+        ({"geoip_db": "/nope/City.mmdb"}, "setting 'geoip_db' (flag --geoip-db): cannot open '/nope/City.mmdb': No such file"),
     ],
 )
 def test_values_used_only_after_start_up_are_checked_when_settings_load(flags: dict, message: str) -> None:
-    """serve printed its banner, then a traceback, for a bad chdb_max_memory; migrate took
-    any retention_tables."""
+    """serve printed its banner, then a traceback, for a bad chdb_max_memory or a missing
+    geoip_db; migrate took any retention_tables."""
     with pytest.raises(SettingsError) as info:
         load(env={}, flags=flags)
     assert message in str(info.value) and "\n" not in str(info.value)
