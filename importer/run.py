@@ -95,7 +95,7 @@ def iter_hits(
         if item.number == 1:
             conv.new_file()
         if item.non_utf8:
-            stats.non_utf8 += 1
+            stats.note_non_utf8(f"{item.source}:{item.number}", item.text)
         if item.too_long:
             stats.skip("too_long", f"{item.source}:{item.number}", item.text)
             continue

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 EXAMPLES_PER_REASON = 3
+NON_UTF8 = "non_utf8"  # examples of lines with bytes that are not UTF-8 (imported, not skipped)
 EXAMPLE_CHARS = 160
 
 # Every reason a line can be skipped for, in the order the summary prints them.
@@ -41,6 +42,12 @@ class ImportStats:
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
+    def note_non_utf8(self, where: str, text: str) -> None:
+        self.non_utf8 += 1
+        kept = self.examples.setdefault(NON_UTF8, [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(f"{where}: {printable(text)}")
+
     def skip(self, reason: str, where: str, text: str) -> None:
         self.skipped[reason] += 1
         kept = self.examples.setdefault(reason, [])
@@ -64,6 +71,7 @@ class ImportStats:
             out.extend(f"    e.g. {ex}" for ex in self.examples.get(reason, []))
         if self.non_utf8:
             out.append(f"non-UTF-8 lines (decoded with U+FFFD, not skipped): {self.non_utf8:,}")
+            out.extend(f"    e.g. {ex}" for ex in self.examples.get(NON_UTF8, []))
         return "\n".join(out)
 
     def as_dict(self) -> dict[str, object]:

@@ -123,3 +123,14 @@ def test_random_fields_in_a_valid_frame_never_crash(tmp_path_factory, path, refe
     assert stats.lines == 1 == len(hits) + stats.skipped_total
     for hit in hits:
         assert Hit.from_json(hit.to_json()) == hit
+
+
+def test_non_utf8_lines_are_reported_with_examples_like_skipped_ones(write):
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+    line = f'203.0.113.9 - - [10/Jan/2025:11:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 0 "-" "{ua}"\n'
+    path = write("latin1.log", line.encode("latin-1"))
+    hits, stats = run_import([path])
+    assert [h.url for h in hits] == ["/caf\ufffd"]
+    summary = stats.summary().splitlines()
+    at = summary.index("non-UTF-8 lines (decoded with U+FFFD, not skipped): 1")
+    assert summary[at + 1] == f"    e.g. {path}:1: " + line.rstrip("\n").replace("\xe9", "\ufffd")
