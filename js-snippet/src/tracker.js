@@ -120,8 +120,13 @@
     hit(data.e || 'pageview', data, created);
   }
 
+  // a jump to an in-page anchor (#section) is the same page view; a hash route (#/cart,
+  // #!/cart) is a new one
+  var noAnchor = function (u) {
+    return ('' + u).replace(/#(?![/!]).*$/, '');
+  };
   function route(navigation) {
-    if (ready && loc.href != lastUrl) {
+    if (ready && noAnchor(loc.href) != noAnchor(lastUrl)) {
       ref = lastUrl;
       page(navType || navigation);
     }
