@@ -172,3 +172,13 @@ def test_values_used_only_after_start_up_are_checked_when_settings_load(flags: d
         load(env={}, flags=flags)
     assert message in str(info.value) and "\n" not in str(info.value)
     assert load(env={}, flags={"chdb_max_memory": "512MiB", "retention_tables": "hits=90, sessions=0"})
+
+
+def test_readme_states_the_precedence_the_loader_applies(tmp_path: Path) -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert ("flags win over `CLICKSTREAM_*` variables, which win over the TOML file, which wins "
+            "over the defaults") in readme
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("port = 1\nworkers = 1\nmain_nice = 1\n")
+    s = load(env={"CLICKSTREAM_PORT": "2", "CLICKSTREAM_WORKERS": "2"}, flags={"port": "3"}, config_file=cfg)
+    assert (s.port, s.workers, s.main_nice, s.rate_limit_burst) == (3, 2, 1, 60)
