@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
 del S
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the collector's rule
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -116,8 +118,6 @@ def _check_time_zone(value: str) -> str:
 
 def _check_memory_size(value: str) -> str:
     """The sizes chDB's max_memory_usage is given as: 4G, 512M, 4GiB, 1073741824."""
-    import re
-
     if re.fullmatch(r"\s*\d+\s*[KMGT]?i?B?\s*", value, re.I):
         return ""
     return f"{value!r} is not a memory size (e.g. 4G, 512M, 1073741824)"
@@ -308,6 +308,13 @@ def load(
             continue
         setting = _lookup(key, "flag")
         values[key] = _convert(setting, raw, "flag --" + key.replace("_", "-"))
+    allow = {s.strip() for s in values["sites"].split(",") if s.strip()}
+    for site in sites:
+        if allow and site not in allow:  # a typo: its overrides would never apply
+            raise SettingsError(
+                f"[site.{site}] (config file): {site!r} is not in the `sites` allow list "
+                f"({', '.join(sorted(allow))})"
+            )
     return Settings(values, sites)
 
 
@@ -349,6 +356,10 @@ def _site_overrides(raw: Any) -> dict[str, dict[str, Any]]:
         raise SettingsError("key 'site' (config file): [site.<id>] tables expected")
     out: dict[str, dict[str, Any]] = {}
     for site, table in raw.items():
+        if not _SITE_ID.match(site):
+            raise SettingsError(
+                f"[site.{site}] (config file): a site id is 1-64 letters, digits, '.', '_', '-'"
+            )
         if not isinstance(table, dict):
             raise SettingsError(f"key 'site.{site}' (config file): a table expected")
         out[site] = {}

@@ -182,3 +182,16 @@ def test_readme_states_the_precedence_the_loader_applies(tmp_path: Path) -> None
     cfg.write_text("port = 1\nworkers = 1\nmain_nice = 1\n")
     s = load(env={"CLICKSTREAM_PORT": "2", "CLICKSTREAM_WORKERS": "2"}, flags={"port": "3"}, config_file=cfg)
     assert (s.port, s.workers, s.main_nice, s.rate_limit_burst) == (3, 2, 1, 60)
+
+
+def test_site_tables_must_name_a_site_the_collector_accepts(tmp_path: Path) -> None:
+    """[site.shp] beside sites = "shop" was accepted and never applied (a typo)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('sites = "shop,blog"\n[site.shp]\nsession_timeout_min = 5\n')
+    with pytest.raises(SettingsError, match=r"\[site.shp\] \(config file\): 'shp' is not in the `sites` allow list \(blog, shop\)"):
+        load(env={}, config_file=cfg)
+    assert load(env={"CLICKSTREAM_SITES": "shp"}, config_file=cfg).for_site("shp").session_timeout_min == 5.0
+    bad = tmp_path / "b.toml"
+    bad.write_text('[site."my shop"]\nrespect_dnt = true\n')
+    with pytest.raises(SettingsError, match="a site id is 1-64 letters"):
+        load(env={}, config_file=bad)
