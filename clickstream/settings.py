@@ -170,8 +170,8 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
             raise SettingsError(f"{where}: {raw!r} is not a boolean (use true/false)")
     elif setting.type in (int, float):
         try:
-            if isinstance(raw, bool):
-                raise ValueError
+            if isinstance(raw, bool) or (setting.type is int and isinstance(raw, float)):
+                raise ValueError  # TOML `port = 8000.5` or `workers = true`: not an integer
             value = setting.type(raw)
         except (TypeError, ValueError):
             raise SettingsError(

@@ -124,6 +124,10 @@ def test_config_file_with_a_clickstream_table_keeps_top_level_site_tables_and_ar
     twice.write_text("port = 1\n[clickstream]\nport = 2\n")
     with pytest.raises(SettingsError, match="'port' is set both at the top level and in \\[clickstream\\]"):
         load(env={}, config_file=twice)
+    frac = tmp_path / "f.toml"
+    frac.write_text("port = 8000.5\n")
+    with pytest.raises(SettingsError, match=r"setting 'port' \(config file\): 8000.5 is not an integer"):
+        load(env={}, config_file=frac)
     bad = tmp_path / "b.toml"
     bad.write_text("redirect_hosts = [1, 2]\n")
     with pytest.raises(SettingsError, match="is not a string or an array of strings"):
