@@ -250,6 +250,8 @@ class Converter:
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
         target = _clean(line.target)
+        if target.startswith("//"):  # a path (servers merge the slashes), not //host/ of a URL
+            target = "/" + target.lstrip("/")
         host = self.host or line.host
         url = target if target.startswith("http") or not host else f"{self.scheme}://{host}{target}"
         if len(url) > MAX_URL:
