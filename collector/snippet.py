@@ -65,12 +65,26 @@ def check_collector_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def snippet(site: str, collector_url: str, *, respect_dnt: bool = False) -> dict[str, str]:
-    """{"js": loader + <noscript> pixel, "pixel": the bare <img> web bug} for one site."""
+# the tracker's own list (js-snippet/src/tracker.js) when the snippet names none
+DEFAULT_SEARCH_PARAMS = "q,query,s,search,searchword,k,keyword,keywords"
+
+
+def snippet(
+    site: str, collector_url: str, *, respect_dnt: bool = False, search_params: str = ""
+) -> dict[str, str]:
+    """{"js": loader + <noscript> pixel, "pixel": the bare <img> web bug} for one site.
+
+    ``search_params`` (the site's setting) goes into ``data-search`` when it is not the
+    tracker's default list, so that the tracker marks the same URLs as searches as the
+    sessionizer does."""
     site = check_site(site)
     base = check_collector_url(collector_url)
     pixel_src = f"{base}/p.gif?{urlencode({'s': site})}"
     dnt = ' data-respect-dnt="true"' if respect_dnt else ""
+    names = ",".join(p.strip() for p in search_params.split(",") if p.strip())
+    if names and names != DEFAULT_SEARCH_PARAMS:
+        dnt += f' data-search="{escape(names)}"'
+
     js = (
         f"<script>{STUB}</script>\n"
         f'<script async src="{escape(base)}/t.js" data-site="{escape(site)}" '
@@ -141,13 +155,19 @@ def email_pixel(
     return f'<img src="{escape(src)}" width="1" height="1" alt="" style="border:0">'
 
 
+def site_policy(settings: Any, site: str) -> dict[str, Any]:
+    """The site's settings a snippet carries: DNT/GPC policy and search parameters."""
+    s = settings.for_site(site) if SITE_RE.match(site or "") else settings
+    return {"respect_dnt": bool(s.respect_dnt), "search_params": str(s.search_params)}
+
+
 async def api_snippet(request: Request) -> Response:
     """GET /api/snippet?site=ID[&collector=URL] -> {"js": ..., "pixel": ...}."""
     site = request.query_params.get("site", "")
     base = request.query_params.get("collector") or str(request.base_url)
     settings = request.app.state.settings
     try:
-        doc = snippet(site, base, respect_dnt=bool(settings.for_site(site).respect_dnt))
+        doc = snippet(site, base, **site_policy(settings, site))
     except SnippetError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     return JSONResponse(doc)
@@ -172,7 +192,7 @@ def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
     serve = None if args.collector else running.find(settings.data_dir)
     base = args.collector or (str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}")
     try:
-        doc = snippet(args.site, base, respect_dnt=bool(settings.for_site(args.site).respect_dnt))
+        doc = snippet(args.site, base, **site_policy(settings, args.site))
         email = email_pixel(args.site, base, args.email_campaign) if args.email_campaign else ""
     except SnippetError as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)

@@ -204,3 +204,25 @@ def test_serve_announces_the_same_pixel_as_the_snippet(capsys) -> None:
     _announce(load(env={}, flags={"port": 8792}), "tok", False, "127.0.0.1:9092", True)
     out = capsys.readouterr().out
     assert f"  {snippet('SITE', 'http://127.0.0.1:8792')['pixel']}\n" in out
+
+
+async def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from clickstream.settings import load
+    from collector.snippet import api_snippet
+
+    assert "data-search" not in snippet("shop", "https://c.example.com",
+                                        search_params="q,query,s,search,searchword,k,keyword,keywords")["js"]
+    assert ' data-search="find,q"></script>' in snippet("shop", "https://c.example.com",
+                                                         search_params=" find, q ")["js"]
+    (tmp_path / "c.toml").write_text('[site.docs]\nsearch_params = "find"\n')
+    app = Starlette(routes=[Route("/api/snippet", api_snippet)])
+    app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c.example") as client:
+        docs = (await client.get("/api/snippet", params={"site": "docs"})).json()
+        shop = (await client.get("/api/snippet", params={"site": "shop"})).json()
+    assert docs == snippet("docs", "http://c.example", search_params="find")
+    assert 'data-search="find"' in docs["js"] and "data-search" not in shop["js"]

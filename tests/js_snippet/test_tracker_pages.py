@@ -152,6 +152,19 @@ def test_an_in_page_anchor_is_not_a_new_page_view_but_a_hash_route_is(web, conte
         stable(s.params)
 
 
+def test_the_sites_own_search_parameters_decide_which_url_is_a_search(web, context) -> None:
+    """A site with search_params = "find": ?find= is a search, ?s= (its sort order) is not;
+    the tracker's built-in list made ?s=price a search hit (a false dead-end search)."""
+    page = context.new_page()
+    page.goto(web.page("/list", "List", search_params="find"))
+    page.evaluate("history.pushState({}, '', '/list?s=price')")
+    page.evaluate("history.pushState({}, '', '/list?find=boots')")
+    sent = web.recorder.wait(3)
+    assert [(s.params["e"], s.params.get("q")) for s in sent] == [
+        ("pageview", None), ("pageview", None), ("search", "boots")
+    ]
+
+
 def test_search_url_parameter_makes_the_page_a_search(web, context) -> None:
     url = web.page("/find", "Results")
     page = context.new_page()
