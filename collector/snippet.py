@@ -156,7 +156,14 @@ def email_pixel(
 
 
 def site_policy(settings: Any, site: str) -> dict[str, Any]:
-    """The site's settings a snippet carries: DNT/GPC policy and search parameters."""
+    """The site's settings a snippet carries: DNT/GPC policy and search parameters.
+    A site outside a set `sites` allow list gets no snippet: the collector drops its hits."""
+    allow = settings.site_allow_list
+    if allow and SITE_RE.match(site or "") and site not in allow:
+        raise SnippetError(
+            f"site id {site!r} is not in the `sites` allow list ({', '.join(sorted(allow))}): "
+            "the collector would drop its hits"
+        )
     s = settings.for_site(site) if SITE_RE.match(site or "") else settings
     return {"respect_dnt": bool(s.respect_dnt), "search_params": str(s.search_params)}
 

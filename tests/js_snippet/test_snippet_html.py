@@ -226,3 +226,14 @@ async def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> 
         shop = (await client.get("/api/snippet", params={"site": "shop"})).json()
     assert docs == snippet("docs", "http://c.example", search_params="find")
     assert 'data-search="find"' in docs["js"] and "data-search" not in shop["js"]
+
+
+def test_no_snippet_for_a_site_the_allow_list_leaves_out(capsys) -> None:
+    from clickstream.cli import main
+
+    assert main(["snippet", "--site", "blog", "--sites", "shop,docs", "--collector", "https://c.example"]) == 2
+    assert capsys.readouterr().err == (
+        "clickstream: error: site id 'blog' is not in the `sites` allow list (docs, shop): "
+        "the collector would drop its hits\n"
+    )
+    assert main(["snippet", "--site", "shop", "--sites", "shop,docs", "--collector", "https://c.example"]) == 0
