@@ -186,11 +186,43 @@ def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], 
     p.add_argument("--site", required=True, help="site id, e.g. shop")
     p.add_argument(
         "--collector",
-        help="collector base URL (default: the `clickstream serve` running with --data, else http://HOST:PORT)",
+        help="collector base URL (default: the `clickstream serve` running with --data, whose own "
+        "snippet is printed; else http://HOST:PORT)",
     )
     p.add_argument("--email-campaign", help="also print an email-open pixel for this campaign")
     add_setting_flags(p)
     p.set_defaults(handler=cmd_snippet)
+
+
+def _from_serve(base: str, site: str, settings: Any) -> dict[str, str] | None:
+    """GET <serve>/api/snippet?site=ID, or None when it does not answer with a snippet;
+    a 400 (bad or unlisted site id) is raised as the SnippetError it names."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    token = settings.api_token
+    path = settings.data_dir / "api_token"
+    if not token and path.exists():
+        token = path.read_text().strip()
+    req = urllib.request.Request(
+        f"{base}/api/snippet?{urlencode({'site': site})}",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 400:
+            try:
+                raise SnippetError(str(json.loads(exc.read()).get("error", ""))) from None
+            except (ValueError, AttributeError):
+                return None
+        return None
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(doc, dict) and isinstance(doc.get("js"), str) and isinstance(doc.get("pixel"), str)
+    return doc if ok else None
 
 
 def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
@@ -199,7 +231,11 @@ def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
     serve = None if args.collector else running.find(settings.data_dir)
     base = args.collector or (str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}")
     try:
-        doc = snippet(args.site, base, **site_policy(settings, args.site))
+        # the running serve's own answer: its per-site settings (DNT policy, search
+        # parameters) are the ones its collector applies, whatever this shell's config says
+        doc = (_from_serve(base, args.site, settings) if serve else None) or snippet(
+            args.site, base, **site_policy(settings, args.site)
+        )
         email = email_pixel(args.site, base, args.email_campaign) if args.email_campaign else ""
     except SnippetError as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)

@@ -178,23 +178,37 @@ async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) ->
         }
 
 
-def test_cli_snippet_without_collector_names_the_running_serve(tmp_path, capsys) -> None:
-    """`clickstream snippet --site ID` prints what `GET /api/snippet?site=ID` of the serve
-    running with the same --data returns (not the default port); without one, HOST:PORT."""
+def test_cli_snippet_without_collector_prints_the_running_serves_own_snippet(tmp_path, capsys) -> None:
+    """`clickstream snippet --site ID` with the serve of the same --data running prints what
+    its `GET /api/snippet?site=ID` returns (its URL, its per-site DNT policy and search
+    parameters; not the default port); without a serve, HOST:PORT and the local settings."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
     from clickstream import running
     from clickstream.cli import main
+    from clickstream.settings import load
+    from collector.snippet import api_snippet
+    from tests.js_snippet.recorder import Server
 
-    running.write(tmp_path, "http://127.0.0.1:8792", "127.0.0.1:9092")
-    try:
-        assert main(["snippet", "--site", "shop", "--data", str(tmp_path)]) == 0
-    finally:
-        running.remove(tmp_path)
-    out = capsys.readouterr().out
-    doc = snippet("shop", "http://127.0.0.1:8792")
+    (tmp_path / "serve.toml").write_text('[site.docs]\nrespect_dnt = true\nsearch_params = "find"\n')
+    app = Starlette(routes=[Route("/api/snippet", api_snippet)])
+    app.state.settings = load(env={}, config_file=tmp_path / "serve.toml")
+    with Server(app) as serve:
+        running.write(tmp_path, serve.url, "127.0.0.1:9092")
+        try:
+            assert main(["snippet", "--site", "docs", "--data", str(tmp_path)]) == 0
+            out = capsys.readouterr().out
+            assert main(["snippet", "--site", "my docs", "--data", str(tmp_path)]) == 2
+            err = capsys.readouterr().err
+        finally:
+            running.remove(tmp_path)
+    doc = snippet("docs", serve.url, respect_dnt=True, search_params="find")
     assert doc["js"] in out and doc["pixel"] in out
+    assert err == "clickstream: error: site id 'my docs': 1-64 characters of letters, digits, '.', '_', '-'\n"
     assert not (tmp_path / running.NAME).exists()
-    assert main(["snippet", "--site", "shop", "--data", str(tmp_path), "--port", "9001"]) == 0
-    assert snippet("shop", "http://127.0.0.1:9001")["pixel"] in capsys.readouterr().out
+    assert main(["snippet", "--site", "docs", "--data", str(tmp_path), "--port", "9001"]) == 0
+    assert snippet("docs", "http://127.0.0.1:9001")["js"] in capsys.readouterr().out
 
 
 def test_serve_announces_the_same_pixel_as_the_snippet(capsys) -> None:
