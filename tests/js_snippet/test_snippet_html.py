@@ -220,7 +220,12 @@ def test_serve_announces_the_same_pixel_as_the_snippet(capsys) -> None:
     assert f"  {snippet('SITE', 'http://127.0.0.1:8792')['pixel']}\n" in out
 
 
-async def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> None:
+def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> None:
+    # the app runs in a thread of its own: an async test collected after the Playwright
+    # tests of this package would meet the sync API's running event loop
+    import asyncio
+    import threading
+
     import httpx
     from starlette.applications import Starlette
     from starlette.routing import Route
@@ -235,11 +240,18 @@ async def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> 
     (tmp_path / "c.toml").write_text('[site.docs]\nsearch_params = "find"\n')
     app = Starlette(routes=[Route("/api/snippet", api_snippet)])
     app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c.example") as client:
-        docs = (await client.get("/api/snippet", params={"site": "docs"})).json()
-        shop = (await client.get("/api/snippet", params={"site": "shop"})).json()
-    assert docs == snippet("docs", "http://c.example", search_params="find")
-    assert 'data-search="find"' in docs["js"] and "data-search" not in shop["js"]
+    got: dict[str, dict[str, str]] = {}
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c.example") as c:
+            for site in ("docs", "shop"):
+                got[site] = (await c.get("/api/snippet", params={"site": site})).json()
+
+    thread = threading.Thread(target=lambda: asyncio.run(fetch()))
+    thread.start()
+    thread.join(30)
+    assert got["docs"] == snippet("docs", "http://c.example", search_params="find")
+    assert 'data-search="find"' in got["docs"]["js"] and "data-search" not in got["shop"]["js"]
 
 
 def test_no_snippet_for_a_site_the_allow_list_leaves_out(capsys) -> None:
