@@ -27,7 +27,10 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + s.name.replace("_", "-")
         metavar = s.name.upper() if s.type is not bool else "BOOL"
         default = "" if s.secret else f" (default: {s.default})"
-        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=f"{s.help}{default}".replace("%", "%%"))
+        text = f"{settings_mod.help_text(s)}{default}"
+        # a boolean flag alone means true (`--respect-dnt`), or takes a value (`--respect-dnt off`)
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if s.type is bool else {}
+        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"), **extra)
 
 
 def resolve(args: argparse.Namespace) -> Settings:
@@ -67,9 +70,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.apply:
         raise CLIError("--apply goes with --cluster NAME")
+    from clickstream import retention
+
     client = warehouse.connect(settings.clickhouse_dsn)
     applied = warehouse.migrate(client, settings.database)
     print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    # retention_days / retention_tables are a TTL: migrate sets it, as serve does at start
+    for table, days in retention.apply(client, settings.database, settings).items():
+        print(f"retention: {settings.database}.{table} keeps {days} days" if days
+              else f"retention: {settings.database}.{table} keeps rows forever (TTL removed)")
     return 0
 
 

@@ -197,11 +197,12 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded = None
     bootstrap = settings.kafka
-    if roles.collector and roles.sessionizer and settings.port:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if roles.collector and roles.sessionizer:
         from collector.worker import check_port_free
 
-        check_port_free(settings.host, settings.port)  # before the broker starts
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # before the broker starts: the workers' SO_REUSEPORT bind would share a taken port
+        check_port_free(settings.host, settings.port)
     if not bootstrap:
         embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
                                          log_path=settings.data_dir / "broker.log").start()
@@ -217,7 +218,7 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         # waits on ClickHouse or on the fold.
         from collector.worker import Workers, loopback_socket, reuseport_socket
 
-        probe = reuseport_socket(settings.host, settings.port)  # fails early if the port is taken
+        probe = reuseport_socket(settings.host, settings.port)
         internal = loopback_socket()
         app.workers = app.app.state.workers = Workers()
         app.workers.start(worker_count(settings), settings, bootstrap,
@@ -260,6 +261,8 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
 
 
 def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
+    from collector.snippet import snippet
+
     base = f"http://{settings.host}:{settings.port}"
     print(f"Clickstream is running: dashboard {base}/", flush=True)
     kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
@@ -267,7 +270,7 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
     print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
-    from collector.snippet import SnippetError, snippet
+    from collector.snippet import SnippetError
 
     try:
         doc = snippet("SITE", base, respect_dnt=bool(settings.respect_dnt))

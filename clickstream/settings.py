@@ -10,7 +10,9 @@ setting marked ``per_site``.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ class Setting:
     max: float | None = None
     per_site: bool = False
     secret: bool = False
+    comma_list: bool = False  # a comma list; a TOML file may give it as an array of strings
 
 
 S = Setting
@@ -59,20 +62,20 @@ SETTINGS: tuple[Setting, ...] = (
     S("dashboard_password", str, "", "Password of the dashboard login form (read scope; empty: log in with a token). Either form: the password, or sha256:<hex digest>.", secret=True),
     S("session_hours", float, 12.0, "Lifetime of a dashboard login (signed cookie), hours.", min=0.1, max=24 * 30),
     S("retention_days", int, 0, "Keep hits and sessions this many days (ClickHouse TTL, applied by migrate); 0: forever.", min=0, max=36500),
-    S("retention_tables", str, "", "Per-table retention overriding retention_days, e.g. hits=90,sessions=400 (0: forever)."),
+    S("retention_tables", str, "", "Per-table retention overriding retention_days, e.g. hits=90,sessions=400 (0: forever).", comma_list=True),
     S("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     # collector
-    S("sites", str, "", "Comma-separated allow list of site ids; empty: accept any well-formed site id."),
+    S("sites", str, "", "Comma-separated allow list of site ids; empty: accept any well-formed site id.", comma_list=True),
     S("cookie_domain", str, "", "Domain attribute of the _cs_vid cookie (empty: host-only)."),
     S("cookie_third_party", bool, False, "Set _cs_vid with SameSite=None; Secure (collector on another site)."),
     S("max_url_length", int, 2000, "Longest accepted page URL / referrer.", min=100, max=16384),
     S("max_props", int, 30, "Most custom x_* props per hit.", min=0, max=1000),
     S("max_body_bytes", int, 65536, "Largest POST /collect body (413 above).", min=1024, max=16 * 1024 * 1024),
     S("max_batch_events", int, 100, "Most events in one POST /collect array.", min=1, max=10000),
-    S("allowed_origins", str, "*", "CORS origins allowed to POST /collect (comma list, * for any).", per_site=True),
+    S("allowed_origins", str, "*", "CORS origins allowed to POST /collect (comma list, * for any).", per_site=True, comma_list=True),
     S("respect_dnt", bool, False, "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.", per_site=True),
     S("ip_truncate", bool, True, "Truncate IPs before storage (IPv4 /24, IPv6 /48).", per_site=True),
-    S("redirect_hosts", str, "", "Hosts GET /r may redirect to (comma list); others are refused.", per_site=True),
+    S("redirect_hosts", str, "", "Hosts GET /r may redirect to (comma list); others are refused.", per_site=True, comma_list=True),
     S("cookieless", bool, False, "No cookie: the visitor id is a hash of site + IP + user agent with a salt that rotates daily (see docs/privacy.md).", per_site=True),
     S("rate_limit_per_ip", float, 0.0, "Hits per second one IP (IPv6: its /64) may send to the collector; 0: no limit. Over it: dropped and counted, the pixel still answers.", min=0, max=1_000_000),
     S("rate_limit_burst", int, 60, "Hits one IP may send at once before rate_limit_per_ip applies.", min=1, max=1_000_000),
@@ -85,7 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     # sessionizer
     S("session_timeout_min", float, 30.0, "Inactivity (event time) that ends a session, minutes.", min=1, max=24 * 60, per_site=True),
     S("flush_interval_s", float, 1.0, "How often open sessions and new hits are written to ClickHouse.", min=0.05, max=60),
-    S("search_params", str, "q,query,s,search,searchword,k,keyword,keywords", "URL parameters that carry a site-search query.", per_site=True),
+    S("search_params", str, "q,query,s,search,searchword,k,keyword,keywords", "URL parameters that carry a site-search query.", per_site=True, comma_list=True),
     S("quick_back_s", float, 10.0, "A back-loop is a quick back when the time on the middle page is under this.", min=0, max=3600, per_site=True),
     S("session_split_midnight", bool, False, "Also end sessions at local midnight (in `time_zone`).", per_site=True),
     S("time_zone", str, "UTC", "IANA time zone of the site (midnight split, daily reports), e.g. Europe/Paris.", per_site=True),
@@ -97,12 +100,67 @@ SETTINGS: tuple[Setting, ...] = (
 del S
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the collector's rule
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def _check_time_zone(value: str) -> str:
+    """'' when ``value`` is an IANA time zone of this machine's tz database, else why not."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris, America/New_York)"
+    return ""
+
+
+def _check_memory_size(value: str) -> str:
+    """The sizes chDB's max_memory_usage is given as: 4G, 512M, 4GiB, 1073741824."""
+    if re.fullmatch(r"\s*\d+\s*[KMGT]?i?B?\s*", value, re.I):
+        return ""
+    return f"{value!r} is not a memory size (e.g. 4G, 512M, 1073741824)"
+
+
+def _check_retention_tables(value: str) -> str:
+    from clickstream.retention import TTL_COLUMNS
+
+    for part in value.split(","):
+        table, sep, days = part.strip().partition("=")
+        if part.strip() and (not sep or table.strip() not in TTL_COLUMNS or not days.strip().isdigit()
+                             or int(days) > 36500):
+            return (f"{part.strip()!r} is not table=days (0..36500) with a table among "
+                    f"{', '.join(TTL_COLUMNS)}")
+    return ""
+
+
+def _check_readable_file(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        with open(Path(value).expanduser(), "rb"):
+            return ""
+    except OSError as exc:
+        return f"cannot open {value!r}: {exc.strerror}"
+
+
+_CHECKS: dict[str, Callable[[Any], str]] = {
+    "geoip_db": _check_readable_file,
+    "time_zone": _check_time_zone,
+    "chdb_max_memory": _check_memory_size,
+    "retention_tables": _check_retention_tables,
+}
+
+
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
     where = f"setting {setting.name!r} ({origin})"
+    if (
+        setting.comma_list
+        and isinstance(raw, list)
+        and all(isinstance(item, str) and "," not in item for item in raw)
+    ):
+        raw = ",".join(item.strip() for item in raw)
     if setting.type is bool:
         if isinstance(raw, bool):
             value: Any = raw
@@ -112,8 +170,8 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
             raise SettingsError(f"{where}: {raw!r} is not a boolean (use true/false)")
     elif setting.type in (int, float):
         try:
-            if isinstance(raw, bool):
-                raise ValueError
+            if isinstance(raw, bool) or (setting.type is int and isinstance(raw, float)):
+                raise ValueError  # TOML `port = 8000.5` or `workers = true`: not an integer
             value = setting.type(raw)
         except (TypeError, ValueError):
             raise SettingsError(
@@ -125,10 +183,18 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
             raise SettingsError(f"{where}: {value} is outside {setting.min:g}..{setting.max:g}")
     else:
         if not isinstance(raw, str):
-            raise SettingsError(f"{where}: {raw!r} is not a string")
+            kind = "a string or an array of strings" if setting.comma_list else "a string"
+            raise SettingsError(f"{where}: {raw!r} is not {kind}")
         value = raw
-    if setting.choices and value not in setting.choices:
-        raise SettingsError(f"{where}: {value!r} is not one of {', '.join(setting.choices)}")
+    if setting.choices:
+        if isinstance(value, str) and value.strip().lower() in setting.choices:
+            value = value.strip().lower()
+        else:
+            raise SettingsError(f"{where}: {value!r} is not one of {', '.join(setting.choices)}")
+    check = _CHECKS.get(setting.name)
+    problem = check(value) if check is not None else ""
+    if problem:
+        raise SettingsError(f"{where}: {problem}")
     return value
 
 
@@ -226,7 +292,7 @@ def load(
             raise SettingsError(f"config file {str(path)!r}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {str(path)!r}: {exc}") from None
-        table = doc.get("clickstream", doc)
+        table = _settings_table(doc, str(path))
         for key, raw in table.items():
             if key == "site":
                 sites = _site_overrides(raw)
@@ -242,14 +308,47 @@ def load(
             continue
         setting = _lookup(key, "flag")
         values[key] = _convert(setting, raw, "flag --" + key.replace("_", "-"))
+    allow = {s.strip() for s in values["sites"].split(",") if s.strip()}
+    for site in sites:
+        if allow and site not in allow:  # a typo: its overrides would never apply
+            raise SettingsError(
+                f"[site.{site}] (config file): {site!r} is not in the `sites` allow list "
+                f"({', '.join(sorted(allow))})"
+            )
     return Settings(values, sites)
+
+
+def _settings_table(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    """The settings of a TOML file: top-level keys, or a ``[clickstream]`` table, or both
+    (``[site.<id>]`` tables may sit at the top level or under ``[clickstream]``)."""
+    inner = doc.get("clickstream", {})
+    if not isinstance(inner, dict):
+        raise SettingsError(f"config file {path!r}: 'clickstream' must be a table ([clickstream])")
+    table = {k: v for k, v in doc.items() if k != "clickstream"}
+    for key, value in inner.items():
+        if key == "site" and isinstance(value, dict) and isinstance(table.get("site"), dict):
+            both = sorted(set(value) & set(table["site"]))
+            if both:
+                raise SettingsError(f"config file {path!r}: [site.{both[0]}] is given twice")
+            table["site"] = {**table["site"], **value}
+        elif key in table:
+            raise SettingsError(
+                f"config file {path!r}: {key!r} is set both at the top level and in [clickstream]"
+            )
+        else:
+            table[key] = value
+    return table
 
 
 def _lookup(key: str, origin: str) -> Setting:
     try:
         return _BY_NAME[key]
     except KeyError:
-        raise SettingsError(f"unknown setting {key!r} in {origin}") from None
+        close = difflib.get_close_matches(key, _BY_NAME, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SettingsError(
+            f"unknown setting {key!r} in {origin}{hint} (settings: the README's table, or --help)"
+        ) from None
 
 
 def _site_overrides(raw: Any) -> dict[str, dict[str, Any]]:
@@ -257,6 +356,10 @@ def _site_overrides(raw: Any) -> dict[str, dict[str, Any]]:
         raise SettingsError("key 'site' (config file): [site.<id>] tables expected")
     out: dict[str, dict[str, Any]] = {}
     for site, table in raw.items():
+        if not _SITE_ID.match(site):
+            raise SettingsError(
+                f"[site.{site}] (config file): a site id is 1-64 letters, digits, '.', '_', '-'"
+            )
         if not isinstance(table, dict):
             raise SettingsError(f"key 'site.{site}' (config file): a table expected")
         out[site] = {}
@@ -273,15 +376,20 @@ def cli_flags(names: Callable[[Setting], bool] = lambda s: True) -> list[Setting
     return [s for s in SETTINGS if names(s)]
 
 
+def help_text(s: Setting) -> str:
+    """A setting's documentation, the same in README's table and in ``--help``."""
+    extra = f" One of: {', '.join(s.choices)}." if s.choices else ""
+    extra += " Per site." if s.per_site else ""
+    return s.help + extra
+
+
 def markdown_table() -> str:
     """The README's settings table, generated from SETTINGS (a test keeps them equal)."""
     rows = ["| setting | env | default | help |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = "" if s.secret else s.default
-        extra = f" One of: {', '.join(s.choices)}." if s.choices else ""
-        extra += " Per site." if s.per_site else ""
         rows.append(
-            f"| `{s.name}` | `CLICKSTREAM_{s.name.upper()}` | `{default}` | {s.help}{extra} |"
+            f"| `{s.name}` | `CLICKSTREAM_{s.name.upper()}` | `{default}` | {help_text(s)} |"
         )
     return "\n".join(rows)
 

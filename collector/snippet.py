@@ -66,12 +66,26 @@ def check_collector_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def snippet(site: str, collector_url: str, *, respect_dnt: bool = False) -> dict[str, str]:
-    """{"js": loader + <noscript> pixel, "pixel": the bare <img> web bug} for one site."""
+# the tracker's own list (js-snippet/src/tracker.js) when the snippet names none
+DEFAULT_SEARCH_PARAMS = "q,query,s,search,searchword,k,keyword,keywords"
+
+
+def snippet(
+    site: str, collector_url: str, *, respect_dnt: bool = False, search_params: str = ""
+) -> dict[str, str]:
+    """{"js": loader + <noscript> pixel, "pixel": the bare <img> web bug} for one site.
+
+    ``search_params`` (the site's setting) goes into ``data-search`` when it is not the
+    tracker's default list, so that the tracker marks the same URLs as searches as the
+    sessionizer does."""
     site = check_site(site)
     base = check_collector_url(collector_url)
     pixel_src = f"{base}/p.gif?{urlencode({'s': site})}"
     dnt = ' data-respect-dnt="true"' if respect_dnt else ""
+    names = ",".join(p.strip() for p in search_params.split(",") if p.strip())
+    if names and names != DEFAULT_SEARCH_PARAMS:
+        dnt += f' data-search="{escape(names)}"'
+
     js = (
         f"<script>{STUB}</script>\n"
         f'<script async src="{escape(base)}/t.js" data-site="{escape(site)}" '
@@ -142,13 +156,26 @@ def email_pixel(
     return f'<img src="{escape(src)}" width="1" height="1" alt="" style="border:0">'
 
 
+def site_policy(settings: Any, site: str) -> dict[str, Any]:
+    """The site's settings a snippet carries: DNT/GPC policy and search parameters.
+    A site outside a set `sites` allow list gets no snippet: the collector drops its hits."""
+    allow = settings.site_allow_list
+    if allow and SITE_RE.match(site or "") and site not in allow:
+        raise SnippetError(
+            f"site id {site!r} is not in the `sites` allow list ({', '.join(sorted(allow))}): "
+            "the collector would drop its hits"
+        )
+    s = settings.for_site(site) if SITE_RE.match(site or "") else settings
+    return {"respect_dnt": bool(s.respect_dnt), "search_params": str(s.search_params)}
+
+
 async def api_snippet(request: Request) -> Response:
     """GET /api/snippet?site=ID[&collector=URL] -> {"js": ..., "pixel": ...}."""
     site = request.query_params.get("site", "")
     base = request.query_params.get("collector") or str(request.base_url)
     settings = request.app.state.settings
     try:
-        doc = snippet(site, base, respect_dnt=bool(settings.for_site(site).respect_dnt))
+        doc = snippet(site, base, **site_policy(settings, site))
     except SnippetError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     return JSONResponse(doc)
@@ -158,18 +185,56 @@ def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], 
     """`clickstream snippet --site ID [--collector URL] [--email-campaign NAME]`."""
     p = sub.add_parser("snippet", help="print the JS snippet and the pixel tag to paste")
     p.add_argument("--site", required=True, help="site id, e.g. shop")
-    p.add_argument("--collector", help="collector base URL (default: the URL of the `serve` "
-                   "running with this --data, else http://HOST:PORT)")
+    p.add_argument(
+        "--collector",
+        help="collector base URL (default: the `clickstream serve` running with --data, whose own "
+        "snippet is printed; else http://HOST:PORT)",
+    )
     p.add_argument("--email-campaign", help="also print an email-open pixel for this campaign")
     add_setting_flags(p)
     p.set_defaults(handler=cmd_snippet)
 
 
+def _from_serve(base: str, site: str, settings: Any) -> dict[str, str] | None:
+    """GET <serve>/api/snippet?site=ID, or None when it does not answer with a snippet;
+    a 400 (bad or unlisted site id) is raised as the SnippetError it names."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    token = settings.api_token
+    path = settings.data_dir / "api_token"
+    if not token and path.exists():
+        token = path.read_text().strip()
+    req = urllib.request.Request(
+        f"{base}/api/snippet?{urlencode({'site': site})}",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 400:
+            try:
+                raise SnippetError(str(json.loads(exc.read()).get("error", ""))) from None
+            except (ValueError, AttributeError):
+                return None
+        return None
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(doc, dict) and isinstance(doc.get("js"), str) and isinstance(doc.get("pixel"), str)
+    return doc if ok else None
+
+
 def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
     serve = None if args.collector else running.find(settings.data_dir)
-    base = args.collector or (serve or {}).get("url") or f"http://{settings.host}:{settings.port}"
+    base = args.collector or (str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}")
     try:
-        doc = snippet(args.site, base, respect_dnt=bool(settings.for_site(args.site).respect_dnt))
+        # the running serve's own answer: its per-site settings (DNT policy, search
+        # parameters) are the ones its collector applies, whatever this shell's config says
+        doc = (_from_serve(base, args.site, settings) if serve else None) or snippet(
+            args.site, base, **site_policy(settings, args.site)
+        )
         email = email_pixel(args.site, base, args.email_campaign) if args.email_campaign else ""
     except SnippetError as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)

@@ -46,18 +46,21 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Refuse a port someone listens on, even with ``SO_REUSEPORT`` (a second ``serve`` on
-    the same port would otherwise share it with the first, each taking half the pixels)."""
+    """Raise OSError naming the port when something already listens on it.
+
+    A ``SO_REUSEPORT`` bind succeeds next to any other ``SO_REUSEPORT`` listener of the same
+    user, so a second ``serve`` on a taken port would start and get half of the connections;
+    a plain bind (``SO_REUSEADDR`` only, which tolerates TIME_WAIT) fails instead."""
+    if not port:
+        return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise OSError(f"port {port} on {host} is in use (another `clickstream serve`?): "
-                      f"{exc.strerror or exc}") from None
-    finally:
-        sock.close()
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror} "
+                          "(another `clickstream serve`? pick --port)") from None
 
 
 def loopback_socket() -> socket.socket:

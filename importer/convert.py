@@ -14,7 +14,9 @@ Definitions (documented in importer/README.md):
   name or the line's position, so importing the same file again, or a rotated copy
   that repeats lines, yields the same ids and adds nothing.
 - Skipped by default (counted by reason): methods other than GET, statuses outside
-  200-399, static assets by extension.  All three are configurable.
+  2xx and 304 (a redirect is not a page view: the browser asks for the target next, which
+  is one; as Matomo's importer and AWStats count), static assets by extension.  All three
+  are configurable.
 """
 
 from __future__ import annotations
@@ -66,14 +68,54 @@ STATIC_EXTENSIONS = frozenset(
         "xml",
     ]
 )
+# files a visitor downloads: a `download` event, not a page (the tracker's own list of
+# download clicks, less what is skipped as static; Matomo's importer and AWStats alike
+# count these as downloads, not page views)
+DOWNLOAD_EXTENSIONS = frozenset(
+    [
+        "pdf",
+        "zip",
+        "gz",
+        "tgz",
+        "bz2",
+        "xz",
+        "7z",
+        "rar",
+        "tar",
+        "dmg",
+        "exe",
+        "msi",
+        "pkg",
+        "deb",
+        "rpm",
+        "apk",
+        "iso",
+        "csv",
+        "xls",
+        "xlsx",
+        "doc",
+        "docx",
+        "ppt",
+        "pptx",
+        "odt",
+        "ods",
+        "odp",
+        "rtf",
+        "epub",
+    ]
+)
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _DUP_WINDOW_MS = 600_000  # identical lines further apart than this in one file are not tracked
+
+
+DEFAULT_STATUS_SPEC = "200-299,304"
+DEFAULT_STATUSES: tuple[tuple[int, int], ...] = ((200, 299), (304, 304))
 
 
 @dataclass(frozen=True)
 class Filters:
     methods: frozenset[str] | None = frozenset({"GET"})  # None: every method
-    statuses: tuple[tuple[int, int], ...] | None = ((200, 399),)  # None: every status
+    statuses: tuple[tuple[int, int], ...] | None = DEFAULT_STATUSES  # None: every status
     skip_static: bool = True
     static_extensions: frozenset[str] = STATIC_EXTENSIONS
 
@@ -208,6 +250,8 @@ class Converter:
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
         target = _clean(line.target)
+        if target.startswith("//"):  # a path (servers merge the slashes), not //host/ of a URL
+            target = "/" + target.lstrip("/")
         host = self.host or line.host
         url = target if target.startswith("http") or not host else f"{self.scheme}://{host}{target}"
         if len(url) > MAX_URL:
@@ -215,6 +259,7 @@ class Converter:
         ua = _clean(line.user_agent)
         utm = _utm(target) if "utm_" in target else _NO_UTM
         ip = line.ip
+        download = _extension(target.split("?", 1)[0]) in DOWNLOAD_EXTENSIONS
         return Hit(
             site=self.site,
             visitor_id=visitor_id(ip, line.user_agent),
@@ -226,6 +271,7 @@ class Converter:
             ip=truncate_ip(ip) if self.ip_truncate else ip[:64],
             user_agent=ua[:MAX_UA],
             source="log",
+            event="download" if download else "pageview",
             utm_source=utm["utm_source"],
             utm_medium=utm["utm_medium"],
             utm_campaign=utm["utm_campaign"],

@@ -76,6 +76,8 @@ def parse_clf_time(s: str) -> int:
         h, m, sec = int(s[12:14]), int(s[15:17]), int(s[18:20])
         if h > 23 or m > 59 or sec > 60:
             raise ValueError(s)
+        if int(s[22:24]) > 14 or int(s[24:26]) > 59:  # UTC offsets run from -12:00 to +14:00
+            raise ValueError(s)
         off = int(s[22:24]) * 3600 + int(s[24:26]) * 60
         if s[21] == "-":
             off = -off

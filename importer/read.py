@@ -104,6 +104,8 @@ def _lines_of_stream(source: BinaryIO, name: str, max_line: int) -> Iterator[Raw
                 continue
             no_newline = not data.endswith(b"\n")
             data = data.rstrip(b"\r\n")
+            if number == 1 and data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+                data = data[3:]
             try:
                 yield RawLine(name, number, data.decode("utf-8"), no_newline=no_newline)
             except UnicodeDecodeError:

@@ -17,8 +17,14 @@ from typing import Any, TextIO
 from aiokafka.partitioner import DefaultPartitioner
 
 from clickstream import broker
-from clickstream.hit import MAX_ID, Hit
-from importer.convert import Converter, Filters, parse_methods, parse_statuses
+from clickstream.hit import Hit
+from importer.convert import (
+    DEFAULT_STATUS_SPEC,
+    Converter,
+    Filters,
+    parse_methods,
+    parse_statuses,
+)
 from importer.formats import PRESETS, FormatError, LineError, LogFormat, compile_format
 from importer.read import ReadProblem, SourceError, check_sources, read_lines
 from importer.stats import ImportStats
@@ -89,7 +95,7 @@ def iter_hits(
         if item.number == 1:
             conv.new_file()
         if item.non_utf8:
-            stats.non_utf8 += 1
+            stats.note_non_utf8(f"{item.source}:{item.number}", item.text)
         if item.too_long:
             stats.skip("too_long", f"{item.source}:{item.number}", item.text)
             continue
@@ -211,8 +217,9 @@ def add_parser(
     )
     p.add_argument(
         "--status",
-        default="200-399",
-        help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-399)",
+        default=DEFAULT_STATUS_SPEC,
+        help="statuses to import, e.g. 200-399,404 or 'all' (default: 200-299,304: redirects and "
+        "errors are not page views)",
     )
     p.add_argument(
         "--include-static",
@@ -252,9 +259,18 @@ def main(args: argparse.Namespace, settings: Any) -> int:
     """Run an import: 0 when every file was read to its end (skipped lines are normal),
     1 when some could not be (a cut .gz: its lines before the damage are imported), 2 on a
     usage error."""
+    from collector.validate import SITE_RE
+
     site = args.site
-    if not site or len(site) > MAX_ID or not site.isprintable():
-        return _fail(f"--site must be 1-{MAX_ID} printable characters")
+    if not SITE_RE.match(site):  # the collector's rule: a hit of another site id is dropped
+        return _fail(
+            f"--site must be 1-64 characters of letters, digits, '.', '_', '-' "
+            f"(the collector's rule), not {site[:80]!r}"
+        )
+    if settings.site_allow_list and site not in settings.site_allow_list:
+        return _fail(
+            f"--site {site!r} is not in the `sites` allow list ({', '.join(sorted(settings.site_allow_list))})"
+        )
     if not 0 <= args.match_window <= 3600:
         return _fail("--match-window must be within 0..3600 seconds")
     try:

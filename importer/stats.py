@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 EXAMPLES_PER_REASON = 3
+NON_UTF8 = "non_utf8"  # examples of lines with bytes that are not UTF-8 (imported, not skipped)
 EXAMPLE_CHARS = 160
 
 # Every reason a line can be skipped for, in the order the summary prints them.
@@ -18,7 +19,7 @@ REASONS = {
     "bad_target": "request target is not a path or an http(s) URL",
     "url_too_long": "page URL longer than 2000 characters",
     "method": "method not imported (default: GET only)",
-    "status": "status not imported (default: 200-399)",
+    "status": "status not imported (default: 2xx and 304; redirects and errors are not page views)",
     "static": "static asset (css, js, images, fonts, ...)",
     "tracked": "page view the pixel already recorded (--skip-tracked)",
     "read_error": "file could not be read to its end",
@@ -40,6 +41,12 @@ class ImportStats:
     non_utf8: int = 0  # lines with bytes that are not UTF-8 (decoded with U+FFFD, still imported)
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def note_non_utf8(self, where: str, text: str) -> None:
+        self.non_utf8 += 1
+        kept = self.examples.setdefault(NON_UTF8, [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(f"{where}: {printable(text)}")
 
     def skip(self, reason: str, where: str, text: str) -> None:
         self.skipped[reason] += 1
@@ -64,6 +71,7 @@ class ImportStats:
             out.extend(f"    e.g. {ex}" for ex in self.examples.get(reason, []))
         if self.non_utf8:
             out.append(f"non-UTF-8 lines (decoded with U+FFFD, not skipped): {self.non_utf8:,}")
+            out.extend(f"    e.g. {ex}" for ex in self.examples.get(NON_UTF8, []))
         return "\n".join(out)
 
     def as_dict(self) -> dict[str, object]:

@@ -67,3 +67,19 @@ def test_failures_past_the_arguments_are_one_line_too(argv: list[str], message: 
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("Code: ")]  # chDB's own print
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_migrate_applies_the_retention_settings(tmp_path: Path) -> None:
+    """README: retention_days is a ClickHouse TTL "applied by migrate" (serve does it at start)."""
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+
+    def migrate(*flags: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "clickstream.cli", "migrate", "--clickhouse", dsn, *flags],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = migrate("--retention-days", "30", "--retention-tables", "sessions=400")
+    assert "retention: clickstream.hits keeps 30 days\nretention: clickstream.sessions keeps 400 days\n" in out
+    assert migrate("--retention-days", "30", "--retention-tables", "sessions=400") == "schema is up to date\n"
+    assert "retention: clickstream.hits keeps rows forever (TTL removed)" in migrate()

@@ -79,3 +79,123 @@ def test_every_setting_is_a_serve_flag() -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
     for s in SETTINGS:
         assert "--" + s.name.replace("_", "-") in help_text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flags": {"time_zone": "Mars/Base"}},
+         "setting 'time_zone' (flag --time-zone): 'Mars/Base' is not an IANA time zone"),
+        ({"env": {"CLICKSTREAM_TIME_ZONE": "../../etc/passwd"}},
+         "setting 'time_zone' (env CLICKSTREAM_TIME_ZONE): '../../etc/passwd' is not an IANA time zone"),
+        ({"flags": {"session_timeout": "20"}},
+         "unknown setting 'session_timeout' in flag; did you mean 'session_timeout_min'?"),
+    ],
+)
+def test_time_zone_is_checked_at_start_and_unknown_keys_get_the_nearest_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(**{"env": {}, **kwargs})
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert load(env={}, flags={"time_zone": "Europe/Paris"}).time_zone == "Europe/Paris"
+
+
+def test_a_bad_per_site_time_zone_stops_start_up_not_the_first_hit(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[site.shop]\ntime_zone = "Europe/Pariss"\n')
+    with pytest.raises(SettingsError, match=r"setting 'time_zone' \(\[site.shop\]\): 'Europe/Pariss' is not an IANA"):
+        load(env={}, config_file=cfg)
+
+
+def test_config_file_with_a_clickstream_table_keeps_top_level_site_tables_and_arrays(tmp_path: Path) -> None:
+    """[clickstream] and top-level [site.x] tables together: nothing is silently ignored;
+    comma-list settings may be TOML arrays; a choice is read case-insensitively."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[clickstream]\nport = 9000\nlog_level = "INFO"\nsearch_params = ["q", "find"]\n'
+        '[site.shop]\nallowed_origins = ["https://shop.example", "https://www.shop.example"]\n'
+        '[clickstream.site.blog]\nsession_timeout_min = 5\n'
+    )
+    s = load(env={}, config_file=cfg)
+    assert s.port == 9000 and s.log_level == "info"
+    assert s.search_param_set == frozenset({"q", "find"})
+    assert s.for_site("shop").allowed_origins == "https://shop.example,https://www.shop.example"
+    assert s.for_site("blog").session_timeout_min == 5.0
+    twice = tmp_path / "t.toml"
+    twice.write_text("port = 1\n[clickstream]\nport = 2\n")
+    with pytest.raises(SettingsError, match="'port' is set both at the top level and in \\[clickstream\\]"):
+        load(env={}, config_file=twice)
+    frac = tmp_path / "f.toml"
+    frac.write_text("port = 8000.5\n")
+    with pytest.raises(SettingsError, match=r"setting 'port' \(config file\): 8000.5 is not an integer"):
+        load(env={}, config_file=frac)
+    bad = tmp_path / "b.toml"
+    bad.write_text("redirect_hosts = [1, 2]\n")
+    with pytest.raises(SettingsError, match="is not a string or an array of strings"):
+        load(env={}, config_file=bad)
+
+
+@pytest.mark.parametrize("command", ["serve", "collector", "sessionizer", "dashboard", "import-log", "sql"])
+def test_help_of_every_command_carries_each_settings_documentation(command: str) -> None:
+    """--help shows what README's table shows: the help line, the accepted values, Per site."""
+    import re
+
+    from clickstream.cli import build_parser
+    from clickstream.settings import help_text
+
+    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    flat = re.sub(r"\s+", "", parser.format_help())  # argparse wraps lines (also at hyphens)
+    for s in SETTINGS:
+        assert re.sub(r"\s+", "", help_text(s)) in flat, (command, s.name)
+    assert "Loglevel.Oneof:debug,info,warning,error." in flat
+    assert "Inactivity(eventtime)thatendsasession,minutes.Persite." in flat
+
+
+def test_a_boolean_flag_alone_means_true_and_still_takes_a_value() -> None:
+    from clickstream.cli import build_parser, resolve
+
+    parser = build_parser()
+    on = resolve(parser.parse_args(["serve", "--respect-dnt", "--port", "9000"]))
+    assert on.respect_dnt is True and on.port == 9000
+    off = resolve(parser.parse_args(["serve", "--ip-truncate", "off"]))
+    assert off.ip_truncate is False and off.respect_dnt is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"chdb_max_memory": "lots"}, "setting 'chdb_max_memory' (flag --chdb-max-memory): 'lots' is not a memory size"),
+        ({"retention_tables": "hits=abc"}, "setting 'retention_tables' (flag --retention-tables): 'hits=abc' is not table=days"),
+        ({"retention_tables": "pages=30"}, "with a table among hits, sessions, identities, identity_audit"),
+        ({"geoip_db": "/nope/City.mmdb"}, "setting 'geoip_db' (flag --geoip-db): cannot open '/nope/City.mmdb': No such file"),
+    ],
+)
+def test_values_used_only_after_start_up_are_checked_when_settings_load(flags: dict, message: str) -> None:
+    """serve printed its banner, then a traceback, for a bad chdb_max_memory or a missing
+    geoip_db; migrate took any retention_tables."""
+    with pytest.raises(SettingsError) as info:
+        load(env={}, flags=flags)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert load(env={}, flags={"chdb_max_memory": "512MiB", "retention_tables": "hits=90, sessions=0"})
+
+
+def test_readme_states_the_precedence_the_loader_applies(tmp_path: Path) -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert ("flags win over `CLICKSTREAM_*` variables, which win over the TOML file, which wins "
+            "over the defaults") in readme
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("port = 1\nworkers = 1\nmain_nice = 1\n")
+    s = load(env={"CLICKSTREAM_PORT": "2", "CLICKSTREAM_WORKERS": "2"}, flags={"port": "3"}, config_file=cfg)
+    assert (s.port, s.workers, s.main_nice, s.rate_limit_burst) == (3, 2, 1, 60)
+
+
+def test_site_tables_must_name_a_site_the_collector_accepts(tmp_path: Path) -> None:
+    """[site.shp] beside sites = "shop" was accepted and never applied (a typo)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('sites = "shop,blog"\n[site.shp]\nsession_timeout_min = 5\n')
+    with pytest.raises(SettingsError, match=r"\[site.shp\] \(config file\): 'shp' is not in the `sites` allow list \(blog, shop\)"):
+        load(env={}, config_file=cfg)
+    assert load(env={"CLICKSTREAM_SITES": "shp"}, config_file=cfg).for_site("shp").session_timeout_min == 5.0
+    bad = tmp_path / "b.toml"
+    bad.write_text('[site."my shop"]\nrespect_dnt = true\n')
+    with pytest.raises(SettingsError, match="a site id is 1-64 letters"):
+        load(env={}, config_file=bad)

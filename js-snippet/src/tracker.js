@@ -14,7 +14,9 @@
   var now = Date.now;
   var loc = w.location;
   var QKEY = '_cs_q';
-  var SEARCH = ['q', 'query', 's', 'search', 'searchword', 'k', 'keyword', 'keywords'];
+  // the site's search parameters (its `search_params` setting, put in the snippet by the
+  // collector when they are not these)
+  var SEARCH = (attr('search') || 'q,query,s,search,searchword,k,keyword,keywords').split(',');
   if (
     /(^|; )_cs_optout=1/.test(d.cookie) ||
     (dnt != null && dnt != 'false' && (nav.doNotTrack == '1' || nav.globalPrivacyControl))
@@ -120,8 +122,13 @@
     hit(data.e || 'pageview', data, created);
   }
 
+  // a jump to an in-page anchor (#section) is the same page view; a hash route (#/cart,
+  // #!/cart) is a new one
+  var noAnchor = function (u) {
+    return ('' + u).replace(/#(?![/!]).*$/, '');
+  };
   function route(navigation) {
-    if (ready && loc.href != lastUrl) {
+    if (ready && noAnchor(loc.href) != noAnchor(lastUrl)) {
       ref = lastUrl;
       page(navType || navigation);
     }

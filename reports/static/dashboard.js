@@ -196,7 +196,7 @@
   };
 
   RENDER.install = (d) =>
-    panel("Paste before </body> on every page (JavaScript tracker)", `<pre class="code">${esc(d.js)}</pre>`) +
+    panel("Paste into every page's <head> (JavaScript tracker)", `<pre class="code">${esc(d.js)}</pre>`) +
     panel("Or a bare pixel (no JavaScript, e-mails)", `<pre class="code">${esc(d.pixel)}</pre>`);
 
   function bindLinks() {

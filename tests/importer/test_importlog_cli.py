@@ -32,7 +32,7 @@ def test_dry_run_prints_the_summary(capsys):
         "  method: 1  (method not imported (default: GET only))",
     ]
     assert out.startswith("lines read: 202")
-    assert "  status: 4  (status not imported (default: 200-399))" in out
+    assert "  status: 4  (status not imported (default: 2xx and 304; redirects and errors are not page views))" in out
     assert "  static: 73  (static asset (css, js, images, fonts, ...))" in out
     assert err == ""
 
@@ -90,6 +90,8 @@ def test_nginx_format_string(capsys, write):
     [
         (["--site", "", "--dry-run"], "--site must be"),
         (["--site", "x" * 200, "--dry-run"], "--site must be"),
+        (["--site", "x" * 65, "--dry-run"], "--site must be"),
+        (["--site", "my shop", "--dry-run"], "--site must be 1-64 characters of letters, digits, '.', '_', '-' (the collector's rule), not 'my shop'"),
         (["--site", "s", "--format", "nonsense", "--dry-run"], "not a preset"),
         (["--site", "s", "--status", "2xx", "--dry-run"], "--status"),
         (["--site", "s", "--methods", "G3T", "--dry-run"], "--methods"),
@@ -139,3 +141,11 @@ def test_unreachable_serve_for_skip_tracked_is_one_line(capsys, tmp_path):
         "clickstream import-log: error: dry run: TrackedError: cannot reach " + url
     )
     assert err.count("\n") == 1
+
+
+def test_site_outside_the_allow_list_is_refused_like_the_collector_refuses_it(capsys):
+    assert main(str(SAMPLE), "--site", "blog", "--dry-run", sites="shop,docs") == 2
+    assert capsys.readouterr().err == (
+        "clickstream import-log: error: --site 'blog' is not in the `sites` allow list (docs, shop)\n"
+    )
+    assert main(str(SAMPLE), "--site", "shop", "--dry-run", "--no-progress", sites="shop,docs") == 0

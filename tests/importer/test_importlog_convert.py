@@ -126,3 +126,39 @@ def test_parse_statuses_rejects(spec):
 def test_parse_methods_rejects(spec):
     with pytest.raises(ValueError, match="--methods"):
         parse_methods(spec)
+
+
+def test_redirects_are_not_page_views_but_304_is(write):
+    """/old 301 -> /new 200: one page view (/new), as Matomo's importer and AWStats count;
+    a 304 (the browser's cached copy, revalidated) is a page view; --status brings 3xx back."""
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+    lines = "".join(
+        f'203.0.113.9 - - [10/Jan/2025:11:00:0{i} +0000] "GET {path} HTTP/1.1" {status} 0 "-" "{ua}"\n'
+        for i, (path, status) in enumerate(
+            [("/old", 301), ("/new", 200), ("/moved", 302), ("/temp", 307), ("/cached", 304), ("/part", 206)]
+        )
+    )
+    path = write("r.log", lines)
+    hits, stats = run_import([path])
+    assert [h.url for h in hits] == ["/new", "/cached", "/part"]
+    assert dict(stats.skipped) == {"status": 3}
+    with_redirects, _ = run_import([path], filters=Filters(statuses=parse_statuses("200-399")))
+    assert len(with_redirects) == 6
+
+
+def test_a_downloaded_file_is_a_download_event_not_a_page(write):
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+    lines = "".join(
+        f'203.0.113.9 - - [10/Jan/2025:11:00:0{i} +0000] "GET {path} HTTP/1.1" 200 0 "-" "{ua}"\n'
+        for i, path in enumerate(["/docs/", "/docs/guide.PDF", "/dl/app.tar.gz?v=2", "/report.pdf.html"])
+    )
+    hits, stats = run_import([write("d.log", lines)])
+    assert [(h.url, h.event, h.is_page) for h in hits] == [
+        ("/docs/", "pageview", True),
+        ("/docs/guide.PDF", "download", False),
+        ("/dl/app.tar.gz?v=2", "download", False),
+        ("/report.pdf.html", "pageview", True),
+    ]
+    assert stats.imported == 4
+    for h in hits:
+        Hit.from_json(h.to_json())

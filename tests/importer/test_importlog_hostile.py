@@ -35,10 +35,8 @@ HOSTILE: list[tuple[bytes, str]] = [  # (line, expected outcome: "imported" or a
     (GOOD.replace(b"GET /shop/item", b"GET shop/item"), "bad_target"),
     (GOOD.replace(b"/shop/item?id=7", b"/../../etc/passwd"), "imported"),
     (GOOD.replace(b"10/Oct/2023", b"10/Oct/1969"), "bad_time"),
-    (
-        GOOD.replace(b"+0000", b"+0000").replace(b"-0700", b"-0799"),
-        "imported",
-    ),  # odd but parseable offset
+    (GOOD.replace(b"-0700", b"-0799"), "bad_time"),  # no such UTC offset (minutes over 59)
+    (GOOD.replace(b"-0700", b"-1230"), "imported"),  # odd, but a valid offset
     (GOOD.replace(b'"https://www.example.org/start"', b'"unterminated'), "malformed"),
     (GOOD.replace(b" 200 ", b" 999 "), "status"),
     (GOOD.replace(b"GET ", b"POST "), "method"),
@@ -123,3 +121,31 @@ def test_random_fields_in_a_valid_frame_never_crash(tmp_path_factory, path, refe
     assert stats.lines == 1 == len(hits) + stats.skipped_total
     for hit in hits:
         assert Hit.from_json(hit.to_json()) == hit
+
+
+def test_non_utf8_lines_are_reported_with_examples_like_skipped_ones(write):
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+    line = f'203.0.113.9 - - [10/Jan/2025:11:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 0 "-" "{ua}"\n'
+    path = write("latin1.log", line.encode("latin-1"))
+    hits, stats = run_import([path])
+    assert [h.url for h in hits] == ["/caf\ufffd"]
+    summary = stats.summary().splitlines()
+    at = summary.index("non-UTF-8 lines (decoded with U+FFFD, not skipped): 1")
+    assert summary[at + 1] == f"    e.g. {path}:1: " + line.rstrip("\n").replace("\xe9", "\ufffd")
+
+
+def test_a_double_slash_target_a_bad_utc_offset_and_a_byte_order_mark(write):
+    """`GET //evil.example/` made a hit whose host was evil.example; an offset of +9999 was
+    taken as 99 h 99 min; a BOM in front of the first line became part of its IP."""
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+
+    def line(target: str, offset: str = "+0000") -> str:
+        return f'203.0.113.9 - - [10/Jan/2025:11:00:00 {offset}] "GET {target} HTTP/1.1" 200 0 "-" "{ua}"\n'
+
+    path = write("h.log", "\ufeff" + line("/first") + line("//evil.example/x") + line("/late", "+9999")
+                 + line("/east", "+1400"))
+    hits, stats = run_import([path])
+    assert [h.url for h in hits] == ["/first", "/evil.example/x", "/east"]
+    assert dict(stats.skipped) == {"bad_time": 1}
+    assert hits[0].ip == "203.0.113.0" and hits[0].visitor_id == hits[1].visitor_id
+    assert hits[2].ts == hits[0].ts - 14 * 3600_000

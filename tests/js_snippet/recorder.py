@@ -147,9 +147,10 @@ def page_html(
     body: str = "",
     before: str = "",
     respect_dnt: bool = False,
+    search_params: str = "",
 ) -> str:
     """A test page with the pasted snippet; ``before`` runs right after the queue stub."""
-    js = snippet(site, collector_url, respect_dnt=respect_dnt)["js"]
+    js = snippet(site, collector_url, respect_dnt=respect_dnt, search_params=search_params)["js"]
     js = js.replace("</script>", before + "</script>", 1)
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>{js}</head>"
@@ -169,7 +170,7 @@ class Web:
     recorder: Recorder
     pages: dict[str, str] = field(default_factory=dict)
 
-    def page(self, path: str, title: str, body: str = "", before: str = "", **kw: bool) -> str:
+    def page(self, path: str, title: str, body: str = "", before: str = "", **kw: bool | str) -> str:
         """Serve a page with the snippet at ``path``; returns its absolute URL."""
         self.pages[path] = page_html(SITE, self.collector_url, title, body, before, **kw)
         return self.site_url + path

@@ -195,6 +195,8 @@ def test_retry_queue_keeps_only_the_20_newest_hits(web, context) -> None:
     page.evaluate("for (let i = 0; i < 25; i++) cs('event', 'e' + i)")
     queued = page.evaluate("JSON.parse(localStorage._cs_q).map(h => h.e)")
     assert queued == [f"e{i}" for i in range(5, 25)]
+    # the queue would leave at the context's pagehide, after this test: into the next one's recorder
+    page.evaluate("localStorage.removeItem('_cs_q')")
 
 
 @pytest.mark.parametrize(

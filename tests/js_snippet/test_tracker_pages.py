@@ -125,6 +125,46 @@ def test_spa_route_changes_are_pageviews_with_the_previous_url_as_referrer(web, 
         stable(s.params)
 
 
+def test_an_in_page_anchor_is_not_a_new_page_view_but_a_hash_route_is(web, context) -> None:
+    """A table-of-contents link (#install) and the back button to the top made two more
+    pageviews of the same page (and no bounce), unlike Plausible; #/route and #!/route
+    (hash routers) are pages."""
+    url = web.page("/guide", "Guide", body='<a id="toc" href="#install">Install</a>'
+                   '<div style="height:3000px"></div><h2 id="install">Install</h2>')
+    page = context.new_page()
+    page.goto(url)
+    web.recorder.wait(1)
+    page.click("#toc")
+    page.go_back()
+    page.evaluate("location.hash = '#faq'")
+    page.evaluate("history.pushState({}, '', '/guide#top')")  # only the anchor moved: no page
+    assert len(web.recorder.wait(2, timeout=1.5)) == 1
+    page.evaluate("location.hash = '#/help'")
+    page.evaluate("location.hash = '#!/cart'")
+    sent = web.recorder.wait(3)
+    assert [(s.params["u"], s.params["nav"]) for s in sent] == [
+        (url, "navigate"),
+        (url + "#/help", "navigate"),
+        (url + "#!/cart", "navigate"),
+    ]
+    assert len(web.recorder.wait(4, timeout=1.0)) == 3
+    for s in sent:
+        stable(s.params)
+
+
+def test_the_sites_own_search_parameters_decide_which_url_is_a_search(web, context) -> None:
+    """A site with search_params = "find": ?find= is a search, ?s= (its sort order) is not;
+    the tracker's built-in list made ?s=price a search hit (a false dead-end search)."""
+    page = context.new_page()
+    page.goto(web.page("/list", "List", search_params="find"))
+    page.evaluate("history.pushState({}, '', '/list?s=price')")
+    page.evaluate("history.pushState({}, '', '/list?find=boots')")
+    sent = web.recorder.wait(3)
+    assert [(s.params["e"], s.params.get("q")) for s in sent] == [
+        ("pageview", None), ("pageview", None), ("search", "boots")
+    ]
+
+
 def test_search_url_parameter_makes_the_page_a_search(web, context) -> None:
     url = web.page("/find", "Results")
     page = context.new_page()

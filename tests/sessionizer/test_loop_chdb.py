@@ -220,14 +220,20 @@ def test_bad_rules_fail_at_start_naming_the_setting(
 ) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('[site.shop]\ntime_zone = "Europe/Atlantis"\n')
+    # both are refused when the settings load, before any role starts (tests/test_settings.py)
     with pytest.raises(
-        SettingsError, match="setting 'time_zone': 'Europe/Atlantis' is not an IANA time zone"
+        SettingsError,
+        match=r"setting 'time_zone' \(\[site.shop\]\): 'Europe/Atlantis' is not an IANA time zone",
     ):
         Sessionizer(settings_mod.load(flags={"database": db}, env={}, config_file=conf), client)
-    with pytest.raises(SettingsError, match="setting 'geoip_db': cannot open"):
+    with pytest.raises(SettingsError, match="setting 'geoip_db' .*: cannot open"):
         Sessionizer(
             settings_mod.load(
                 flags={"database": db, "geoip_db": str(tmp_path / "no.mmdb")}, env={}
             ),
             client,
         )
+    # a settings object built without load() (tests, embedders) is still checked by the sessionizer
+    with pytest.raises(SettingsError, match="setting 'time_zone': 'Europe/Atlantis'"):
+        Sessionizer(settings_mod.Settings({**settings_mod.load(flags={"database": db}, env={}).as_dict()},
+                                          {"shop": {"time_zone": "Europe/Atlantis"}}), client)
