@@ -17,8 +17,8 @@ def test_a_second_serve_on_the_same_port_is_refused_in_one_line(serve: Served, t
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"clickstream: error: port {port} on 127.0.0.1 is in use (another `clickstream serve`?): "
-        "Address already in use"
+        f"clickstream: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another `clickstream serve`? pick --port)"
     ]
     assert not (tmp_path / "other" / "serve.json").exists()
 
