@@ -114,6 +114,7 @@ class ClickstreamApp:
         self.app.state.credentials = auth.Credentials.from_settings(settings, token)  # digests only
         self.app.state.sessionizer = None
         self.app.state.workers = None
+        self.app.state.bootstrap = bootstrap  # /healthz asks this Kafka for its metadata
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.roles.collector:
@@ -172,7 +173,8 @@ class ClickstreamApp:
             if task is not None:
                 sz = app.state.sessionizer
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(sz.drain(), 60)
+                    if not await broker.unreachable(self.bootstrap):  # Kafka gone: nothing to drain
+                        await asyncio.wait_for(sz.drain(), 60)
                 sz.stop.set()
                 await task
 

@@ -32,6 +32,7 @@ from sessionizer.split import Rules, rules_from
 from sessionizer.writer import Writer
 
 log = logging.getLogger("clickstream.sessionizer")
+COMMIT_TIMEOUT_S = 5.0  # longest an offset commit (or leaving the group) may wait on Kafka
 
 
 def rules_for(settings: Settings) -> Callable[[str], Rules]:
@@ -337,6 +338,16 @@ class Sessionizer:
             if v.hits:
                 self.state.dirty.add(key)
 
+    def forget(self, site: str, visitor_ids: list[str], erased_ms: int) -> None:
+        """``POST /api/erase`` erased these visitors: their cached history and the hits of
+        their open sessions from before ``erased_ms`` go, so a later visit with the same
+        cookie is a new visitor's first session (as after a restart), not one numbered on
+        from the erased sessions, and hits after the erasure are not dropped with them."""
+        for vid in visitor_ids:
+            key = (site, vid)
+            self.history.cache.pop(key, None)
+            self._closed(sessions.forget_erased(self.state, key, erased_ms))
+
     def _write(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
         customer.mark_returning(self.client, self.settings.database, results, self.customer_cache)
         self.writer.write(results, tombstones)
@@ -361,8 +372,18 @@ class Sessionizer:
                 continue
             upto = min(self.consumed[tp.partition], open_min.get(tp.partition, 1 << 62))
             offsets[tp] = OffsetAndMetadata(upto, "")
-        if offsets:
-            await self.consumer.commit(offsets)
+        if not offsets:
+            return
+        try:  # aiokafka waits for a coordinator forever: a broker that is gone must not
+            # stop the loop (nor a shutdown); what is not committed is replayed, idempotently
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except Exception as exc:
+            self.last_error = f"offset commit failed: {str(exc)[:200] or type(exc).__name__}"
+            METRICS.inc("sessionizer_commit_errors_total")
+            log.warning("%s (the rows are written; the offsets are committed next time)", self.last_error)
+        else:
+            if self.last_error.startswith("offset commit failed"):
+                self.last_error = ""
 
     async def run(self, bootstrap: str) -> None:
         s = self.settings
@@ -392,7 +413,13 @@ class Sessionizer:
                 await self.write_and_commit(close_everything=True)
             finally:
                 self.running = False
-                await self.consumer.stop()
+                try:  # leaving the group needs the broker
+                    await asyncio.wait_for(self.consumer.stop(), COMMIT_TIMEOUT_S)
+                except (Exception, asyncio.CancelledError) as exc:  # aiokafka's fetcher lets one out
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    log.warning("consumer did not stop cleanly: %s", str(exc)[:200] or type(exc).__name__)
                 if self.dlq is not None:
                     await self.dlq.stop()
 
