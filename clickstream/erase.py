@@ -22,6 +22,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -181,9 +182,29 @@ def _conditions(columns: set[str], n_visitors: int, n_crms: int) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What :func:`erase_person` did: the ids it erased, when, and the rows per table."""
+
+    site: str
+    visitor_ids: list[str]
+    crm_ids: list[str]
+    at_ms: int
+    deleted: dict[str, int]
+
+    def answer(self) -> dict[str, Any]:
+        return {"visitors": len(self.visitor_ids), "crm_ids": len(self.crm_ids), "deleted": self.deleted}
+
+
 def erase(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
           actor: str = "", erased: ErasedSet | None = None) -> dict[str, Any]:
     """Delete every row of one person; returns {"visitors": n, "crm_ids": n, "deleted": {table: rows}}."""
+    return erase_person(client, db, site, visitor_id, crm_id, actor, erased).answer()
+
+
+def erase_person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
+                 actor: str = "", erased: ErasedSet | None = None) -> Erasure:
+    """:func:`erase`, answering which ids went and when (a sessionizer forgets them)."""
     db, site = warehouse.check_name(db), check_site(site)
     visitors, crms = person(client, db, site, visitor_id, crm_id)
     now = int(time.time() * 1000)
@@ -211,7 +232,7 @@ def erase(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str 
                     client.command(f"ALTER TABLE {db}.{table} DELETE WHERE {where}", parameters=params,
                                    settings={"mutations_sync": 2})
     _audit_erase(client, db, site, actor, [h for h, _ in hashes], deleted)
-    return {"visitors": len(visitors), "crm_ids": len(crms), "deleted": dict(sorted(deleted.items()))}
+    return Erasure(site, visitors, crms, now, dict(sorted(deleted.items())))
 
 
 def _audit_erase(client: Client, db: str, site: str, actor: str, hashes: list[str],
