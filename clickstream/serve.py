@@ -260,8 +260,11 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
     kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
     print(f"  Kafka: {bootstrap}{f' (embedded Tansu, {kind})' if embedded else ''}", flush=True)
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
-    where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
-    print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
+    if settings.api_token:  # the operator's secret (maybe only its sha256): not echoed into logs
+        print("  API token: the api_token setting (CLICKSTREAM_API_TOKEN), not shown", flush=True)
+    else:
+        where = f" (saved in {Path(settings.data_dir) / 'api_token'})"
+        print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
     from collector.snippet import SnippetError, snippet
 
     try:
