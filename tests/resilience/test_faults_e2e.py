@@ -207,3 +207,41 @@ def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(tm
         if again.proc.poll() is None:
             again.proc.kill()
         broker.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _embedded_broker_pid(serve_pid: int) -> int:
+    for child in _children(serve_pid):
+        with open(f"/proc/{child}/cmdline", "rb") as f:
+            if b"tansu" in f.read():
+                return child
+    raise AssertionError("serve runs no embedded broker")
+
+
+def test_serve_restarts_its_embedded_broker_and_loses_no_answered_hit(tmp_path: Path) -> None:
+    """The embedded Tansu killed under serve: it comes back on its port, the hits
+    answered meanwhile (spooled) reach the tables, /healthz is 200 again."""
+    served = start_serve(tmp_path / "data", "--produce-timeout-s", "0.5")
+    try:
+        first = _embedded_broker_pid(served.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        answered = _send_visits(served.url, visitors=2, pages=4, tag="restart")
+        assert _wait(lambda: served.sql("SELECT count() FROM clickstream.hits FINAL WHERE site = 'fault'") == [[8]], 90)
+        assert _embedded_broker_pid(served.proc.pid) != first
+        assert _wait(lambda: httpx.get(f"{served.url}/healthz", timeout=10).status_code == 200, 60)
+        served.flush()
+        assert served.sql("SELECT count(), uniqExact(url) FROM clickstream.hits FINAL WHERE site = 'fault'") == [
+            [len(answered), len(answered)]]
+        assert served.sql("SELECT count(), sum(hits) FROM clickstream.sessions FINAL WHERE site = 'fault'") == [[2, 8]]
+        assert "embedded Tansu broker exited" in served.log.read_text()
+        assert served.stop() == 0
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
