@@ -51,6 +51,7 @@ class ErasedSet:
         self.db = warehouse.check_name(database)
         self.refresh_s = refresh_s
         self._at: dict[str, int] = {}
+        self._log: list[tuple[str, int]] = []  # (hash, erased at) in the order learnt
         self._loaded = 0.0
         self._lock = threading.Lock()
 
@@ -60,15 +61,25 @@ class ErasedSet:
         rows = warehouse.read_query(
             self.client, f"SELECT id_hash, toUnixTimestamp64Milli(max(erased_at)) "
                          f"FROM {self.db}.erased GROUP BY id_hash", comment="erase:cache").rows
+        self._learn(rows)
+        self._loaded = time.monotonic()
+
+    def _learn(self, rows: Iterable[tuple[str, int]]) -> None:
         with self._lock:
             for h, at in rows:
-                self._at[h] = max(at, self._at.get(h, 0))
-            self._loaded = time.monotonic()
+                if at > self._at.get(h, -1):
+                    self._at[h] = at
+                    self._log.append((h, at))
 
     def add(self, hashes: Iterable[str], at_ms: int) -> None:
+        self._learn((h, at_ms) for h in hashes)
+
+    def learnt_since(self, position: int) -> tuple[list[tuple[str, int]], int]:
+        """Erasures learnt after ``position`` (0 at first) and the position to ask from next:
+        how a sessionizer hears of an erase that ran in another process."""
+        self._refresh()
         with self._lock:
-            for h in hashes:
-                self._at[h] = max(at_ms, self._at.get(h, 0))
+            return self._log[position:], len(self._log)
 
     def erased_at(self, site: str, kind: str, value: str) -> int | None:
         if not value:

@@ -20,7 +20,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 
-from clickstream import broker, warehouse
+from clickstream import broker, erase, warehouse
 from clickstream.hit import Hit, HitDecodeError
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
@@ -151,6 +151,8 @@ class Sessionizer:
         self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
         self.dlq: Any = None  # producer of the dead-letter topic, started on first use
         self.customer_cache: dict[str, bool] = {}  # open session id -> returning via its customer
+        self.erased_position = 0  # erasures of the writer's erased set already applied to memory
+        self.started_ms = int(time.time() * 1000)
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
@@ -241,6 +243,11 @@ class Sessionizer:
                 await self._write_retrying(self._skip_unchanged(self.pending), [])
                 self.pending = []
             await self._amend()
+        try:  # the erased set is re-read (every few seconds) off the loop, then applied
+            await asyncio.to_thread(self.writer.erased.learnt_since, self.erased_position)
+            self.forget_erased_elsewhere()
+        except Exception as exc:  # the next flush tries again; the writer still drops them
+            log.warning("reading erasures failed: %s", str(exc)[:200])
         if close_everything:
             self._closed(sessions.close_all(self.state))
         else:
@@ -337,6 +344,20 @@ class Sessionizer:
             v.known_crm = (crm_id, 0)
             if v.hits:
                 self.state.dirty.add(key)
+
+    def forget_erased_elsewhere(self) -> None:
+        """Forget the visitors in memory that an erase in another process (a dashboard, the
+        CLI against the warehouse) erased: the erased set is re-read every few seconds."""
+        learnt, self.erased_position = self.writer.erased.learnt_since(self.erased_position)
+        # erasures from before this process started are in the warehouse it read already
+        at = {h: when for h, when in learnt if when >= self.started_ms}
+        if not at:
+            return
+        keys = set(self.state.visitors) | set(self.history.cache)
+        for site, vid in keys:
+            when = at.get(erase.id_hash(site, "visitor", vid))
+            if when is not None:
+                self.forget(site, [vid], when)
 
     def forget(self, site: str, visitor_ids: list[str], erased_ms: int) -> None:
         """``POST /api/erase`` erased these visitors: their cached history and the hits of
