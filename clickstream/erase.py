@@ -29,7 +29,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
-from clickstream.identity import IdentityError, check_id, check_site
+from clickstream.identity import IdentityError, check_crm_id, check_id, check_site
 from clickstream.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str
         raise IdentityError("give exactly one of visitor_id or crm_id")
     if visitor_id:
         return [check_id(visitor_id, "visitor_id")], []
-    check_id(crm_id, "crm_id")
+    check_crm_id(crm_id, "crm_id")
     p: dict[str, Any] = {"site": site, "c": crm_id}
     crms = sorted({crm_id} | {r[0] for r in _rows(
         client, f"SELECT from_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s AND into_crm = %(c)s",
