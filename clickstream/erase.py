@@ -64,7 +64,7 @@ class ErasedSet:
         self._learn(rows)
         self._loaded = time.monotonic()
 
-    def _learn(self, rows: Iterable[tuple[str, int]]) -> None:
+    def _learn(self, rows: Iterable[tuple[str, int]] | Iterable[list[Any]]) -> None:
         with self._lock:
             for h, at in rows:
                 if at > self._at.get(h, -1):
