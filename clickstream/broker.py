@@ -18,9 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -60,8 +58,6 @@ class EmbeddedBroker:
         self.storage = storage
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self.restarts = 0
 
     @property
     def bootstrap(self) -> str:
@@ -91,7 +87,7 @@ class EmbeddedBroker:
                     return self
             except OSError:
                 time.sleep(0.05)
-        self._terminate()
+        self.stop()
         raise BrokerError(f"embedded Tansu broker did not listen on port {self.port} in {timeout:g}s")
 
     def _exit_reason(self) -> str:
@@ -110,42 +106,7 @@ class EmbeddedBroker:
         return (f"embedded Tansu broker exited with code {self.proc.returncode} "
                 f"(port {self.port} in use? storage {_redact(self.storage)} reachable?{where})")
 
-    def supervise(self, after_restart: Callable[[], None] = lambda: None, interval: float = 0.5) -> None:
-        """Restart the broker on its port whenever it exits (until :meth:`stop`).
-
-        ``serve`` without ``--kafka`` has no other broker: one that died stayed dead, the
-        collectors spooled forever and nothing reached the tables.  Memory storage comes
-        back empty (what was not consumed yet is gone, as when ``serve`` is killed); the
-        collectors replay their spool into it.  ``after_restart`` runs once it listens
-        (``serve`` creates the topic there, before a producer can send to a missing one).
-        """
-        self._stopping.clear()
-
-        def watch() -> None:
-            delay = interval
-            while not self._stopping.wait(interval):
-                if self.proc is None or self.proc.poll() is None:
-                    continue
-                log.error("embedded Tansu broker exited with code %s: restarting it on port %s "
-                          "(its in-memory records are lost; spooled hits are replayed)",
-                          self.proc.returncode, self.port)
-                try:
-                    self.start()
-                    after_restart()
-                    self.restarts += 1
-                    delay = interval
-                except Exception as exc:
-                    log.error("embedded broker restart failed, retrying in %.0fs: %s", delay, exc)
-                    self._stopping.wait(delay)
-                    delay = min(delay * 2, 30.0)
-
-        threading.Thread(target=watch, name="broker-supervisor", daemon=True).start()
-
     def stop(self) -> None:
-        self._stopping.set()
-        self._terminate()
-
-    def _terminate(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -201,8 +201,6 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
                                          log_path=settings.data_dir / "broker.log").start()
         bootstrap = embedded.bootstrap
-        topic = (bootstrap, settings.topic, settings.topic_partitions)
-        embedded.supervise(lambda: asyncio.run(broker.ensure_topic(*topic)))
     retention.wanted(settings)  # a bad retention_tables stops here, with one line
     token, generated = api_token(settings)
     app = ClickstreamApp(settings, bootstrap, roles, token)
