@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from clickstream import warehouse
+from clickstream import broker, warehouse
 from clickstream.auth import require_scope
 from clickstream.metrics import METRICS
 from clickstream.sqlguard import SQLRefused, check_read_only
@@ -33,8 +34,11 @@ async def healthz(request: Request) -> Response:
     state = request.app.state
     checks: dict[str, str] = {}
     sink = getattr(state, "sink", None)
-    if sink is not None:
-        checks["broker"] = "spooling" if sink.spooling else "ok"
+    bootstrap = getattr(state, "bootstrap", "")
+    if sink is not None and sink.spooling:
+        checks["broker"] = "spooling"
+    elif sink is not None or (bootstrap and getattr(state, "sessionizer", None) is not None):
+        checks["broker"] = await _broker_check(state, bootstrap) if bootstrap else "ok"
     sessionizer = getattr(state, "sessionizer", None)
     if sessionizer is not None:
         checks["sessionizer"] = "ok" if sessionizer.running and not sessionizer.last_error else (
@@ -48,6 +52,17 @@ async def healthz(request: Request) -> Response:
             checks["warehouse"] = f"unreachable: {str(exc)[:200]}"
     ok = all(v == "ok" for v in checks.values())
     return ORJSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+async def _broker_check(state: Any, bootstrap: str) -> str:
+    """A metadata round trip to Kafka, at most once a second (a load balancer polls often)."""
+    now = time.monotonic()
+    cached = getattr(state, "broker_check", None)
+    if cached is not None and now - cached[0] < 1.0:
+        return str(cached[1])
+    reason = await broker.unreachable(bootstrap)
+    state.broker_check = (time.monotonic(), reason or "ok")
+    return reason or "ok"
 
 
 async def metrics(request: Request) -> Response:

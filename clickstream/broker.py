@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 
 log = logging.getLogger("clickstream.broker")
@@ -167,6 +168,24 @@ def consumer(bootstrap: str, group: str, *topics: str, **overrides: object) -> A
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def unreachable(bootstrap: str, timeout: float = 2.0) -> str:
+    """Why Kafka at ``bootstrap`` does not answer a metadata request ('' when it does).
+
+    A fresh client each time: the producer's and consumer's own clients keep retrying
+    quietly in the background, so their state does not tell that the broker is gone.
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                            client_id="clickstream-healthz")
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        return ""
+    except Exception as exc:
+        return f"unreachable at {bootstrap}: {str(exc)[:200] or type(exc).__name__}"
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
 
 
 async def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> None:

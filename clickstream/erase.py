@@ -22,13 +22,14 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
-from clickstream.identity import IdentityError, check_id, check_site
+from clickstream.identity import IdentityError, check_crm_id, check_id, check_site
 from clickstream.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class ErasedSet:
         self.db = warehouse.check_name(database)
         self.refresh_s = refresh_s
         self._at: dict[str, int] = {}
+        self._log: list[tuple[str, int]] = []  # (hash, erased at) in the order learnt
         self._loaded = 0.0
         self._lock = threading.Lock()
 
@@ -59,15 +61,25 @@ class ErasedSet:
         rows = warehouse.read_query(
             self.client, f"SELECT id_hash, toUnixTimestamp64Milli(max(erased_at)) "
                          f"FROM {self.db}.erased GROUP BY id_hash", comment="erase:cache").rows
+        self._learn(rows)
+        self._loaded = time.monotonic()
+
+    def _learn(self, rows: Iterable[tuple[str, int]] | Iterable[list[Any]]) -> None:
         with self._lock:
             for h, at in rows:
-                self._at[h] = max(at, self._at.get(h, 0))
-            self._loaded = time.monotonic()
+                if at > self._at.get(h, -1):
+                    self._at[h] = at
+                    self._log.append((h, at))
 
     def add(self, hashes: Iterable[str], at_ms: int) -> None:
+        self._learn((h, at_ms) for h in hashes)
+
+    def learnt_since(self, position: int) -> tuple[list[tuple[str, int]], int]:
+        """Erasures learnt after ``position`` (0 at first) and the position to ask from next:
+        how a sessionizer hears of an erase that ran in another process."""
+        self._refresh()
         with self._lock:
-            for h in hashes:
-                self._at[h] = max(at_ms, self._at.get(h, 0))
+            return self._log[position:], len(self._log)
 
     def erased_at(self, site: str, kind: str, value: str) -> int | None:
         if not value:
@@ -137,7 +149,7 @@ def person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str
         raise IdentityError("give exactly one of visitor_id or crm_id")
     if visitor_id:
         return [check_id(visitor_id, "visitor_id")], []
-    check_id(crm_id, "crm_id")
+    check_crm_id(crm_id, "crm_id")
     p: dict[str, Any] = {"site": site, "c": crm_id}
     crms = sorted({crm_id} | {r[0] for r in _rows(
         client, f"SELECT from_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s AND into_crm = %(c)s",
@@ -181,9 +193,29 @@ def _conditions(columns: set[str], n_visitors: int, n_crms: int) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What :func:`erase_person` did: the ids it erased, when, and the rows per table."""
+
+    site: str
+    visitor_ids: list[str]
+    crm_ids: list[str]
+    at_ms: int
+    deleted: dict[str, int]
+
+    def answer(self) -> dict[str, Any]:
+        return {"visitors": len(self.visitor_ids), "crm_ids": len(self.crm_ids), "deleted": self.deleted}
+
+
 def erase(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
           actor: str = "", erased: ErasedSet | None = None) -> dict[str, Any]:
     """Delete every row of one person; returns {"visitors": n, "crm_ids": n, "deleted": {table: rows}}."""
+    return erase_person(client, db, site, visitor_id, crm_id, actor, erased).answer()
+
+
+def erase_person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
+                 actor: str = "", erased: ErasedSet | None = None) -> Erasure:
+    """:func:`erase`, answering which ids went and when (a sessionizer forgets them)."""
     db, site = warehouse.check_name(db), check_site(site)
     visitors, crms = person(client, db, site, visitor_id, crm_id)
     now = int(time.time() * 1000)
@@ -211,7 +243,7 @@ def erase(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str 
                     client.command(f"ALTER TABLE {db}.{table} DELETE WHERE {where}", parameters=params,
                                    settings={"mutations_sync": 2})
     _audit_erase(client, db, site, actor, [h for h, _ in hashes], deleted)
-    return {"visitors": len(visitors), "crm_ids": len(crms), "deleted": dict(sorted(deleted.items()))}
+    return Erasure(site, visitors, crms, now, dict(sorted(deleted.items())))
 
 
 def _audit_erase(client: Client, db: str, site: str, actor: str, hashes: list[str],

@@ -27,6 +27,7 @@ from clickhouse_connect.driver.client import Client
 from clickstream import warehouse
 
 ID_RE = re.compile(r"^[^\x00-\x20\x7f]{1,128}$")  # printable, no spaces, <= 128
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # as the collector cleans a hit's uid
 SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 UNDOABLE = frozenset({"link", "merge"})
 _LOCK = threading.Lock()
@@ -56,6 +57,17 @@ class Change:
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not ID_RE.match(value):
         raise IdentityError(f"{what} must be 1-128 printable characters without spaces")
+    return value
+
+
+def check_crm_id(value: object, what: str = "crm_id") -> str:
+    """Any CRM id a hit's ``uid`` can carry (the collector keeps inner spaces, e.g.
+    ``ACME 42``): 1-128 characters, no control characters, no space at either end.
+    Stricter than that, such a customer could be tracked but never linked nor erased."""
+    if (not isinstance(value, str) or not 1 <= len(value) <= 128 or CONTROL_RE.search(value)
+            or value != value.strip()):
+        raise IdentityError(f"{what} must be 1-128 characters, without control characters "
+                            "or spaces at either end")
     return value
 
 
@@ -175,7 +187,7 @@ def link(client: Client, db: str, site: str, visitor_id: str, crm_id: str, actor
     """Link a visitor id to a CRM id (it becomes the visitor's current CRM id)."""
     db, site = warehouse.check_name(db), check_site(site)
     check_id(visitor_id, "visitor_id")
-    check_id(crm_id, "crm_id")
+    check_crm_id(crm_id, "crm_id")
     with _LOCK:
         before = links_of(client, db, site, visitor_id)
         now = _now_ms()
@@ -191,8 +203,8 @@ def link(client: Client, db: str, site: str, visitor_id: str, crm_id: str, actor
 def merge(client: Client, db: str, site: str, from_crm: str, into_crm: str, actor: str) -> Change:
     """From now on ``from_crm`` (and whatever was merged into it) resolves to ``into_crm``."""
     db, site = warehouse.check_name(db), check_site(site)
-    check_id(from_crm, "from_crm")
-    check_id(into_crm, "into_crm")
+    check_crm_id(from_crm, "from_crm")
+    check_crm_id(into_crm, "into_crm")
     if from_crm == into_crm:
         raise IdentityError("cannot merge a CRM id into itself")
     with _LOCK:

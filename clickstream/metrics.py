@@ -50,6 +50,7 @@ CATALOG: tuple[Metric, ...] = (
     M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
     M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
     M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),
+    M("sessionizer_commit_errors_total", "counter", "Offset commits that failed or timed out (Kafka away or rebalancing; the rows were written, the offsets are committed next time)."),
     M("sessionizer_dropped_total", "counter", "Hits dropped by an enrichment step (e.g. bots with bots=drop), by reason.", ("reason",)),
     M("sessionizer_sessions_capped", "gauge", "Sessions split because they reached max_session_hits or max_session_hours (since start)."),
     M("sessionizer_amended_visitors_total", "counter", "Visitors whose written sessions were reloaded and rewritten because of a late hit."),

@@ -91,8 +91,18 @@ async def erase(request: Request) -> Response:
     doc = await _json_body(request, ("site", "visitor_id", "crm_id"))
     if isinstance(doc, Response):
         return doc
-    return await _run(request, erase_mod.erase, doc.get("site"), doc.get("visitor_id") or "",
-                      doc.get("crm_id") or "", request.state.actor)
+    done: list[erase_mod.Erasure] = []
+
+    def erase_person(client: Any, db: str, site: Any, visitor_id: str, crm_id: str, actor: str) -> dict[str, Any]:
+        done.append(erase_mod.erase_person(client, db, site, visitor_id, crm_id, actor))
+        return done[0].answer()
+
+    answer = await _run(request, erase_person, doc.get("site"), doc.get("visitor_id") or "",
+                        doc.get("crm_id") or "", request.state.actor)
+    sz = getattr(request.app.state, "sessionizer", None)
+    if done and sz is not None:  # on this loop, between two folds: its memory forgets them
+        sz.forget(done[0].site, done[0].visitor_ids, done[0].at_ms)
+    return answer
 
 
 @require_scope("admin")

@@ -115,6 +115,7 @@ class ClickstreamApp:
         self.app.state.credentials = auth.Credentials.from_settings(settings, token)  # digests only
         self.app.state.sessionizer = None
         self.app.state.workers = None
+        self.app.state.bootstrap = bootstrap  # /healthz asks this Kafka for its metadata
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.roles.collector:
@@ -179,7 +180,8 @@ class ClickstreamApp:
             if task is not None:
                 sz = app.state.sessionizer
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(sz.drain(), 60)
+                    if not await broker.unreachable(self.bootstrap):  # Kafka gone: nothing to drain
+                        await asyncio.wait_for(sz.drain(), 60)
                 sz.stop.set()
                 await task
 
@@ -268,8 +270,11 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
     kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
     print(f"  Kafka: {bootstrap}{f' (embedded Tansu, {kind})' if embedded else ''}", flush=True)
     print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
-    where = f" (saved in {Path(settings.data_dir) / 'api_token'})" if not settings.api_token else ""
-    print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
+    if settings.api_token:  # the operator's secret (maybe only its sha256): not echoed into logs
+        print("  API token: the api_token setting (CLICKSTREAM_API_TOKEN), not shown", flush=True)
+    else:
+        where = f" (saved in {Path(settings.data_dir) / 'api_token'})"
+        print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
     from collector.snippet import SnippetError
 
     try:

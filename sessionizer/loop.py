@@ -20,7 +20,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 
-from clickstream import broker, warehouse
+from clickstream import broker, erase, warehouse
 from clickstream.hit import Hit, HitDecodeError
 from clickstream.metrics import METRICS
 from clickstream.settings import Settings
@@ -32,6 +32,7 @@ from sessionizer.split import Rules, rules_from
 from sessionizer.writer import Writer
 
 log = logging.getLogger("clickstream.sessionizer")
+COMMIT_TIMEOUT_S = 5.0  # longest an offset commit (or leaving the group) may wait on Kafka
 
 
 def rules_for(settings: Settings) -> Callable[[str], Rules]:
@@ -150,6 +151,8 @@ class Sessionizer:
         self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
         self.dlq: Any = None  # producer of the dead-letter topic, started on first use
         self.customer_cache: dict[str, bool] = {}  # open session id -> returning via its customer
+        self.erased_position = 0  # erasures of the writer's erased set already applied to memory
+        self.started_ms = int(time.time() * 1000)
 
     # --- pure-ish steps -----------------------------------------------------------------
     def ingest(self, records: dict[TopicPartition, list[Any]]) -> None:
@@ -240,6 +243,11 @@ class Sessionizer:
                 await self._write_retrying(self._skip_unchanged(self.pending), [])
                 self.pending = []
             await self._amend()
+        try:  # the erased set is re-read (every few seconds) off the loop, then applied
+            await asyncio.to_thread(self.writer.erased.learnt_since, self.erased_position)
+            self.forget_erased_elsewhere()
+        except Exception as exc:  # the next flush tries again; the writer still drops them
+            log.warning("reading erasures failed: %s", str(exc)[:200])
         if close_everything:
             self._closed(sessions.close_all(self.state))
         else:
@@ -337,6 +345,30 @@ class Sessionizer:
             if v.hits:
                 self.state.dirty.add(key)
 
+    def forget_erased_elsewhere(self) -> None:
+        """Forget the visitors in memory that an erase in another process (a dashboard, the
+        CLI against the warehouse) erased: the erased set is re-read every few seconds."""
+        learnt, self.erased_position = self.writer.erased.learnt_since(self.erased_position)
+        # erasures from before this process started are in the warehouse it read already
+        at = {h: when for h, when in learnt if when >= self.started_ms}
+        if not at:
+            return
+        keys = set(self.state.visitors) | set(self.history.cache)
+        for site, vid in keys:
+            when = at.get(erase.id_hash(site, "visitor", vid))
+            if when is not None:
+                self.forget(site, [vid], when)
+
+    def forget(self, site: str, visitor_ids: list[str], erased_ms: int) -> None:
+        """``POST /api/erase`` erased these visitors: their cached history and the hits of
+        their open sessions from before ``erased_ms`` go, so a later visit with the same
+        cookie is a new visitor's first session (as after a restart), not one numbered on
+        from the erased sessions, and hits after the erasure are not dropped with them."""
+        for vid in visitor_ids:
+            key = (site, vid)
+            self.history.cache.pop(key, None)
+            self._closed(sessions.forget_erased(self.state, key, erased_ms))
+
     def _write(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
         customer.mark_returning(self.client, self.settings.database, results, self.customer_cache)
         self.writer.write(results, tombstones)
@@ -361,8 +393,18 @@ class Sessionizer:
                 continue
             upto = min(self.consumed[tp.partition], open_min.get(tp.partition, 1 << 62))
             offsets[tp] = OffsetAndMetadata(upto, "")
-        if offsets:
-            await self.consumer.commit(offsets)
+        if not offsets:
+            return
+        try:  # aiokafka waits for a coordinator forever: a broker that is gone must not
+            # stop the loop (nor a shutdown); what is not committed is replayed, idempotently
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except Exception as exc:
+            self.last_error = f"offset commit failed: {str(exc)[:200] or type(exc).__name__}"
+            METRICS.inc("sessionizer_commit_errors_total")
+            log.warning("%s (the rows are written; the offsets are committed next time)", self.last_error)
+        else:
+            if self.last_error.startswith("offset commit failed"):
+                self.last_error = ""
 
     async def run(self, bootstrap: str) -> None:
         s = self.settings
@@ -392,7 +434,13 @@ class Sessionizer:
                 await self.write_and_commit(close_everything=True)
             finally:
                 self.running = False
-                await self.consumer.stop()
+                try:  # leaving the group needs the broker
+                    await asyncio.wait_for(self.consumer.stop(), COMMIT_TIMEOUT_S)
+                except (Exception, asyncio.CancelledError) as exc:  # aiokafka's fetcher lets one out
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    log.warning("consumer did not stop cleanly: %s", str(exc)[:200] or type(exc).__name__)
                 if self.dlq is not None:
                     await self.dlq.stop()
 

@@ -257,6 +257,27 @@ def _forget(state: State, key: tuple[str, str], v: Visitor) -> None:
         del state.visitors[key]
 
 
+def forget_erased(state: State, key: tuple[str, str], erased_ms: int) -> list[SessionResult]:
+    """The visitor was erased at ``erased_ms``: what memory holds of it from before goes.
+
+    Its history (sessions counted, last end, CRM link) and the hits of its open session
+    received until then are dropped (the writer would drop their session anyway, and
+    with it the hits that arrived after the erasure); hits received later stay, as the
+    first session of a new visitor.  Returns the sessions those hits closed.
+    """
+    v = state.visitors.pop(key, None)
+    state.dirty.discard(key)
+    state.amend.discard(key)
+    kept = [e for e in (*v.hits, *v.late) if e.hit.received > erased_ms] if v is not None else []
+    if not kept:
+        return []
+    state.visitors[key] = Visitor(key[0], key[1])
+    closed: list[SessionResult] = []
+    for e in sorted(kept, key=sort_key):
+        closed += fold(state, e)[1]
+    return closed
+
+
 def take_dirty(state: State) -> list[SessionResult]:
     """Provisional results for open sessions that changed since the last call."""
     out = []

@@ -64,3 +64,21 @@ def test_report_and_sql_reach_a_serve_whose_reports_need_a_token(tmp_path: Path)
     finally:
         s.proc.kill()
         s.proc.wait()
+
+
+def test_serve_prints_a_generated_token_but_never_the_configured_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from clickstream import serve, settings
+
+    own = settings.load(flags={"data": str(tmp_path), "api_token": "operator-secret-1"}, env={})
+    assert serve.api_token(own) == ("operator-secret-1", False)
+    serve._announce(own, "operator-secret-1", False, "127.0.0.1:9092", False)
+    out = capsys.readouterr().out
+    assert "operator-secret-1" not in out and "API token: the api_token setting" in out
+
+    fresh = settings.load(flags={"data": str(tmp_path / "d")}, env={})
+    token, generated = serve.api_token(fresh)
+    assert generated and (tmp_path / "d" / "api_token").read_text().strip() == token
+    assert (tmp_path / "d" / "api_token").stat().st_mode & 0o777 == 0o600
+    serve._announce(fresh, token, generated, "127.0.0.1:9092", True)
+    assert f"API token (new): {token} (saved in {tmp_path / 'd' / 'api_token'})" in capsys.readouterr().out
+    assert serve.api_token(fresh) == (token, False)  # the next start reuses it

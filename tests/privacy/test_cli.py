@@ -55,7 +55,7 @@ def test_identify_merge_undo_erase_export(capsys, ch, database: str, tmp_path: P
     (("identify", "--site", "shop", "--visitor", "v", "--crm", "c", "--undo", "x"), "give --visitor V --crm C, or"),
     (("identify", "--site", "shop", "--undo", "nothex"), "change_id must be the 32 hex digits"),
     (("erase", "--site", "bad site", "--visitor", "v1234567"), "site must be"),
-    (("export", "--site", "shop", "--crm", "has space"), "crm_id must be"),
+    (("export", "--site", "shop", "--crm", " padded"), "crm_id must be"),
 ])
 def test_cli_errors_are_one_line(capsys, ch, database: str, args: tuple, message: str) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run(capsys, ch, database, *args)

@@ -108,3 +108,29 @@ def test_identify_erase_export_and_replay(kafka: EmbeddedBroker, tmp_path: Path)
         assert replay.sql("SELECT visitor_id, pageviews FROM clickstream.sessions FINAL") == [[ids["stranger"], 1]]
     finally:
         replay.stop()
+
+
+def test_an_erased_visitor_seen_again_is_a_new_visitor(tmp_path: Path) -> None:
+    """Erase while the visitor's session is open: its hits from before the erasure go, the
+    same cookie's later hits are kept as the first session of a new visitor (numbered 1,
+    not returning), not dropped with the erased session nor numbered on from it."""
+    serve = start_serve(tmp_path / "data")
+    try:
+        with httpx.Client(base_url=serve.url) as browser:
+            visit(browser, "/old", 50)
+            visit(browser, "/older", 26)  # two closed sessions
+            visit(browser, "/open", 0.05, uid="c7")  # the open one, 3 minutes ago
+            vid = browser.cookies["_cs_vid"]
+            assert wait_for(lambda: serve.sql("SELECT count() FROM clickstream.hits FINAL")[0][0] == 3)
+            assert serve.sql("SELECT max(session_number) FROM clickstream.sessions FINAL") == [[3]]
+            r = httpx.post(f"{serve.url}/api/erase", json={"site": "shop", "visitor_id": vid},
+                           headers={"Authorization": f"Bearer {serve.token}"}, timeout=120)
+            assert r.status_code == 200 and r.json()["deleted"]["sessions"] == 3, r.text
+            visit(browser, "/after", 0.02)  # same cookie, same 30 minutes
+            visit(browser, "/after2", 0)
+        serve.flush()
+        assert serve.sql("SELECT visitor_id, session_number, is_returning, crm_id, paths "
+                         "FROM clickstream.sessions FINAL") == [[vid, 1, 0, "", ["/after", "/after2"]]]
+        assert serve.sql("SELECT count() FROM clickstream.identities FINAL") == [[0]]
+    finally:
+        serve.stop()

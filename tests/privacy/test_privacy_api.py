@@ -42,7 +42,7 @@ async def test_identify_merge_undo_export_erase_over_http(tmp_path: Path, ch, da
     ("/api/identify", b"not json", 400, "body must be a JSON object"),
     ("/api/identify", b"[1, 2]", 400, "body must be a JSON object"),
     ("/api/identify", b'{"site": "shop", "visitor_id": "v1234567", "crm_id": "c1", "admin": true}', 400, "unknown fields ['admin']"),
-    ("/api/identify", b'{"site": "shop", "visitor_id": "v1234567"}', 400, "crm_id must be 1-128 printable"),
+    ("/api/identify", b'{"site": "shop", "visitor_id": "v1234567"}', 400, "crm_id must be 1-128 characters"),
     ("/api/identify", b'{"site": "shop", "visitor_id": ["x"], "crm_id": "c1"}', 400, "visitor_id must be"),
     ("/api/identify", b"{" + b" " * 20_000 + b"}", 413, "body larger than 16384 bytes"),
     ("/api/identify/merge", b'{"site": "shop", "from_crm": "a", "into_crm": "a"}', 400, "into itself"),

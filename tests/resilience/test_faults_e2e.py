@@ -172,3 +172,38 @@ def test_collector_starts_and_answers_while_kafka_is_down(tmp_path: Path) -> Non
             proc.kill()
         if broker is not None:
             broker.stop()
+
+
+def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(tmp_path: Path) -> None:
+    """/healthz asks Kafka itself (the clients retry quietly and kept saying ok); with the
+    broker gone a SIGTERM still closes and writes every session and exits (the offset
+    commit waited for a coordinator forever); the next start finds the session written."""
+    broker = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log").start()
+    served = start_serve(tmp_path / "data", "--kafka", broker.bootstrap, *BROKER_FLAGS)
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as browser:
+            assert browser.get("/p.gif", params={"s": "fault", "u": "https://shop.example/up"}).status_code == 200
+        assert _wait(lambda: served.sql("SELECT count() FROM clickstream.hits WHERE site = 'fault'") == [[1]])
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+        broker.stop()
+        health = _wait(lambda: (r := httpx.get(f"{served.url}/healthz", timeout=10)).status_code == 503 and r, 10)
+        assert health and health.json()["checks"]["broker"].startswith("unreachable"), health
+        started = time.monotonic()
+        assert served.stop(timeout=60) == 0, served.log.read_text()[-3000:]
+        assert time.monotonic() - started < 45
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+        broker.stop()
+    broker.start()
+    again = start_serve(tmp_path / "data", "--kafka", broker.bootstrap, *BROKER_FLAGS)
+    try:
+        assert again.sql("SELECT paths, is_closed FROM clickstream.sessions FINAL WHERE site = 'fault'") == [
+            [["/up"], 1]]
+        assert httpx.get(f"{again.url}/healthz").status_code == 200
+        assert again.stop() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+        broker.stop()

@@ -362,3 +362,27 @@ def test_row_signature_covers_every_hit_flag() -> None:
 
     source = inspect.getsource(loop.Sessionizer._skip_unchanged)
     assert [f.name for f in fields(HitFlags) if f"f.{f.name}" not in source] == []
+
+
+# --- erasure -------------------------------------------------------------------------
+def test_an_erased_visitor_comes_back_as_a_new_visitor() -> None:
+    """After an erase the hits of the open session from before it go, the later ones make
+    the first session of a new visitor: numbered 1, not returning, no CRM id (as the same
+    hits would give after a restart, once the erased rows are deleted)."""
+    state = sessions.State(rules=lambda site: Rules(), history=lambda site, vid: sessions.Known(2, T0 - 86_400_000, "c1"))
+    for e in (hit(0, "/a", vid="gone0001", uid="c1"), hit(60, "/b", vid="gone0001")):
+        sessions.fold(state, e)
+    assert sessions.take_dirty(state)[0].session["session_number"] == 3
+    late = hit(90, "/c", vid="gone0001")  # received after the erasure below
+    sessions.fold(state, late)
+    closed = sessions.forget_erased(state, ("s1", "gone0001"), erased_ms=T0 + 75_000)
+    assert closed == []
+    [open_session] = sessions.take_dirty(state)
+    assert open_session.session["paths"] == ["/c"]
+    assert (open_session.session["session_number"], open_session.session["is_returning"],
+            open_session.session["crm_id"]) == (1, 0, "")
+    assert open_session.session_id == sessions.session_id("s1", "gone0001", late.hit.hit_id)
+    # nothing after the erasure: the visitor leaves memory altogether
+    sessions.forget_erased(state, ("s1", "gone0001"), erased_ms=T0 + 100_000)
+    assert state.visitors == {} and sessions.take_dirty(state) == []
+    assert sessions.forget_erased(state, ("s1", "never001"), erased_ms=T0) == []

@@ -237,3 +237,24 @@ def test_bad_rules_fail_at_start_naming_the_setting(
     with pytest.raises(SettingsError, match="setting 'time_zone': 'Europe/Atlantis'"):
         Sessionizer(settings_mod.Settings({**settings_mod.load(flags={"database": db}, env={}).as_dict()},
                                           {"shop": {"time_zone": "Europe/Atlantis"}}), client)
+
+
+async def test_an_erase_in_another_process_resets_what_memory_holds(client: Client, db: str) -> None:
+    """The dashboard (or the CLI on the warehouse) erased a visitor this sessionizer holds in
+    memory: it learns it from the erased table and the visitor's next session is number 1."""
+    from clickstream import erase
+
+    sz = process(client, db)
+    sz.writer.erased.refresh_s = 0  # re-read at every flush, not every 5 s
+    await feed(sz, h(0, "/a"), h(7200, "/b"), close=True)  # two sessions, history cached
+    await feed(sz, h(7300, "/open", vid="vis00002"))  # open in memory
+    assert [r[:2] for r in sessions(client, db)] == [["vis00001", 1], ["vis00001", 2], ["vis00002", 1]]
+    elsewhere = erase.ErasedSet(client, db)  # another process's set: ours must read the table
+    for vid in ("vis00001", "vis00002"):
+        erase.erase(client, db, "s1", visitor_id=vid, erased=elsewhere)
+    later = (time.time() * 1000 - T0) / 1000 + 3600  # received after the erasure
+    await feed(sz, h(later, "/back"), h(later + 1, "/again", vid="vis00002"), close=True)
+    assert [r[:5] for r in sessions(client, db)] == [
+        ["vis00001", 1, 0, 1, ["/back"]],
+        ["vis00002", 1, 0, 1, ["/again"]],
+    ]
