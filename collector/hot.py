@@ -202,9 +202,13 @@ class Collector:
         allowed = [h for h in hits if not origin or self._origin_allowed(origin, h.site)]
         if len(allowed) < len(hits):  # CORS hides the answer; this keeps the data out too
             METRICS.inc("hits_dropped_total", len(hits) - len(allowed), reason="origin_not_allowed")
-        accepted = [h for h in allowed if not self._refused_by_privacy(headers, h.site)]
-        for _ in range(len(allowed) - len(accepted)):
-            METRICS.inc("hits_dropped_total", reason="opt_out_or_dnt")
+        accepted = []
+        for h in allowed:  # counted under the pixel's reasons: opt_out, dnt
+            refused = self._refused_by_privacy(headers, h.site)
+            if refused:
+                METRICS.inc("hits_dropped_total", reason=refused)
+            else:
+                accepted.append(h)
         if accepted:
             if await self.put(accepted) is False:  # spool full: dropped and counted; the tracker retries
                 await _json(send, 503, {"errors": ["collector overloaded, retry later"]},

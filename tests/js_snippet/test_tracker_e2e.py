@@ -242,7 +242,7 @@ def test_dnt_and_gpc_are_respected_when_the_site_asks(live: Web, served: Served,
         "WHERE site IN ('private', 'strict') GROUP BY site ORDER BY site"
     ) == [["private", 2]]
     metrics = httpx.get(served.url + "/metrics").text
-    assert 'hits_dropped_total{reason="opt_out_or_dnt"} 2' in metrics
+    assert 'hits_dropped_total{reason="dnt"} 2' in metrics  # the pixel's reason, GPC here
 
 
 def test_serve_answers_t_js_with_the_committed_build(served: Served) -> None:

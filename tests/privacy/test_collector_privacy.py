@@ -43,6 +43,7 @@ async def test_dnt_and_gpc_are_ignored_or_honoured_per_site(tmp_path: Path) -> N
     assert dropped("dnt") - before == 2
     r = await c.post("/collect", json={"s": "careful", "u": "https://c.example/"}, headers={"sec-gpc": "1"})
     assert r.status_code == 204 and len(sink) == 3
+    assert dropped("dnt") - before == 3
 
 
 async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None:
@@ -60,6 +61,7 @@ async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None
     assert dropped("opt_out") - before == 1
     r = await c.post("/collect", json=[PAGE, PAGE], headers={"cookie": "_cs_optout=1"})
     assert r.status_code == 204 and sink == []
+    assert dropped("opt_out") - before == 3  # the beacon's two under the pixel's reason
 
 
 async def test_cookieless_same_visitor_within_a_day_new_one_the_next_and_no_old_salt(tmp_path: Path) -> None:
