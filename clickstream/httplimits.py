@@ -43,6 +43,7 @@ def protocol() -> Any:
         _target = 0
         _header_bytes = 0
         _header_count = 0
+        _refusal = ""  # the limit a request broke, for the 400's counter ("" = malformed)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -61,6 +62,7 @@ def protocol() -> Any:
         def on_url(self, url: bytes) -> None:
             self._target += len(url)
             if self._target > MAX_REQUEST_TARGET:
+                self._refusal = "target_too_long"
                 raise RequestLimitError("request target too long")
             super().on_url(url)
 
@@ -68,6 +70,7 @@ def protocol() -> Any:
             self._header_count += 1
             self._header_bytes += len(name) + len(value)
             if self._header_count > MAX_HEADERS or self._header_bytes > MAX_HEADER_BYTES:
+                self._refusal = "headers_too_large"
                 raise RequestLimitError("headers too large")
             # uvicorn's own on_header, inlined: one Python call a header instead of two
             name = name.lower()
@@ -75,6 +78,12 @@ def protocol() -> Any:
             if name == b"expect" and value.lower() == b"100-continue":
                 self.expect_100_continue = True
             self.headers.append((name, value))
+
+        def send_400_response(self, msg: str) -> None:
+            # every fixed 400 of the parser: a limit above, or bytes that are not HTTP
+            METRICS.inc("http_requests_refused_total", reason=self._refusal or "malformed")
+            self._refusal = ""
+            super().send_400_response(msg)
 
         def on_message_complete(self) -> None:
             self._disarm()

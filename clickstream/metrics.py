@@ -31,6 +31,7 @@ CATALOG: tuple[Metric, ...] = (
     M("bad_cookie_total", "counter", "Malformed _cs_vid cookies ignored (a new visitor id is set)."),
     M("redirects_refused_total", "counter", "GET /r targets refused (not allow-listed)."),
     M("http_slow_clients_total", "counter", "Connections closed because a request was not received within 10 s."),
+    M("http_requests_refused_total", "counter", "Requests answered the fixed 400 before the app: target_too_long, headers_too_large, malformed.", ("reason",)),
     M("hits_produced_total", "counter", "Hits acknowledged by Kafka on the direct path."),
     M("produce_errors_total", "counter", "Direct produce attempts that failed or exceeded produce_timeout_s.", ("reason",)),
     M("hits_spooled_total", "counter", "Hits appended to the local spool (Kafka away, slow, or spool not yet drained)."),

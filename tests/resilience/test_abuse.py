@@ -116,6 +116,21 @@ def test_slow_clients_are_cut_off_and_do_not_block_others(served: Served) -> Non
     assert served.proc.poll() is None
 
 
+def test_requests_refused_before_the_app_are_counted_by_reason(served: Served) -> None:
+    # after the hostile cases above: 20 KB target; 1 MB header, 200 headers, 60 KB cookie;
+    # non-ASCII target, TLS hello, unknown method and more that are not HTTP
+    metrics = httpx.get(f"{served.url}/metrics").text
+    counts = {
+        reason: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("clickstream_http_requests_refused_total{")
+        for reason in [line.split('reason="', 1)[1].split('"', 1)[0]]
+    }
+    assert counts.get("target_too_long", 0) >= 1, metrics
+    assert counts.get("headers_too_large", 0) >= 3, metrics
+    assert counts.get("malformed", 0) >= 3, metrics
+
+
 def test_after_the_abuse_only_valid_hits_reached_the_tables(served: Served) -> None:
     served.flush()
     # accepted: the two oversized-but-legal cookies, the junk headers, the slow test's pixel
