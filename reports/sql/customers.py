@@ -6,7 +6,8 @@ device's anonymous sessions before the login count for the customer too.
 
 R, F and M are scored 1-5 by quintile over all customers seen up to ``to``:
 ``1 + floor(5 * (rank - 1) / customers)``, where tied values share their mean rank (so a
-value every customer has scores 3, not 1).
+value every customer has scores 3 once there are 5 customers or more; with fewer, the
+quintiles are coarse: one customer scores 1, as ``ntile(5)`` gives).
 Recency is days from the last session to ``to``; frequency and monetary count the range.
 A customer is *at risk* when they have >= 2 sessions and their recency exceeds both
 7 days and twice their own cadence (mean days between their sessions).
