@@ -1,8 +1,10 @@
 """Customers: sessions resolved to CRM ids through ``identities``, with RFM scores.
 
-A session belongs to a customer when it carries a ``crm_id``, or else when its visitor
-was ever linked to one (``identities``, latest link wins): links are retroactive, so a
-device's anonymous sessions before the login count for the customer too.
+A session belongs to the customer its visitor resolves to now (``resolved_identities``:
+the latest link, then merges), else to its own ``crm_id`` (after merges): links are
+retroactive, so a device's anonymous sessions before the login count for the customer too,
+and a merge or a moved link moves the sessions with it (as the ``resolved_sessions`` view
+reads them; the report joins only the columns it needs).
 
 R, F and M are scored 1-5 by quintile over all customers seen up to ``to``:
 ``1 + floor(5 * (rank - 1) / customers)``, where tied values share their mean rank (so a
@@ -15,6 +17,7 @@ A customer is *at risk* when they have >= 2 sessions and their recency exceeds b
 
 from __future__ import annotations
 
+from clickstream.warehouse import check_name
 from reports.query import ReportQuery
 from reports.sql.common import Statement, day, segment_conditions, table
 
@@ -26,12 +29,13 @@ def _sessions(q: ReportQuery, db: str) -> str:
             s.entry_path AS entry_path, s.exit_path AS exit_path, s.channel AS channel,
             s.device_type AS device_type, s.browser AS browser, s.revenue AS revenue,
             s.crm_id AS session_crm_id,
-            if(s.crm_id != '', s.crm_id, l.crm) AS customer,
+            multiIf(l.crm != '', l.crm, m.into_crm != '', m.into_crm, s.crm_id) AS customer,
             {day(q, "s.start_ts")} >= {{d_from:Date}} AS in_range
         FROM {table(db, "sessions", "s")}
-        LEFT JOIN (SELECT visitor_id, argMax(crm_id, last_ts) AS crm
-                   FROM {table(db, "identities")} WHERE site = {{site:String}}
-                   GROUP BY visitor_id) AS l ON s.visitor_id = l.visitor_id
+        LEFT JOIN (SELECT visitor_id, crm_id AS crm FROM {check_name(db)}.resolved_identities
+                   WHERE site = {{site:String}}) AS l ON s.visitor_id = l.visitor_id
+        LEFT JOIN (SELECT from_crm, into_crm FROM {table(db, "crm_merges")}
+                   WHERE site = {{site:String}}) AS m ON s.crm_id = m.from_crm
         WHERE s.site = {{site:String}} AND {day(q, "s.start_ts")} <= {{d_to:Date}} AND s.is_bot = 0{seg}"""
 
 
