@@ -156,12 +156,16 @@ def targets(outcomes: list[Outcome]) -> list[str]:
         hits = {k: v for k, v in values.items() if fnmatch.fnmatchcase(k, pattern)}
         sign = ">=" if kind == "min" else "<"
         if not hits:
-            out.append(f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  n/a (not measured in this run)")
+            out.append(
+                f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  n/a (not measured in this run)"
+            )
             continue
         for name, value in sorted(hits.items()):
             met = value >= bound if kind == "min" else value < bound
-            out.append(f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  {value:g}"
-                       f"  {'MET' if met else 'MISSED'}  ({name})")
+            out.append(
+                f"  {label:<44} {sign + ' ' + format(bound, 'g'):>8}  {value:g}"
+                f"  {'MET' if met else 'MISSED'}  ({name})"
+            )
     return out
 
 

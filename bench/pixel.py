@@ -224,7 +224,9 @@ def cpu_ticks(pids: list[int]) -> dict[int, int]:
 
 def process_label(pid: int) -> str:
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmd = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return str(pid)
     if "tansu" in cmd or "calfkit" in cmd:
@@ -236,8 +238,9 @@ def process_label(pid: int) -> str:
     return "main"
 
 
-def report_cpu(label: str, pids: list[int], before: dict[int, int], after: dict[int, int],
-               requests: int) -> None:
+def report_cpu(
+    label: str, pids: list[int], before: dict[int, int], after: dict[int, int], requests: int
+) -> None:
     """CPU time a request of the server's processes (and the broker's) during the wrk run:
     steadier than req/s on a shared box, where other work takes the cores."""
     if requests <= 0:
@@ -407,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             env, after = None, None
             extra_pids: tuple[int, ...] = ()
-            if target in ("collector", "collector_asgi", "serve") and not (serve_available() and cli_available()):
+            if target in ("collector", "collector_asgi", "serve") and not (
+                serve_available() and cli_available()
+            ):
                 print(
                     f"pixel {target}: not measured (clickstream/cli.py and serve.py not there yet)"
                 )

@@ -48,12 +48,16 @@ def children(pid: int) -> list[int]:
 def child_label(pid: int) -> str:
     """``broker`` for the Tansu child, ``worker<N>`` for a collector worker process."""
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmd = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return f"child{pid}"
     if "tansu" in cmd or " broker " in cmd:
         return "broker"
-    return f"worker{pid}" if "spawn_main" in cmd else f"child{pid}"  # e.g. multiprocessing's tracker
+    return (
+        f"worker{pid}" if "spawn_main" in cmd else f"child{pid}"
+    )  # e.g. multiprocessing's tracker
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -74,10 +78,14 @@ class Load:
 
     async def run(self, duration: float) -> None:
         deadline = time.monotonic() + duration
-        await asyncio.gather(*(self._worker(i, deadline) for i in range(self.connections)),
-                             self._marker_loop(deadline))
+        await asyncio.gather(
+            *(self._worker(i, deadline) for i in range(self.connections)),
+            self._marker_loop(deadline),
+        )
 
-    async def _request(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], target: str) -> bool:
+    async def _request(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], target: str
+    ) -> bool:
         reader, writer = conn
         writer.write(f"GET {target} HTTP/1.1\r\nHost: soak\r\nUser-Agent: soak/1\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
@@ -102,8 +110,10 @@ class Load:
                     self.missed += late
                     next_at += late * interval
                 vid = f"soakvisitor{rng.randrange(1000):05d}"
-                target = (f"/p.gif?s=soak&u=https%3A%2F%2Fsoak.example%2Fp{rng.randrange(40)}"
-                          f"&vid={vid}&t=Soak")
+                target = (
+                    f"/p.gif?s=soak&u=https%3A%2F%2Fsoak.example%2Fp{rng.randrange(40)}"
+                    f"&vid={vid}&t=Soak"
+                )
                 started = time.monotonic()
                 self.sent += 1
                 try:
@@ -123,7 +133,9 @@ class Load:
         n = 0
         try:
             while time.monotonic() < deadline:
-                target = f"/p.gif?s=soakmark&u=https%3A%2F%2Fsoak.example%2Fm%2F{n}&vid=soakmarker0001"
+                target = (
+                    f"/p.gif?s=soakmark&u=https%3A%2F%2Fsoak.example%2Fm%2F{n}&vid=soakmarker0001"
+                )
                 self.markers[n] = time.monotonic()
                 await self._request(conn, target)
                 n += 1
@@ -135,7 +147,10 @@ class Load:
 def poll_markers(url: str, load: Load, seen: dict[int, float], stop: threading.Event) -> None:
     with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         while not stop.is_set():
-            r = client.post(f"{url}/api/sql", content="SELECT path FROM clickstream.hits WHERE site = 'soakmark'")
+            r = client.post(
+                f"{url}/api/sql",
+                content="SELECT path FROM clickstream.hits WHERE site = 'soakmark'",
+            )
             now = time.monotonic()
             if r.status_code == 200:
                 for (path,) in r.json()["rows"]:
@@ -146,25 +161,51 @@ def poll_markers(url: str, load: Load, seen: dict[int, float], stop: threading.E
 
 
 def sql_one(url: str, query: str) -> object:
-    r = httpx.post(f"{url}/api/sql", content=query, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    r = httpx.post(
+        f"{url}/api/sql", content=query, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120
+    )
     if r.status_code != 200:
         raise BenchError(f"/api/sql answered {r.status_code}: {r.text[:200]}")
     return r.json()["rows"][0][0]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load (default 180)")
-    parser.add_argument("--rate", type=float, default=500.0, help="pixel hits per second (default 500)")
-    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--duration", type=float, default=180.0, help="seconds of load (default 180)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="pixel hits per second (default 500)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=32, help="keep-alive connections (default 32)"
+    )
     args = parser.parse_args(argv)
-    if not 5 <= args.duration <= 24 * 3600 or not 1 <= args.rate <= 100_000 or not 1 <= args.connections <= 512:
+    if (
+        not 5 <= args.duration <= 24 * 3600
+        or not 1 <= args.rate <= 100_000
+        or not 1 <= args.connections <= 512
+    ):
         parser.error("--duration 5..86400 s, --rate 1..100000, --connections 1..512")
     with tempfile.TemporaryDirectory(prefix="clickstream-soak-") as tmp:
         data, port = Path(tmp) / "data", free_port()
         log = Path(tmp) / "serve.log"
-        cmd = [python(), "-m", "clickstream.cli", "serve", "--port", str(port), "--data", str(data),
-               "--api-token", TOKEN, "--log-level", "warning"]
+        cmd = [
+            python(),
+            "-m",
+            "clickstream.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--api-token",
+            TOKEN,
+            "--log-level",
+            "warning",
+        ]
         with process(cmd, log) as proc:
             url = f"http://127.0.0.1:{port}"
             healthy_by = time.monotonic() + 60
@@ -178,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             load = Load(port, args.rate, args.connections)
             seen: dict[int, float] = {}
             stop = threading.Event()
-            poller = threading.Thread(target=poll_markers, args=(url, load, seen, stop), daemon=True)
+            poller = threading.Thread(
+                target=poll_markers, args=(url, load, seen, stop), daemon=True
+            )
             poller.start()
             started = time.monotonic()
             asyncio.run(load.run(args.duration))
@@ -191,27 +234,47 @@ def main(argv: list[str] | None = None) -> int:
             poller.join(30)
             stored = 0
             while time.monotonic() < drain_until + 60:
-                stored = int(sql_one(url, "SELECT count() FROM clickstream.hits FINAL WHERE site = 'soak'"))  # type: ignore[call-overload]
+                stored = int(
+                    sql_one(url, "SELECT count() FROM clickstream.hits FINAL WHERE site = 'soak'")
+                )  # type: ignore[call-overload]
                 if stored >= load.ok:
                     break
                 time.sleep(1)
             if proc.poll() is not None:
                 raise BenchError(f"serve exited during the soak: {tail(log)}")
     lat = list(seen.values())
-    print(f"soak: {args.duration:g} s at {args.rate:g} hits/s target over {args.connections} connections")
-    figure("soak_rate_held", load.ok / elapsed, "hits/s", f"{load.ok} answered 200 of {load.sent}, "
-           f"{load.errors} errors, {load.missed} slots missed, target {args.rate:g}/s", digits=1)
+    print(
+        f"soak: {args.duration:g} s at {args.rate:g} hits/s target over {args.connections} connections"
+    )
+    figure(
+        "soak_rate_held",
+        load.ok / elapsed,
+        "hits/s",
+        f"{load.ok} answered 200 of {load.sent}, "
+        f"{load.errors} errors, {load.missed} slots missed, target {args.rate:g}/s",
+        digits=1,
+    )
     figure("soak_answer_p50", percentile(load.latencies, 50) * 1000, "ms")
     figure("soak_answer_p99", percentile(load.latencies, 99) * 1000, "ms")
-    figure("soak_queryable_p50", percentile(lat, 50), "s", f"{len(lat)}/{len(load.markers)} markers seen")
+    figure(
+        "soak_queryable_p50",
+        percentile(lat, 50),
+        "s",
+        f"{len(lat)}/{len(load.markers)} markers seen",
+    )
     figure("soak_queryable_p99", percentile(lat, 99), "s")
     figure("soak_queryable_max", max(lat, default=float("nan")), "s")
     figure("soak_hits_stored", stored, "hits", f"of {load.ok} answered (FINAL)", digits=0)
     for name in rss0:
         label = name.split("[")[0].rstrip("0123456789")  # worker123[123] -> worker
         figure(f"soak_rss_{label}_start", rss0[name], "MB", name, digits=0)
-        figure(f"soak_rss_{label}_end", rss1[name], "MB",
-               f"growth {rss1[name] - rss0[name]:+.0f} MB", digits=0)
+        figure(
+            f"soak_rss_{label}_end",
+            rss1[name],
+            "MB",
+            f"growth {rss1[name] - rss0[name]:+.0f} MB",
+            digits=0,
+        )
     return 0 if stored == load.ok and load.errors == 0 and len(lat) == len(load.markers) else 1
 
 

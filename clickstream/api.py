@@ -41,8 +41,11 @@ async def healthz(request: Request) -> Response:
         checks["broker"] = await _broker_check(state, bootstrap) if bootstrap else "ok"
     sessionizer = getattr(state, "sessionizer", None)
     if sessionizer is not None:
-        checks["sessionizer"] = "ok" if sessionizer.running and not sessionizer.last_error else (
-            sessionizer.last_error or "not running")
+        checks["sessionizer"] = (
+            "ok"
+            if sessionizer.running and not sessionizer.last_error
+            else (sessionizer.last_error or "not running")
+        )
     client = getattr(state, "warehouse", None)
     if client is not None:
         try:
@@ -85,7 +88,11 @@ async def sql(request: Request) -> Response:
         return error(400, str(exc))
     try:
         result = await run_in_threadpool(
-            warehouse.read_query, request.app.state.warehouse, statement, None, "api:sql",
+            warehouse.read_query,
+            request.app.state.warehouse,
+            statement,
+            None,
+            "api:sql",
             {"max_result_rows": 100_000, "result_overflow_mode": "break", "max_execution_time": 60},
         )
     except Exception as exc:

@@ -87,15 +87,28 @@ class Credentials:
     session_s: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, admin_token: str, secret: bytes | None = None) -> Credentials:
+    def from_settings(
+        cls, settings: Settings, admin_token: str, secret: bytes | None = None
+    ) -> Credentials:
         if secret is None:
             secret = session_secret(settings.data_dir)
-        return cls.from_tokens(admin_token, settings.read_token, settings.dashboard_password, secret,
-                               settings.session_hours)
+        return cls.from_tokens(
+            admin_token,
+            settings.read_token,
+            settings.dashboard_password,
+            secret,
+            settings.session_hours,
+        )
 
     @classmethod
-    def from_tokens(cls, admin: str, read: str = "", password: str = "", secret: bytes = b"",
-                    session_hours: float = 12.0) -> Credentials:
+    def from_tokens(
+        cls,
+        admin: str,
+        read: str = "",
+        password: str = "",
+        secret: bytes = b"",
+        session_hours: float = 12.0,
+    ) -> Credentials:
         """Without a Settings object (tests, embedding): ``app.state.credentials = ...``."""
         key_secret = secret or secrets.token_bytes(32)
         admin_d = _setting_digest("api_token", admin)
@@ -185,7 +198,9 @@ def reads_protected(settings: Any) -> bool:
     """
     mode = getattr(settings, "reports_auth", "auto")
     if mode == "auto":
-        return bool(getattr(settings, "read_token", "") or getattr(settings, "dashboard_password", ""))
+        return bool(
+            getattr(settings, "read_token", "") or getattr(settings, "dashboard_password", "")
+        )
     return bool(mode == "on")
 
 
@@ -205,10 +220,15 @@ def require_scope(scope: str) -> Callable[[Endpoint], Endpoint]:
             if granted is None:
                 METRICS.inc("auth_refused_total", reason="unauthenticated")
                 if _wants_html(request) and _bearer(request) is None:
-                    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+                    return RedirectResponse(
+                        f"/login?next={quote(request.url.path)}", status_code=303
+                    )
                 return JSONResponse(
-                    {"error": "authentication required (Authorization: Bearer <token>, or log in at /login)"},
-                    status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                    {
+                        "error": "authentication required (Authorization: Bearer <token>, or log in at /login)"
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
             if scope == "admin" and granted != "admin":
                 METRICS.inc("auth_refused_total", reason="scope")
@@ -245,8 +265,9 @@ def _safe_next(value: str) -> str:
 
 async def login_form(request: Request) -> Response:
     nxt = _safe_next(request.query_params.get("next", "/"))
-    return HTMLResponse(_LOGIN_PAGE.format(message="", next=escape(nxt)),
-                        headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        _LOGIN_PAGE.format(message="", next=escape(nxt)), headers={"Cache-Control": "no-store"}
+    )
 
 
 def _login_limiter(request: Request) -> RateLimiter:
@@ -260,8 +281,9 @@ def _login_limiter(request: Request) -> RateLimiter:
 async def login(request: Request) -> Response:
     if not _login_limiter(request).allow(request.client.host if request.client else ""):
         METRICS.inc("logins_total", result="throttled")
-        return HTMLResponse("too many login attempts: wait a minute", status_code=429,
-                            headers={"Retry-After": "6"})
+        return HTMLResponse(
+            "too many login attempts: wait a minute", status_code=429, headers={"Retry-After": "6"}
+        )
     length = request.headers.get("content-length", "")
     if not length.isdigit() or int(length) > MAX_LOGIN_BODY:
         return HTMLResponse("login form too large", status_code=413)
@@ -275,21 +297,33 @@ async def login(request: Request) -> Response:
     scope = creds.token_scope(secret) or ("read" if creds.password_ok(secret) else None)
     if scope is None:
         METRICS.inc("logins_total", result="refused")
-        page = _LOGIN_PAGE.format(message="<p role=alert>Wrong token or password.", next=escape(nxt))
+        page = _LOGIN_PAGE.format(
+            message="<p role=alert>Wrong token or password.", next=escape(nxt)
+        )
         return HTMLResponse(page, status_code=401, headers={"Cache-Control": "no-store"})
     METRICS.inc("logins_total", result="ok")
     response = RedirectResponse(nxt, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, creds.sign(scope), max_age=creds.session_s, path="/", httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
+        SESSION_COOKIE,
+        creds.sign(scope),
+        max_age=creds.session_s,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response
 
 
 async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

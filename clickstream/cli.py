@@ -30,7 +30,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         text = f"{settings_mod.help_text(s)}{default}"
         # a boolean flag alone means true (`--respect-dnt`), or takes a value (`--respect-dnt off`)
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if s.type is bool else {}
-        group.add_argument(flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"), **extra)
+        group.add_argument(
+            flag, dest=s.name, metavar=metavar, default=None, help=text.replace("%", "%%"), **extra
+        )
 
 
 def resolve(args: argparse.Namespace) -> Settings:
@@ -77,8 +79,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     print("applied: " + ", ".join(applied) if applied else "schema is up to date")
     # retention_days / retention_tables are a TTL: migrate sets it, as serve does at start
     for table, days in retention.apply(client, settings.database, settings).items():
-        print(f"retention: {settings.database}.{table} keeps {days} days" if days
-              else f"retention: {settings.database}.{table} keeps rows forever (TTL removed)")
+        print(
+            f"retention: {settings.database}.{table} keeps {days} days"
+            if days
+            else f"retention: {settings.database}.{table} keeps rows forever (TTL removed)"
+        )
     return 0
 
 
@@ -97,7 +102,9 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     if url:
         token = settings.api_token or _token_file(settings)
         req = urllib.request.Request(
-            url.rstrip("/") + "/api/sql", data=statement.encode(), method="POST",
+            url.rstrip("/") + "/api/sql",
+            data=statement.encode(),
+            method="POST",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
         )
         try:
@@ -115,9 +122,13 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
         columns, rows = doc["columns"], doc["rows"]
     else:
         if not settings.clickhouse:
-            raise CLIError(f"no running `clickstream serve` with --data {settings.data_dir}: "
-                           "give --url of one, or --clickhouse DSN")
-        result = warehouse.read_query(warehouse.connect(settings.clickhouse_dsn), statement, comment="cli:sql")
+            raise CLIError(
+                f"no running `clickstream serve` with --data {settings.data_dir}: "
+                "give --url of one, or --clickhouse DSN"
+            )
+        result = warehouse.read_query(
+            warehouse.connect(settings.clickhouse_dsn), statement, comment="cli:sql"
+        )
         columns, rows = result.columns, result.rows
     print_table(columns, rows, args.format)
     return 0
@@ -129,15 +140,21 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.sessions <= 1_000_000:
         raise CLIError("--sessions must be 1..1000000")
     if not 1 <= args.days <= 30:
-        raise CLIError("--days must be 1..30 (the collector accepts client times up to 30 days old)")
+        raise CLIError(
+            "--days must be 1..30 (the collector accepts client times up to 30 days old)"
+        )
     import httpx
 
     args.collector = args.collector or _running_url(settings) or "http://127.0.0.1:8000"
     try:
-        n_sessions, n_events = demo.run(args.collector, args.site, args.sessions, args.days, args.seed)
+        n_sessions, n_events = demo.run(
+            args.collector, args.site, args.sessions, args.days, args.seed
+        )
     except (OSError, RuntimeError, httpx.HTTPError) as exc:
         raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
-    print(f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})")
+    print(
+        f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})"
+    )
     return 0
 
 
@@ -159,7 +176,12 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str 
     import orjson
 
     if fmt == "json":
-        sys.stdout.write(orjson.dumps({"columns": list(columns), "rows": [list(r) for r in rows]}, default=str).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(
+                {"columns": list(columns), "rows": [list(r) for r in rows]}, default=str
+            ).decode()
+            + "\n"
+        )
         return
     if fmt == "csv":
         w = csv.writer(sys.stdout)
@@ -180,32 +202,54 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("serve", help="run everything on one port: collector workers, sessionizer, dashboard, API (embedded broker unless --kafka)")
+    p = sub.add_parser(
+        "serve",
+        help="run everything on one port: collector workers, sessionizer, dashboard, API (embedded broker unless --kafka)",
+    )
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_serve)
-    for role, text in (("collector", "the collector (pixel, beacon) alone"),
-                       ("sessionizer", "the sessionizer (Kafka -> ClickHouse) alone"),
-                       ("dashboard", "the dashboard, reports API and SQL API alone")):
+    for role, text in (
+        ("collector", "the collector (pixel, beacon) alone"),
+        ("sessionizer", "the sessionizer (Kafka -> ClickHouse) alone"),
+        ("dashboard", "the dashboard, reports API and SQL API alone"),
+    ):
         p = sub.add_parser(role, help=text)
         _add_setting_flags(p)
         p.set_defaults(handler=cmd_serve)
     p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
-    p.add_argument("--cluster", metavar="NAME", help="print the ON CLUSTER DDL (Replicated local + Distributed tables)")
-    p.add_argument("--apply", action="store_true", help="with --cluster: run it on --clickhouse instead of printing")
+    p.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="print the ON CLUSTER DDL (Replicated local + Distributed tables)",
+    )
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="with --cluster: run it on --clickhouse instead of printing",
+    )
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_migrate)
     p = sub.add_parser("sql", help="run a read-only query (via a running serve's API or a DSN)")
-    p.add_argument("query", help="one read statement, e.g. \"SELECT count() FROM clickstream.hits FINAL\"")
-    p.add_argument("--url", help="base URL of a running `clickstream serve`, e.g. http://127.0.0.1:8000")
+    p.add_argument(
+        "query", help='one read statement, e.g. "SELECT count() FROM clickstream.hits FINAL"'
+    )
+    p.add_argument(
+        "--url", help="base URL of a running `clickstream serve`, e.g. http://127.0.0.1:8000"
+    )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
     p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
-    p.add_argument("--collector", help="collector base URL (default: the serve running with --data, "
-                   "else http://127.0.0.1:8000)")
+    p.add_argument(
+        "--collector",
+        help="collector base URL (default: the serve running with --data, "
+        "else http://127.0.0.1:8000)",
+    )
     p.add_argument("--site", default="demo", help="site id to send as (default: demo)")
     p.add_argument("--sessions", type=int, default=500, help="sessions to send (default: 500)")
-    p.add_argument("--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)")
+    p.add_argument(
+        "--days", type=int, default=14, help="spread over the last N days, 1..30 (default: 14)"
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same traffic)")
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_demo)
@@ -214,7 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PLUGINS = ("reports.cli", "importer.cli", "clickstream.cli_extra", "collector.snippet", "sessionizer.cli")
+PLUGINS = (
+    "reports.cli",
+    "importer.cli",
+    "clickstream.cli_extra",
+    "collector.snippet",
+    "sessionizer.cli",
+)
 
 
 def _plugins() -> list[Callable[..., None]]:
@@ -240,12 +290,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, (BrokerError, WarehouseError, OSError)):
             print(f"clickstream: error: {exc}", file=sys.stderr)
             return 1
-        if getattr(args, "log_level", None) == "debug" or os.environ.get("CLICKSTREAM_LOG_LEVEL") == "debug":
+        if (
+            getattr(args, "log_level", None) == "debug"
+            or os.environ.get("CLICKSTREAM_LOG_LEVEL") == "debug"
+        ):
             raise
         text = str(exc).strip()
         first = text.splitlines()[0] if text else ""
-        print(f"clickstream: error: {type(exc).__name__}: {first} (details: --log-level debug)",
-              file=sys.stderr)
+        print(
+            f"clickstream: error: {type(exc).__name__}: {first} (details: --log-level debug)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -36,9 +36,12 @@ def _token(settings: Settings) -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
-def _call(url: str, settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    url: str, settings: Settings, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
     req = urllib.request.Request(
-        url.rstrip("/") + path, method=method,
+        url.rstrip("/") + path,
+        method=method,
         data=orjson.dumps(body) if body is not None else None,
         headers={"Authorization": f"Bearer {_token(settings)}", "Content-Type": "application/json"},
     )
@@ -78,9 +81,11 @@ def _direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
         raise _cli_error()(str(exc)) from None
     except ClickHouseError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _cli_error()(f"ClickHouse at {settings.clickhouse_dsn}: {first} "
-                           "(no `clickstream serve` runs with this --data; give --url of one, "
-                           "or run `clickstream migrate` first)") from None
+        raise _cli_error()(
+            f"ClickHouse at {settings.clickhouse_dsn}: {first} "
+            "(no `clickstream serve` runs with this --data; give --url of one, "
+            "or run `clickstream migrate` first)"
+        ) from None
 
 
 def _print(doc: Any) -> None:
@@ -95,20 +100,34 @@ def cmd_identify(args: argparse.Namespace, settings: Settings) -> int:
     fn: Callable[..., identity.Change]
     fargs: tuple[str, ...]
     if sum(modes) != 1:
-        raise _cli_error()("give --visitor V --crm C, or --merge FROM --into TO, or --undo CHANGE_ID")
+        raise _cli_error()(
+            "give --visitor V --crm C, or --merge FROM --into TO, or --undo CHANGE_ID"
+        )
     if modes[0]:
         if not (args.visitor and args.crm):
             raise _cli_error()("linking needs both --visitor and --crm")
-        body, path, fn, fargs = ({"site": args.site, "visitor_id": args.visitor, "crm_id": args.crm},
-                                 "/api/identify", identity.link, (args.site, args.visitor, args.crm, actor))
+        body, path, fn, fargs = (
+            {"site": args.site, "visitor_id": args.visitor, "crm_id": args.crm},
+            "/api/identify",
+            identity.link,
+            (args.site, args.visitor, args.crm, actor),
+        )
     elif modes[1]:
         if not (args.merge and args.into):
             raise _cli_error()("merging needs both --merge FROM and --into TO")
-        body, path, fn, fargs = ({"site": args.site, "from_crm": args.merge, "into_crm": args.into},
-                                 "/api/identify/merge", identity.merge, (args.site, args.merge, args.into, actor))
+        body, path, fn, fargs = (
+            {"site": args.site, "from_crm": args.merge, "into_crm": args.into},
+            "/api/identify/merge",
+            identity.merge,
+            (args.site, args.merge, args.into, actor),
+        )
     else:
-        body, path, fn, fargs = ({"site": args.site, "change_id": args.undo}, "/api/identify/undo",
-                                 identity.undo, (args.site, args.undo, actor))
+        body, path, fn, fargs = (
+            {"site": args.site, "change_id": args.undo},
+            "/api/identify/undo",
+            identity.undo,
+            (args.site, args.undo, actor),
+        )
     url = _url(args, settings)
     if url:
         _print(_call(url, settings, "POST", path, body))
@@ -129,7 +148,11 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     visitor, crm = _person(args)
     url = _url(args, settings)
     if url:
-        body = {"site": args.site, "visitor_id": visitor} if visitor else {"site": args.site, "crm_id": crm}
+        body = (
+            {"site": args.site, "visitor_id": visitor}
+            if visitor
+            else {"site": args.site, "crm_id": crm}
+        )
         result = _call(url, settings, "POST", "/api/erase", body)
     else:
         result = _direct(settings, erase.erase, args.site, visitor, crm, f"cli:{getpass.getuser()}")
@@ -158,9 +181,13 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    url_help = ("base URL of a running `clickstream serve` (default: the one running with "
-                "--data; else ClickHouse directly)")
-    p = sub.add_parser("identify", help="link a visitor id to a CRM id; merge CRM ids; undo a change")
+    url_help = (
+        "base URL of a running `clickstream serve` (default: the one running with "
+        "--data; else ClickHouse directly)"
+    )
+    p = sub.add_parser(
+        "identify", help="link a visitor id to a CRM id; merge CRM ids; undo a change"
+    )
     p.add_argument("--site", required=True)
     p.add_argument("--visitor", help="visitor id to link")
     p.add_argument("--crm", help="CRM id to link it to")
@@ -171,7 +198,11 @@ def add_parser(sub: Any, add_setting_flags: Callable[[argparse.ArgumentParser], 
     add_setting_flags(p)
     p.set_defaults(handler=cmd_identify)
     for name, text, handler in (
-        ("erase", "delete every row of a visitor or a CRM id (and keep them erased on replay)", cmd_erase),
+        (
+            "erase",
+            "delete every row of a visitor or a CRM id (and keep them erased on replay)",
+            cmd_erase,
+        ),
         ("export", "write every row of a visitor or a CRM id as JSON", cmd_export),
     ):
         p = sub.add_parser(name, help=text)

@@ -39,7 +39,9 @@ _CREATE_TABLE = re.compile(
     r"^CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\.(\w+)\s*(.*)$", re.I | re.S
 )
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b", re.I)
-_CREATE_VIEW = re.compile(r"^CREATE\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\.(\w+)\s+(AS\s.*)$", re.I | re.S)
+_CREATE_VIEW = re.compile(
+    r"^CREATE\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\.(\w+)\s+(AS\s.*)$", re.I | re.S
+)
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\.(\w+)\s+(.*)$", re.I | re.S)
 _COLUMN_ALTER = re.compile(r"^\s*(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b", re.I)
 
@@ -69,7 +71,9 @@ def migration_ddl(sql: str, database: str, cluster: str, name: str = "migration"
     if m := _CREATE_VIEW.match(stmt):  # over the Distributed tables, on every node
         if m.group(2) != database:
             raise ClusterDDLError(f"{name}: view {m.group(2)}.{m.group(3)} is outside {database}")
-        return [f"CREATE VIEW IF NOT EXISTS {database}.{m.group(3)} ON CLUSTER {cluster} {m.group(4)}"]
+        return [
+            f"CREATE VIEW IF NOT EXISTS {database}.{m.group(3)} ON CLUSTER {cluster} {m.group(4)}"
+        ]
     if m := _ALTER.match(stmt):
         if m.group(1) != database:
             raise ClusterDDLError(f"{name}: table {m.group(1)}.{m.group(2)} is outside {database}")

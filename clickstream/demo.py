@@ -34,7 +34,10 @@ ARRIVALS: list[tuple[str, dict[str, str]]] = [
     ("https://www.facebook.com/", {}),
     ("https://news.ycombinator.com/", {}),
     ("", {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"}),
-    ("https://www.google.com/", {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand"}),
+    (
+        "https://www.google.com/",
+        {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand"},
+    ),
     ("https://blog.example.org/review", {}),
 ]
 
@@ -46,7 +49,9 @@ class Visitor:
     crm: str = ""
 
 
-def session_events(rng: random.Random, site: str, base: str, v: Visitor, start_ms: int) -> list[dict[str, Any]]:
+def session_events(
+    rng: random.Random, site: str, base: str, v: Visitor, start_ms: int
+) -> list[dict[str, Any]]:
     t = start_ms
     events: list[dict[str, Any]] = []
     referrer, utm = rng.choice(ARRIVALS)
@@ -58,7 +63,9 @@ def session_events(rng: random.Random, site: str, base: str, v: Visitor, start_m
             ev["r"] = referrer
             ev.update(utm)
             if utm:
-                ev["u"] += ("&" if "?" in path else "?") + "&".join(f"{k}={val}" for k, val in utm.items())
+                ev["u"] += ("&" if "?" in path else "?") + "&".join(
+                    f"{k}={val}" for k, val in utm.items()
+                )
         ev.update(extra)
         events.append(ev)
         t += rng.randint(4_000, 90_000)
@@ -80,7 +87,9 @@ def session_events(rng: random.Random, site: str, base: str, v: Visitor, start_m
             page(f"/search?q={term.replace(' ', '+')}", e="search", q=term, n=0)
             if rng.random() < 0.5:
                 term = rng.choice(TERMS_FOUND)
-                page(f"/search?q={term.replace(' ', '+')}", e="search", q=term, n=rng.randint(1, 30))
+                page(
+                    f"/search?q={term.replace(' ', '+')}", e="search", q=term, n=rng.randint(1, 30)
+                )
         else:
             term = rng.choice(TERMS_FOUND)
             page(f"/search?q={term.replace(' ', '+')}", e="search", q=term, n=rng.randint(1, 30))
@@ -93,16 +102,25 @@ def session_events(rng: random.Random, site: str, base: str, v: Visitor, start_m
                 v.crm = f"cust-{rng.randint(1000, 9999)}"
             page("/checkout", uid=v.crm or "")
             if rng.random() < 0.7:
-                page("/checkout/done", e="purchase", uid=v.crm or "",
-                     props={"revenue": f"{rng.randint(15, 300)}.{rng.randint(0, 99):02d}"})
+                page(
+                    "/checkout/done",
+                    e="purchase",
+                    uid=v.crm or "",
+                    props={"revenue": f"{rng.randint(15, 300)}.{rng.randint(0, 99):02d}"},
+                )
     return events
 
 
-def generate(sessions: int, days: int, site: str, base: str, seed: int) -> Iterator[list[dict[str, Any]]]:
+def generate(
+    sessions: int, days: int, site: str, base: str, seed: int
+) -> Iterator[list[dict[str, Any]]]:
     rng = random.Random(seed)
     now = int(time.time() * 1000)
     visitors: list[Visitor] = []
-    starts = sorted(now - rng.randint(0, max(1, days) * 86400_000 - 3600_000) - 3600_000 for _ in range(sessions))
+    starts = sorted(
+        now - rng.randint(0, max(1, days) * 86400_000 - 3600_000) - 3600_000
+        for _ in range(sessions)
+    )
     for start in starts:  # in time order, as live traffic arrives
         if visitors and rng.random() < 0.35:
             v = rng.choice(visitors)

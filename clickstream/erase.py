@@ -59,8 +59,11 @@ class ErasedSet:
         if time.monotonic() - self._loaded < self.refresh_s:
             return
         rows = warehouse.read_query(
-            self.client, f"SELECT id_hash, toUnixTimestamp64Milli(max(erased_at)) "
-                         f"FROM {self.db}.erased GROUP BY id_hash", comment="erase:cache").rows
+            self.client,
+            f"SELECT id_hash, toUnixTimestamp64Milli(max(erased_at)) "
+            f"FROM {self.db}.erased GROUP BY id_hash",
+            comment="erase:cache",
+        ).rows
         self._learn(rows)
         self._loaded = time.monotonic()
 
@@ -124,8 +127,13 @@ def drop_erased(results: list[SessionResult], erased: ErasedSet) -> list[Session
             METRICS.inc("erased_sessions_dropped_total")
             continue
         carried = {e.hit.crm_id for e in r.hits}
-        if crm and crm not in carried and (
-            erased.erased_at(site, "visitor", visitor) is not None or erased.erased_at(site, "crm", crm) is not None
+        if (
+            crm
+            and crm not in carried
+            and (
+                erased.erased_at(site, "visitor", visitor) is not None
+                or erased.erased_at(site, "crm", crm) is not None
+            )
         ):
             r.session["crm_id"] = ""
             for f in r.flags:
@@ -142,7 +150,9 @@ def _rows(client: Client, sql: str, params: dict[str, Any], comment: str) -> lis
     return warehouse.read_query(client, sql, parameters=params, comment=comment).rows
 
 
-def person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "") -> tuple[list[str], list[str]]:
+def person(
+    client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = ""
+) -> tuple[list[str], list[str]]:
     """(visitor ids, CRM ids) of one person: a visitor alone, or a CRM id with its
     merged CRM ids and every visitor linked to them or seen with them."""
     if bool(visitor_id) == bool(crm_id):
@@ -151,33 +161,62 @@ def person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str
         return [check_id(visitor_id, "visitor_id")], []
     check_crm_id(crm_id, "crm_id")
     p: dict[str, Any] = {"site": site, "c": crm_id}
-    crms = sorted({crm_id} | {r[0] for r in _rows(
-        client, f"SELECT from_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s AND into_crm = %(c)s",
-        p, "erase:person")})
+    crms = sorted(
+        {crm_id}
+        | {
+            r[0]
+            for r in _rows(
+                client,
+                f"SELECT from_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s AND into_crm = %(c)s",
+                p,
+                "erase:person",
+            )
+        }
+    )
     p["cs"] = tuple(crms)
-    visitors = {r[0] for r in _rows(
-        client, f"SELECT DISTINCT visitor_id FROM {db}.identities WHERE site = %(site)s AND crm_id IN %(cs)s",
-        p, "erase:person")}
+    visitors = {
+        r[0]
+        for r in _rows(
+            client,
+            f"SELECT DISTINCT visitor_id FROM {db}.identities WHERE site = %(site)s AND crm_id IN %(cs)s",
+            p,
+            "erase:person",
+        )
+    }
     for table in ("sessions", "hits"):
-        visitors |= {r[0] for r in _rows(
-            client, f"SELECT DISTINCT visitor_id FROM {db}.{table} WHERE site = %(site)s AND crm_id IN %(cs)s",
-            p, "erase:person")}
+        visitors |= {
+            r[0]
+            for r in _rows(
+                client,
+                f"SELECT DISTINCT visitor_id FROM {db}.{table} WHERE site = %(site)s AND crm_id IN %(cs)s",
+                p,
+                "erase:person",
+            )
+        }
     return sorted(visitors), crms
 
 
 def _tables(client: Client, db: str) -> list[tuple[str, str, set[str]]]:
     """(table, engine, columns) of every MergeTree-family table of the database."""
-    rows = _rows(client,
-                 "SELECT t.name, t.engine, groupArray(c.name) FROM system.tables AS t "
-                 "INNER JOIN system.columns AS c ON c.database = t.database AND c.table = t.name "
-                 "WHERE t.database = %(db)s AND t.engine LIKE '%%MergeTree%%' GROUP BY t.name, t.engine "
-                 "ORDER BY t.name", {"db": db}, "erase:tables")
+    rows = _rows(
+        client,
+        "SELECT t.name, t.engine, groupArray(c.name) FROM system.tables AS t "
+        "INNER JOIN system.columns AS c ON c.database = t.database AND c.table = t.name "
+        "WHERE t.database = %(db)s AND t.engine LIKE '%%MergeTree%%' GROUP BY t.name, t.engine "
+        "ORDER BY t.name",
+        {"db": db},
+        "erase:tables",
+    )
     return [(name, engine, set(cols)) for name, engine, cols in rows if name not in SKIP_TABLES]
 
 
 def _params(site: str, visitors: list[str], crms: list[str]) -> dict[str, Any]:
-    return {"site": site, "vs": tuple(visitors) or ("",), "cs": tuple(crms) or ("",),
-            "needles": [orjson.dumps(i).decode() for i in visitors + crms]}
+    return {
+        "site": site,
+        "vs": tuple(visitors) or ("",),
+        "cs": tuple(crms) or ("",),
+        "needles": [orjson.dumps(i).decode() for i in visitors + crms],
+    }
 
 
 def _conditions(columns: set[str], n_visitors: int, n_crms: int) -> list[str]:
@@ -204,17 +243,35 @@ class Erasure:
     deleted: dict[str, int]
 
     def answer(self) -> dict[str, Any]:
-        return {"visitors": len(self.visitor_ids), "crm_ids": len(self.crm_ids), "deleted": self.deleted}
+        return {
+            "visitors": len(self.visitor_ids),
+            "crm_ids": len(self.crm_ids),
+            "deleted": self.deleted,
+        }
 
 
-def erase(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
-          actor: str = "", erased: ErasedSet | None = None) -> dict[str, Any]:
+def erase(
+    client: Client,
+    db: str,
+    site: str,
+    visitor_id: str = "",
+    crm_id: str = "",
+    actor: str = "",
+    erased: ErasedSet | None = None,
+) -> dict[str, Any]:
     """Delete every row of one person; returns {"visitors": n, "crm_ids": n, "deleted": {table: rows}}."""
     return erase_person(client, db, site, visitor_id, crm_id, actor, erased).answer()
 
 
-def erase_person(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "",
-                 actor: str = "", erased: ErasedSet | None = None) -> Erasure:
+def erase_person(
+    client: Client,
+    db: str,
+    site: str,
+    visitor_id: str = "",
+    crm_id: str = "",
+    actor: str = "",
+    erased: ErasedSet | None = None,
+) -> Erasure:
     """:func:`erase`, answering which ids went and when (a sessionizer forgets them)."""
     db, site = warehouse.check_name(db), check_site(site)
     visitors, crms = person(client, db, site, visitor_id, crm_id)
@@ -222,8 +279,12 @@ def erase_person(client: Client, db: str, site: str, visitor_id: str = "", crm_i
     hashes = [(id_hash(site, "visitor", v), "visitor") for v in visitors]
     hashes += [(id_hash(site, "crm", c), "crm") for c in crms]
     at = dt.datetime.fromtimestamp(now / 1000, dt.UTC)
-    warehouse.insert(client, f"{db}.erased", [[h, kind, at] for h, kind in hashes],
-                     ["id_hash", "kind", "erased_at"])
+    warehouse.insert(
+        client,
+        f"{db}.erased",
+        [[h, kind, at] for h, kind in hashes],
+        ["id_hash", "kind", "erased_at"],
+    )
     (erased or erased_set(client, db)).add([h for h, _ in hashes], now)
     deleted: dict[str, int] = {}
     for start in range(0, max(len(visitors), len(crms), 1), CHUNK):
@@ -235,34 +296,74 @@ def erase_person(client: Client, db: str, site: str, visitor_id: str = "", crm_i
                 continue
             where = f"site = %(site)s AND ({' OR '.join(conds)})"
             final = " FINAL" if "Replacing" in engine else ""
-            live = _rows(client, f"SELECT count() FROM {db}.{table}{final} WHERE {where}", params, "erase:count")
+            live = _rows(
+                client,
+                f"SELECT count() FROM {db}.{table}{final} WHERE {where}",
+                params,
+                "erase:count",
+            )
             deleted[table] = deleted.get(table, 0) + int(live[0][0])
-            stored = _rows(client, f"SELECT count() FROM {db}.{table} WHERE {where}", params, "erase:count")
+            stored = _rows(
+                client, f"SELECT count() FROM {db}.{table} WHERE {where}", params, "erase:count"
+            )
             if stored[0][0]:  # also tombstones and older versions: they carry the ids too
                 with warehouse.CHDB_LOCK:
-                    client.command(f"ALTER TABLE {db}.{table} DELETE WHERE {where}", parameters=params,
-                                   settings={"mutations_sync": 2})
+                    client.command(
+                        f"ALTER TABLE {db}.{table} DELETE WHERE {where}",
+                        parameters=params,
+                        settings={"mutations_sync": 2},
+                    )
     _audit_erase(client, db, site, actor, [h for h, _ in hashes], deleted)
     return Erasure(site, visitors, crms, now, dict(sorted(deleted.items())))
 
 
-def _audit_erase(client: Client, db: str, site: str, actor: str, hashes: list[str],
-                 deleted: dict[str, int]) -> None:
+def _audit_erase(
+    client: Client, db: str, site: str, actor: str, hashes: list[str], deleted: dict[str, int]
+) -> None:
     """The erasure itself is audited without the ids: only their hashes and the counts."""
     import uuid
 
     now = dt.datetime.now(dt.UTC)
-    warehouse.insert(client, f"{db}.identity_audit", [[
-        uuid.uuid4().hex, now, site, actor[:200], "erase", "", "", "", "",
-        "{}", orjson.dumps({"id_hashes": hashes, "deleted": deleted}).decode(),
-    ]], ["change_id", "ts", "site", "actor", "action", "visitor_id", "crm_id", "other_crm_id",
-         "ref_change_id", "before", "after"])
+    warehouse.insert(
+        client,
+        f"{db}.identity_audit",
+        [
+            [
+                uuid.uuid4().hex,
+                now,
+                site,
+                actor[:200],
+                "erase",
+                "",
+                "",
+                "",
+                "",
+                "{}",
+                orjson.dumps({"id_hashes": hashes, "deleted": deleted}).decode(),
+            ]
+        ],
+        [
+            "change_id",
+            "ts",
+            "site",
+            "actor",
+            "action",
+            "visitor_id",
+            "crm_id",
+            "other_crm_id",
+            "ref_change_id",
+            "before",
+            "after",
+        ],
+    )
 
 
 # --- export -----------------------------------------------------------------------------
 
 
-def export(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = "") -> dict[str, Any]:
+def export(
+    client: Client, db: str, site: str, visitor_id: str = "", crm_id: str = ""
+) -> dict[str, Any]:
     """Everything stored about one person, table by table (rows as objects)."""
     db, site = warehouse.check_name(db), check_site(site)
     visitors, crms = person(client, db, site, visitor_id, crm_id)
@@ -276,8 +377,11 @@ def export(client: Client, db: str, site: str, visitor_id: str = "", crm_id: str
             continue
         final = " FINAL" if "Replacing" in engine else ""
         result = warehouse.read_query(
-            client, f"SELECT * FROM {db}.{table}{final} WHERE site = %(site)s AND ({' OR '.join(conds)})",
-            parameters=params, comment="export")
+            client,
+            f"SELECT * FROM {db}.{table}{final} WHERE site = %(site)s AND ({' OR '.join(conds)})",
+            parameters=params,
+            comment="export",
+        )
         tables[table] = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
     return {"site": site, "visitor_ids": visitors, "crm_ids": crms, "tables": tables}
 

@@ -127,9 +127,7 @@ class Hit:
 
 
 _FIELDS = frozenset(Hit.__dataclass_fields__)
-_STR_FIELDS = tuple(
-    name for name, f in Hit.__dataclass_fields__.items() if f.type in ("str", str)
-)
+_STR_FIELDS = tuple(name for name, f in Hit.__dataclass_fields__.items() if f.type in ("str", str))
 _LIMITS = {
     "site": MAX_ID,
     "visitor_id": MAX_ID,

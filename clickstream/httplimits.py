@@ -74,7 +74,9 @@ def protocol() -> Any:
                 raise RequestLimitError("headers too large")
             # uvicorn's own on_header, inlined: one Python call a header instead of two
             name = name.lower()
-            value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace (RFC 9110 5.5 excludes it)
+            value = value.rstrip(
+                b" \t"
+            )  # llhttp keeps trailing whitespace (RFC 9110 5.5 excludes it)
             if name == b"expect" and value.lower() == b"100-continue":
                 self.expect_100_continue = True
             self.headers.append((name, value))

@@ -50,8 +50,13 @@ class Change:
     after: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"change_id": self.change_id, "action": self.action, "site": self.site,
-                "before": self.before, "after": self.after}
+        return {
+            "change_id": self.change_id,
+            "action": self.action,
+            "site": self.site,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 def check_id(value: object, what: str) -> str:
@@ -64,16 +69,23 @@ def check_crm_id(value: object, what: str = "crm_id") -> str:
     """Any CRM id a hit's ``uid`` can carry (the collector keeps inner spaces, e.g.
     ``ACME 42``): 1-128 characters, no control characters, no space at either end.
     Stricter than that, such a customer could be tracked but never linked nor erased."""
-    if (not isinstance(value, str) or not 1 <= len(value) <= 128 or CONTROL_RE.search(value)
-            or value != value.strip()):
-        raise IdentityError(f"{what} must be 1-128 characters, without control characters "
-                            "or spaces at either end")
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 128
+        or CONTROL_RE.search(value)
+        or value != value.strip()
+    ):
+        raise IdentityError(
+            f"{what} must be 1-128 characters, without control characters or spaces at either end"
+        )
     return value
 
 
 def check_site(value: object) -> str:
     if not isinstance(value, str) or not SITE_RE.match(value):
-        raise IdentityError("site must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
+        raise IdentityError(
+            "site must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
+        )
     return value
 
 
@@ -100,18 +112,24 @@ def _q(client: Client, sql: str, params: dict[str, Any], comment: str) -> list[l
 
 
 def links_of(client: Client, db: str, site: str, visitor_id: str) -> Links:
-    return _q(client,
-              f"SELECT visitor_id, crm_id, toUnixTimestamp64Milli(first_ts), toUnixTimestamp64Milli(last_ts) "
-              f"FROM {db}.identities FINAL WHERE site = %(site)s AND visitor_id = %(v)s ORDER BY crm_id",
-              {"site": site, "v": visitor_id}, "identity:links")
+    return _q(
+        client,
+        f"SELECT visitor_id, crm_id, toUnixTimestamp64Milli(first_ts), toUnixTimestamp64Milli(last_ts) "
+        f"FROM {db}.identities FINAL WHERE site = %(site)s AND visitor_id = %(v)s ORDER BY crm_id",
+        {"site": site, "v": visitor_id},
+        "identity:links",
+    )
 
 
 def merges_touching(client: Client, db: str, site: str, crms: list[str]) -> dict[str, str]:
     """from_crm -> into_crm for merges from or into any of ``crms``."""
-    rows = _q(client,
-              f"SELECT from_crm, into_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s "
-              f"AND (from_crm IN %(c)s OR into_crm IN %(c)s)",
-              {"site": site, "c": tuple(crms)}, "identity:merges")
+    rows = _q(
+        client,
+        f"SELECT from_crm, into_crm FROM {db}.crm_merges FINAL WHERE site = %(site)s "
+        f"AND (from_crm IN %(c)s OR into_crm IN %(c)s)",
+        {"site": site, "c": tuple(crms)},
+        "identity:merges",
+    )
     return {f: i for f, i in rows}
 
 
@@ -122,27 +140,38 @@ def resolve(client: Client, db: str, site: str, crm_id: str) -> str:
 
 def visitors_of(client: Client, db: str, site: str, crm_id: str) -> list[str]:
     """Every visitor id that resolves to this customer (links and merges applied)."""
-    rows = _q(client,
-              f"SELECT visitor_id FROM {db}.resolved_identities WHERE site = %(site)s AND crm_id = %(c)s "
-              f"ORDER BY visitor_id", {"site": site, "c": crm_id}, "identity:visitors")
+    rows = _q(
+        client,
+        f"SELECT visitor_id FROM {db}.resolved_identities WHERE site = %(site)s AND crm_id = %(c)s "
+        f"ORDER BY visitor_id",
+        {"site": site, "c": crm_id},
+        "identity:visitors",
+    )
     return [r[0] for r in rows]
 
 
 def crm_sessions_sql(db: str) -> str:
     """SQL of one customer's sessions (parameters site, crm_id) for reports and export."""
-    return (f"SELECT * FROM {warehouse.check_name(db)}.resolved_sessions "
-            "WHERE site = %(site)s AND crm_id = %(crm_id)s ORDER BY start_ts")
+    return (
+        f"SELECT * FROM {warehouse.check_name(db)}.resolved_sessions "
+        "WHERE site = %(site)s AND crm_id = %(crm_id)s ORDER BY start_ts"
+    )
 
 
-def audit(client: Client, db: str, site: str, crm_id: str = "", visitor_id: str = "") -> list[dict[str, Any]]:
+def audit(
+    client: Client, db: str, site: str, crm_id: str = "", visitor_id: str = ""
+) -> list[dict[str, Any]]:
     where = "site = %(site)s"
     if crm_id:
         where += " AND (crm_id = %(c)s OR other_crm_id = %(c)s)"
     if visitor_id:
         where += " AND visitor_id = %(v)s"
     result = warehouse.read_query(
-        client, f"SELECT * FROM {db}.identity_audit WHERE {where} ORDER BY ts, change_id",
-        parameters={"site": site, "c": crm_id, "v": visitor_id}, comment="identity:audit")
+        client,
+        f"SELECT * FROM {db}.identity_audit WHERE {where} ORDER BY ts, change_id",
+        parameters={"site": site, "c": crm_id, "v": visitor_id},
+        comment="identity:audit",
+    )
     return [dict(zip(result.columns, r, strict=True)) for r in result.rows]
 
 
@@ -150,28 +179,74 @@ def audit(client: Client, db: str, site: str, crm_id: str = "", visitor_id: str 
 
 
 def _write_links(client: Client, db: str, site: str, rows: Links, deleted: bool) -> None:
-    warehouse.insert(client, f"{db}.identities", [
-        [site, v, c, _dt(first), _dt(last), _version(), int(deleted)] for v, c, first, last in rows
-    ], ["site", "visitor_id", "crm_id", "first_ts", "last_ts", "version", "is_deleted"])
+    warehouse.insert(
+        client,
+        f"{db}.identities",
+        [
+            [site, v, c, _dt(first), _dt(last), _version(), int(deleted)]
+            for v, c, first, last in rows
+        ],
+        ["site", "visitor_id", "crm_id", "first_ts", "last_ts", "version", "is_deleted"],
+    )
 
 
 def _write_merges(client: Client, db: str, site: str, merges: Merges) -> None:
     now = _dt(_now_ms())
-    warehouse.insert(client, f"{db}.crm_merges", [
-        [site, f, i, now, _version(), int(not i)] for f, i in merges
-    ], ["site", "from_crm", "into_crm", "merged_at", "version", "is_deleted"])
+    warehouse.insert(
+        client,
+        f"{db}.crm_merges",
+        [[site, f, i, now, _version(), int(not i)] for f, i in merges],
+        ["site", "from_crm", "into_crm", "merged_at", "version", "is_deleted"],
+    )
 
 
-def _record(client: Client, db: str, change: Change, actor: str, visitor_id: str = "",
-            crm_id: str = "", other: str = "", ref: str = "") -> None:
-    warehouse.insert(client, f"{db}.identity_audit", [[
-        change.change_id, _dt(_now_ms()), change.site, actor[:200], change.action, visitor_id,
-        crm_id, other, ref, orjson.dumps(change.before).decode(), orjson.dumps(change.after).decode(),
-    ]], ["change_id", "ts", "site", "actor", "action", "visitor_id", "crm_id", "other_crm_id",
-         "ref_change_id", "before", "after"])
+def _record(
+    client: Client,
+    db: str,
+    change: Change,
+    actor: str,
+    visitor_id: str = "",
+    crm_id: str = "",
+    other: str = "",
+    ref: str = "",
+) -> None:
+    warehouse.insert(
+        client,
+        f"{db}.identity_audit",
+        [
+            [
+                change.change_id,
+                _dt(_now_ms()),
+                change.site,
+                actor[:200],
+                change.action,
+                visitor_id,
+                crm_id,
+                other,
+                ref,
+                orjson.dumps(change.before).decode(),
+                orjson.dumps(change.after).decode(),
+            ]
+        ],
+        [
+            "change_id",
+            "ts",
+            "site",
+            "actor",
+            "action",
+            "visitor_id",
+            "crm_id",
+            "other_crm_id",
+            "ref_change_id",
+            "before",
+            "after",
+        ],
+    )
 
 
-def _apply(client: Client, db: str, site: str, state: dict[str, Any], current: dict[str, Any]) -> None:
+def _apply(
+    client: Client, db: str, site: str, state: dict[str, Any], current: dict[str, Any]
+) -> None:
     """Make the affected rows equal ``state``: write its rows, delete rows only in current."""
     wanted = {(v, c) for v, c, _, _ in state.get("links", [])}
     gone = [row for row in current.get("links", []) if (row[0], row[1]) not in wanted]
@@ -210,10 +285,14 @@ def merge(client: Client, db: str, site: str, from_crm: str, into_crm: str, acto
     with _LOCK:
         touching = merges_touching(client, db, site, [from_crm, into_crm])
         if from_crm in touching:
-            raise IdentityError(f"{from_crm!r} is already merged into {touching[from_crm]!r}; undo that first")
+            raise IdentityError(
+                f"{from_crm!r} is already merged into {touching[from_crm]!r}; undo that first"
+            )
         target = touching.get(into_crm, into_crm)
         if target == from_crm:
-            raise IdentityError(f"{into_crm!r} is merged into {from_crm!r}: that merge would make a loop")
+            raise IdentityError(
+                f"{into_crm!r} is merged into {from_crm!r}: that merge would make a loop"
+            )
         followers = sorted(f for f, i in touching.items() if i == from_crm)
         before = [[from_crm, ""]] + [[f, from_crm] for f in followers]
         after = [[from_crm, target]] + [[f, target] for f in followers]
@@ -249,24 +328,33 @@ def undo(client: Client, db: str, site: str, change_id: str, actor: str) -> Chan
     if not isinstance(change_id, str) or not re.fullmatch(r"[0-9a-f]{32}", change_id):
         raise IdentityError("change_id must be the 32 hex digits of a change")
     with _LOCK:
-        rows = _q(client,
-                  f"SELECT action, before, after FROM {db}.identity_audit "
-                  f"WHERE site = %(site)s AND change_id = %(id)s", {"site": site, "id": change_id},
-                  "identity:undo")
+        rows = _q(
+            client,
+            f"SELECT action, before, after FROM {db}.identity_audit "
+            f"WHERE site = %(site)s AND change_id = %(id)s",
+            {"site": site, "id": change_id},
+            "identity:undo",
+        )
         if not rows:
             raise IdentityError(f"no change {change_id} for site {site!r}")
         action, before_raw, after_raw = rows[0]
         if action not in UNDOABLE:
             raise IdentityError(f"a {action} cannot be undone (only {', '.join(sorted(UNDOABLE))})")
-        undone = _q(client, f"SELECT count() FROM {db}.identity_audit WHERE site = %(site)s "
-                            f"AND action = 'undo' AND ref_change_id = %(id)s",
-                    {"site": site, "id": change_id}, "identity:undo")
+        undone = _q(
+            client,
+            f"SELECT count() FROM {db}.identity_audit WHERE site = %(site)s "
+            f"AND action = 'undo' AND ref_change_id = %(id)s",
+            {"site": site, "id": change_id},
+            "identity:undo",
+        )
         if undone[0][0]:
             raise IdentityError(f"change {change_id} is already undone")
         before, after = orjson.loads(before_raw), orjson.loads(after_raw)
         current = _current(client, db, site, after)
         if not _same(current, after):
-            raise IdentityError(f"the rows of change {change_id} changed since; undo the later changes first")
+            raise IdentityError(
+                f"the rows of change {change_id} changed since; undo the later changes first"
+            )
         change = Change(uuid.uuid4().hex, "undo", site, current, before)
         _apply(client, db, site, before, current)
         _record(client, db, change, actor, ref=change_id)

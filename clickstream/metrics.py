@@ -25,41 +25,149 @@ class Metric:
 M = Metric
 CATALOG: tuple[Metric, ...] = (
     # collector
-    M("hits_accepted_total", "counter", "Hits answered and durably accepted (Kafka or spool).", ("source",)),
-    M("hits_dropped_total", "counter", "Hits refused, by reason (validation, privacy, spool_full).", ("reason",)),
-    M("beacon_rejected_total", "counter", "POST /collect bodies answered 400, by first error.", ("reason",)),
-    M("bad_cookie_total", "counter", "Malformed _cs_vid cookies ignored (a new visitor id is set)."),
+    M(
+        "hits_accepted_total",
+        "counter",
+        "Hits answered and durably accepted (Kafka or spool).",
+        ("source",),
+    ),
+    M(
+        "hits_dropped_total",
+        "counter",
+        "Hits refused, by reason (validation, privacy, spool_full).",
+        ("reason",),
+    ),
+    M(
+        "beacon_rejected_total",
+        "counter",
+        "POST /collect bodies answered 400, by first error.",
+        ("reason",),
+    ),
+    M(
+        "bad_cookie_total",
+        "counter",
+        "Malformed _cs_vid cookies ignored (a new visitor id is set).",
+    ),
     M("redirects_refused_total", "counter", "GET /r targets refused (not allow-listed)."),
-    M("http_slow_clients_total", "counter", "Connections closed because a request was not received within 10 s."),
-    M("http_requests_refused_total", "counter", "Requests answered the fixed 400 before the app: target_too_long, headers_too_large, malformed.", ("reason",)),
+    M(
+        "http_slow_clients_total",
+        "counter",
+        "Connections closed because a request was not received within 10 s.",
+    ),
+    M(
+        "http_requests_refused_total",
+        "counter",
+        "Requests answered the fixed 400 before the app: target_too_long, headers_too_large, malformed.",
+        ("reason",),
+    ),
     M("hits_produced_total", "counter", "Hits acknowledged by Kafka on the direct path."),
-    M("produce_errors_total", "counter", "Direct produce attempts that failed or exceeded produce_timeout_s.", ("reason",)),
-    M("hits_spooled_total", "counter", "Hits appended to the local spool (Kafka away, slow, or spool not yet drained)."),
+    M(
+        "produce_errors_total",
+        "counter",
+        "Direct produce attempts that failed or exceeded produce_timeout_s.",
+        ("reason",),
+    ),
+    M(
+        "hits_spooled_total",
+        "counter",
+        "Hits appended to the local spool (Kafka away, slow, or spool not yet drained).",
+    ),
     M("hits_replayed_total", "counter", "Spooled hits acknowledged by Kafka on replay."),
-    M("hits_delivered_late_total", "counter", "Spooled hits not replayed because their timed-out send was acknowledged after all."),
-    M("spool_corrupt_lines_total", "counter", "Spool lines that were not a Hit (torn write) and were skipped."),
+    M(
+        "hits_delivered_late_total",
+        "counter",
+        "Spooled hits not replayed because their timed-out send was acknowledged after all.",
+    ),
+    M(
+        "spool_corrupt_lines_total",
+        "counter",
+        "Spool lines that were not a Hit (torn write) and were skipped.",
+    ),
     M("spool_bytes", "gauge", "Bytes waiting in the spool directory."),
     M("spool_full", "gauge", "1 while the spool is at spool_max_bytes (hits are being dropped)."),
     # sessionizer
     M("sessionizer_hits_total", "counter", "Hits decoded and folded into sessions."),
-    M("sessionizer_poison_records_total", "counter", "Undecodable Kafka records sent to the dead-letter topic, by reason.", ("reason",)),
-    M("sessionizer_dead_letter_errors_total", "counter", "Poison records that could not be written to the dead-letter topic (only logged)."),
-    M("sessionizer_consumer_lag", "gauge", "Records in the topic not yet consumed (sum over assigned partitions)."),
+    M(
+        "sessionizer_poison_records_total",
+        "counter",
+        "Undecodable Kafka records sent to the dead-letter topic, by reason.",
+        ("reason",),
+    ),
+    M(
+        "sessionizer_dead_letter_errors_total",
+        "counter",
+        "Poison records that could not be written to the dead-letter topic (only logged).",
+    ),
+    M(
+        "sessionizer_consumer_lag",
+        "gauge",
+        "Records in the topic not yet consumed (sum over assigned partitions).",
+    ),
     M("sessionizer_open_sessions", "gauge", "Sessions open in memory."),
     M("sessions_written_total", "counter", "Closed sessions written to ClickHouse."),
-    M("collector_commit_hits", "summary", "Hits per group commit of a collector (one Kafka batch per partition, one acknowledgement wait)."),
-    M("sessionizer_write_seconds", "summary", "Duration of one write of hits, sessions and identities to ClickHouse."),
-    M("sessionizer_read_errors_total", "counter", "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile)."),
-    M("sessionizer_write_errors_total", "counter", "Failed ClickHouse writes (retried with backoff; no offset committed)."),
-    M("sessionizer_commit_errors_total", "counter", "Offset commits that failed or timed out (Kafka away or rebalancing; the rows were written, the offsets are committed next time)."),
-    M("sessionizer_dropped_total", "counter", "Hits dropped by an enrichment step (e.g. bots with bots=drop), by reason.", ("reason",)),
-    M("sessionizer_sessions_capped", "gauge", "Sessions split because they reached max_session_hits or max_session_hours (since start)."),
-    M("sessionizer_amended_visitors_total", "counter", "Visitors whose written sessions were reloaded and rewritten because of a late hit."),
-    M("sessionizer_hits_flushed", "gauge", "Hits folded by this process whose rows (open sessions provisionally) are written."),
-    M("sessionizer_assigned_partitions", "gauge", "Partitions of the hits topic assigned to this sessionizer."),
-    M("erased_sessions_dropped_total", "counter", "Sessions of erased visitors dropped by the writer (a replay does not bring them back)."),
+    M(
+        "collector_commit_hits",
+        "summary",
+        "Hits per group commit of a collector (one Kafka batch per partition, one acknowledgement wait).",
+    ),
+    M(
+        "sessionizer_write_seconds",
+        "summary",
+        "Duration of one write of hits, sessions and identities to ClickHouse.",
+    ),
+    M(
+        "sessionizer_read_errors_total",
+        "counter",
+        "Failed history reads from ClickHouse (retried with backoff; nothing folded meanwhile).",
+    ),
+    M(
+        "sessionizer_write_errors_total",
+        "counter",
+        "Failed ClickHouse writes (retried with backoff; no offset committed).",
+    ),
+    M(
+        "sessionizer_commit_errors_total",
+        "counter",
+        "Offset commits that failed or timed out (Kafka away or rebalancing; the rows were written, the offsets are committed next time).",
+    ),
+    M(
+        "sessionizer_dropped_total",
+        "counter",
+        "Hits dropped by an enrichment step (e.g. bots with bots=drop), by reason.",
+        ("reason",),
+    ),
+    M(
+        "sessionizer_sessions_capped",
+        "gauge",
+        "Sessions split because they reached max_session_hits or max_session_hours (since start).",
+    ),
+    M(
+        "sessionizer_amended_visitors_total",
+        "counter",
+        "Visitors whose written sessions were reloaded and rewritten because of a late hit.",
+    ),
+    M(
+        "sessionizer_hits_flushed",
+        "gauge",
+        "Hits folded by this process whose rows (open sessions provisionally) are written.",
+    ),
+    M(
+        "sessionizer_assigned_partitions",
+        "gauge",
+        "Partitions of the hits topic assigned to this sessionizer.",
+    ),
+    M(
+        "erased_sessions_dropped_total",
+        "counter",
+        "Sessions of erased visitors dropped by the writer (a replay does not bring them back).",
+    ),
     # API
-    M("auth_refused_total", "counter", "Requests refused by the token/login check, by reason.", ("reason",)),
+    M(
+        "auth_refused_total",
+        "counter",
+        "Requests refused by the token/login check, by reason.",
+        ("reason",),
+    ),
     M("logins_total", "counter", "Dashboard login attempts, by result.", ("result",)),
 )
 del M
@@ -71,7 +179,9 @@ class Metrics:
         self._lock = threading.Lock()
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self.gauges: dict[str, float] = {}
-        self.summaries: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # count, sum, max
+        self.summaries: dict[str, list[float]] = defaultdict(
+            lambda: [0.0, 0.0, 0.0]
+        )  # count, sum, max
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
         if len(labels) <= 1:  # the hot path: no sort for zero or one label
@@ -108,7 +218,9 @@ class Metrics:
         """Counters, gauges and summaries as JSON-able data (a collector worker's share)."""
         with self._lock:
             return {
-                "counters": [[n, [list(x) for x in labels], v] for (n, labels), v in self.counters.items()],
+                "counters": [
+                    [n, [list(x) for x in labels], v] for (n, labels), v in self.counters.items()
+                ],
                 "gauges": dict(self.gauges),
                 "summaries": {k: list(v) for k, v in self.summaries.items()},
             }
@@ -147,7 +259,9 @@ class Metrics:
         for (name, labels), value in counters:
             head(name, "counter")
             lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
-            lines.append(f"clickstream_{name}{{{lab}}} {value:g}" if lab else f"clickstream_{name} {value:g}")
+            lines.append(
+                f"clickstream_{name}{{{lab}}} {value:g}" if lab else f"clickstream_{name} {value:g}"
+            )
         for name, value in sorted(self.gauges.items()):
             head(name, "gauge")
             lines.append(f"clickstream_{name} {value:g}")

@@ -61,8 +61,14 @@ async def identify(request: Request) -> Response:
     doc = await _json_body(request, ("site", "visitor_id", "crm_id"))
     if isinstance(doc, Response):
         return doc
-    answer = await _run(request, identity.link, doc.get("site"), doc.get("visitor_id"),
-                        doc.get("crm_id"), request.state.actor)
+    answer = await _run(
+        request,
+        identity.link,
+        doc.get("site"),
+        doc.get("visitor_id"),
+        doc.get("crm_id"),
+        request.state.actor,
+    )
     sz = getattr(request.app.state, "sessionizer", None)
     if answer.status_code == 200 and sz is not None:  # its later sessions carry the CRM id
         sz.relink(str(doc["site"]), str(doc["visitor_id"]), str(doc["crm_id"]))
@@ -74,8 +80,14 @@ async def merge(request: Request) -> Response:
     doc = await _json_body(request, ("site", "from_crm", "into_crm"))
     if isinstance(doc, Response):
         return doc
-    return await _run(request, identity.merge, doc.get("site"), doc.get("from_crm"), doc.get("into_crm"),
-                      request.state.actor)
+    return await _run(
+        request,
+        identity.merge,
+        doc.get("site"),
+        doc.get("from_crm"),
+        doc.get("into_crm"),
+        request.state.actor,
+    )
 
 
 @require_scope("admin")
@@ -83,7 +95,9 @@ async def undo(request: Request) -> Response:
     doc = await _json_body(request, ("site", "change_id"))
     if isinstance(doc, Response):
         return doc
-    return await _run(request, identity.undo, doc.get("site"), doc.get("change_id"), request.state.actor)
+    return await _run(
+        request, identity.undo, doc.get("site"), doc.get("change_id"), request.state.actor
+    )
 
 
 @require_scope("admin")
@@ -93,12 +107,20 @@ async def erase(request: Request) -> Response:
         return doc
     done: list[erase_mod.Erasure] = []
 
-    def erase_person(client: Any, db: str, site: Any, visitor_id: str, crm_id: str, actor: str) -> dict[str, Any]:
+    def erase_person(
+        client: Any, db: str, site: Any, visitor_id: str, crm_id: str, actor: str
+    ) -> dict[str, Any]:
         done.append(erase_mod.erase_person(client, db, site, visitor_id, crm_id, actor))
         return done[0].answer()
 
-    answer = await _run(request, erase_person, doc.get("site"), doc.get("visitor_id") or "",
-                        doc.get("crm_id") or "", request.state.actor)
+    answer = await _run(
+        request,
+        erase_person,
+        doc.get("site"),
+        doc.get("visitor_id") or "",
+        doc.get("crm_id") or "",
+        request.state.actor,
+    )
     sz = getattr(request.app.state, "sessionizer", None)
     if done and sz is not None:  # on this loop, between two folds: its memory forgets them
         sz.forget(done[0].site, done[0].visitor_ids, done[0].at_ms)
@@ -113,13 +135,24 @@ async def export(request: Request) -> Response:
         return error(400, f"unknown parameters {sorted(unknown)}")
     state = request.app.state
     try:
-        doc = await run_in_threadpool(erase_mod.export, state.warehouse, state.settings.database,
-                                      q.get("site", ""), q.get("visitor_id", ""), q.get("crm_id", ""))
+        doc = await run_in_threadpool(
+            erase_mod.export,
+            state.warehouse,
+            state.settings.database,
+            q.get("site", ""),
+            q.get("visitor_id", ""),
+            q.get("crm_id", ""),
+        )
     except identity.IdentityError as exc:
         return error(400, str(exc))
-    return Response(erase_mod.export_json(doc), media_type="application/json",
-                    headers={"Cache-Control": "no-store",
-                             "Content-Disposition": 'attachment; filename="clickstream-export.json"'})
+    return Response(
+        erase_mod.export_json(doc),
+        media_type="application/json",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": 'attachment; filename="clickstream-export.json"',
+        },
+    )
 
 
 def routes() -> list[Route]:

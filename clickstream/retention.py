@@ -16,7 +16,12 @@ from clickhouse_connect.driver.client import Client
 from clickstream import warehouse
 from clickstream.settings import Settings, SettingsError
 
-TTL_COLUMNS = {"hits": "ts", "sessions": "start_ts", "identities": "last_ts", "identity_audit": "ts"}
+TTL_COLUMNS = {
+    "hits": "ts",
+    "sessions": "start_ts",
+    "identities": "last_ts",
+    "identity_audit": "ts",
+}
 DEFAULT_TABLES = ("hits", "sessions")
 log = logging.getLogger("clickstream.retention")
 _CURRENT = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
@@ -33,17 +38,23 @@ def wanted(settings: Settings) -> dict[str, int]:
         if not sep or table not in TTL_COLUMNS or not value.strip().isdigit():
             raise SettingsError(
                 f"setting 'retention_tables': {part.strip()!r} is not table=days with a table among "
-                f"{', '.join(TTL_COLUMNS)}")
+                f"{', '.join(TTL_COLUMNS)}"
+            )
         days[table] = int(value)
         if days[table] > 36500:
-            raise SettingsError(f"setting 'retention_tables': {table} {days[table]} is outside 0..36500")
+            raise SettingsError(
+                f"setting 'retention_tables': {table} {days[table]} is outside 0..36500"
+            )
     return days
 
 
 def _table(client: Client, db: str, table: str) -> tuple[str, str]:
     rows = warehouse.read_query(
-        client, "SELECT engine, create_table_query FROM system.tables WHERE database = %(db)s AND name = %(t)s",
-        parameters={"db": db, "t": table}, comment="retention").rows
+        client,
+        "SELECT engine, create_table_query FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+        parameters={"db": db, "t": table},
+        comment="retention",
+    ).rows
     if not rows:
         raise warehouse.WarehouseError(f"no table {db}.{table}: run migrate first")
     return rows[0][0], rows[0][1]
@@ -63,14 +74,23 @@ def apply(client: Client, db: str, settings: Settings) -> dict[str, int]:
         engine, ddl = _table(client, db, table)
         if engine == "Distributed":  # a cluster: the TTL belongs on <table>_local ON CLUSTER
             if days:
-                log.warning("retention: %s.%s is Distributed; set the TTL with ALTER TABLE %s.%s_local "
-                            "ON CLUSTER <cluster> MODIFY TTL ... (see docs/privacy.md)", db, table, db, table)
+                log.warning(
+                    "retention: %s.%s is Distributed; set the TTL with ALTER TABLE %s.%s_local "
+                    "ON CLUSTER <cluster> MODIFY TTL ... (see docs/privacy.md)",
+                    db,
+                    table,
+                    db,
+                    table,
+                )
             continue
         m = _CURRENT.search(ddl)
         if (int(m.group(1)) if m else 0) == days:
             continue
-        sql = (f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({TTL_COLUMNS[table]}) + INTERVAL {days} DAY"
-               if days else f"ALTER TABLE {db}.{table} REMOVE TTL")
+        sql = (
+            f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({TTL_COLUMNS[table]}) + INTERVAL {days} DAY"
+            if days
+            else f"ALTER TABLE {db}.{table} REMOVE TTL"
+        )
         with warehouse.CHDB_LOCK:
             client.command(sql, settings={"mutations_sync": 2})
         changed[table] = days

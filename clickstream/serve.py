@@ -88,29 +88,50 @@ def worker_count(settings: Settings) -> int:
 class ClickstreamApp:
     """ASGI entry: hot paths first, everything else through Starlette."""
 
-    def __init__(self, settings: Settings, bootstrap: str, roles: Roles, token: str,
-                 forward: Any = None, spool_name: str = ""):
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        roles: Roles,
+        token: str,
+        forward: Any = None,
+        spool_name: str = "",
+    ):
         self.settings = settings
         self.roles = roles
         self.forward = forward  # a collector worker: what is not the collector's goes to main
         self.workers: Any = None  # the main process's collector workers, if any
-        spool_dir = settings.data_dir / "spool" / spool_name if spool_name else settings.data_dir / "spool"
-        self.sink = HitSink(bootstrap, settings.topic, settings.idempotence,
-                            spool_dir, settings.produce_timeout_s,
-                            settings.spool_fsync, settings.spool_max_bytes, settings.topic_partitions,
-                            settings.produce_linger_ms)
+        spool_dir = (
+            settings.data_dir / "spool" / spool_name if spool_name else settings.data_dir / "spool"
+        )
+        self.sink = HitSink(
+            bootstrap,
+            settings.topic,
+            settings.idempotence,
+            spool_dir,
+            settings.produce_timeout_s,
+            settings.spool_fsync,
+            settings.spool_max_bytes,
+            settings.topic_partitions,
+            settings.produce_linger_ms,
+        )
         self.collector = Collector(settings, self.sink.put)
         # read by collector.fastpath's protocol (GET /p.gif without an ASGI cycle)
         self.fast_pixel = (self.collector, self.sink.submit) if roles.collector else None
         self.bootstrap = bootstrap
-        route_list: list[BaseRoute] = [*api.routes(), *auth.routes(), *privacy_api.routes(),
-                                       Route("/openapi.json", openapi.endpoint)]
+        route_list: list[BaseRoute] = [
+            *api.routes(),
+            *auth.routes(),
+            *privacy_api.routes(),
+            Route("/openapi.json", openapi.endpoint),
+        ]
         if roles.collector:
             route_list += collector_app.routes(self.collector)
         if roles.dashboard:
             route_list += _extra_routes()
-        self.app = Starlette(routes=route_list, lifespan=self.lifespan,
-                             middleware=[Middleware(SecurityHeaders)])
+        self.app = Starlette(
+            routes=route_list, lifespan=self.lifespan, middleware=[Middleware(SecurityHeaders)]
+        )
         self.app.state.settings = settings
         self.app.state.credentials = auth.Credentials.from_settings(settings, token)  # digests only
         self.app.state.sessionizer = None
@@ -148,7 +169,9 @@ class ClickstreamApp:
             try:
                 await broker.ensure_topic(self.bootstrap, s.topic, s.topic_partitions, timeout=5)
             except broker.BrokerError as exc:
-                logging.getLogger("clickstream").warning("starting without Kafka (%s): spooling hits", exc)
+                logging.getLogger("clickstream").warning(
+                    "starting without Kafka (%s): spooling hits", exc
+                )
         task = None
         sweeper = None
         if self.roles.collector:
@@ -185,7 +208,6 @@ class ClickstreamApp:
                 sz.stop.set()
                 await task
 
-
     async def _sweep_salts(self) -> None:
         """Cookieless mode: yesterday's salt leaves the disk within a minute of midnight."""
         while True:
@@ -196,7 +218,9 @@ class ClickstreamApp:
 def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     embedded = None
     bootstrap = settings.kafka
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +230,11 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         # before the broker starts: the workers' SO_REUSEPORT bind would share a taken port
         check_port_free(settings.host, settings.port)
     if not bootstrap:
-        embedded = broker.EmbeddedBroker(settings.broker_port, storage=settings.broker_storage,
-                                         log_path=settings.data_dir / "broker.log").start()
+        embedded = broker.EmbeddedBroker(
+            settings.broker_port,
+            storage=settings.broker_storage,
+            log_path=settings.data_dir / "broker.log",
+        ).start()
         bootstrap = embedded.bootstrap
     retention.wanted(settings)  # a bad retention_tables stops here, with one line
     token, generated = api_token(settings)
@@ -223,14 +250,22 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         probe = reuseport_socket(settings.host, settings.port)
         internal = loopback_socket()
         app.workers = app.app.state.workers = Workers()
-        app.workers.start(worker_count(settings), settings, bootstrap,
-                          f"http://127.0.0.1:{internal.getsockname()[1]}", settings.host, probe.getsockname()[1])
+        app.workers.start(
+            worker_count(settings),
+            settings,
+            bootstrap,
+            f"http://127.0.0.1:{internal.getsockname()[1]}",
+            settings.host,
+            probe.getsockname()[1],
+        )
         probe.close()
         sockets = [internal]
         if settings.main_nice:
             # the workers answer browsers; this process's fold may lag behind a burst
             # (Kafka holds it) and catches up when the pixels leave it the cores
-            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.main_nice)
+            os.setpriority(
+                os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.main_nice
+            )
     if announce:
         _announce(settings, token, generated, bootstrap, embedded is not None)
     # uvicorn re-raises the signal it caught once shutdown is done; after a graceful
@@ -254,15 +289,25 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
     import uvicorn
 
     return uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-        proxy_headers=settings.trust_proxy, server_header=False, date_header=False,
-        limit_concurrency=4096, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=settings.trust_proxy,
+        server_header=False,
+        date_header=False,
+        limit_concurrency=4096,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
         # header size/count, request-target and slow-client limits; GET /p.gif without ASGI
         http=fastpath.protocol() if settings.pixel_fast_path else httplimits.protocol(),
     )
 
 
-def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool) -> None:
+def _announce(
+    settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool
+) -> None:
     from collector.snippet import snippet
 
     base = f"http://{settings.host}:{settings.port}"
@@ -281,13 +326,18 @@ def _announce(settings: Settings, token: str, generated: bool, bootstrap: str, e
         doc = snippet("SITE", base, respect_dnt=bool(settings.respect_dnt))
     except SnippetError:  # e.g. a host the browser cannot reach as such
         doc = {"js": "", "pixel": f'<img src="{base}/p.gif?s=SITE" width="1" height="1" alt="">'}
-    print("Paste this snippet into every page's <head> (replace SITE with your site id;\n"
-          f"  `clickstream snippet --site ID --data {settings.data_dir}` prints it for a site):", flush=True)
+    print(
+        "Paste this snippet into every page's <head> (replace SITE with your site id;\n"
+        f"  `clickstream snippet --site ID --data {settings.data_dir}` prints it for a site):",
+        flush=True,
+    )
     for line in doc["js"].splitlines():
         print(f"  {line}", flush=True)
     print("or the bare pixel (no JS):", flush=True)
     print(f"  {doc['pixel']}", flush=True)
 
 
-def build_for_tests(settings: Settings, bootstrap: str, roles: Roles | None = None, token: str = "test-token") -> Any:
+def build_for_tests(
+    settings: Settings, bootstrap: str, roles: Roles | None = None, token: str = "test-token"
+) -> Any:
     return ClickstreamApp(settings, bootstrap, roles or Roles(), token)

@@ -42,60 +42,322 @@ S = Setting
 SETTINGS: tuple[Setting, ...] = (
     # where things run
     S("host", str, "127.0.0.1", "Address the HTTP server listens on."),
-    S("port", int, 8000, "Port of the HTTP server (collector, API and dashboard).", min=0, max=65535),
-    S("workers", int, 0, "Collector processes of `serve` sharing the HTTP port (0: one per CPU core).", min=0, max=64),
-    S("main_nice", int, 19, "Niceness `serve` adds to its main process (sessionizer, chDB, dashboard) once its collector workers run, so that under load the pixels are answered first and the fold catches up (0: same priority; the result is capped at 19).", min=0, max=19),
+    S(
+        "port",
+        int,
+        8000,
+        "Port of the HTTP server (collector, API and dashboard).",
+        min=0,
+        max=65535,
+    ),
+    S(
+        "workers",
+        int,
+        0,
+        "Collector processes of `serve` sharing the HTTP port (0: one per CPU core).",
+        min=0,
+        max=64,
+    ),
+    S(
+        "main_nice",
+        int,
+        19,
+        "Niceness `serve` adds to its main process (sessionizer, chDB, dashboard) once its collector workers run, so that under load the pixels are answered first and the fold catches up (0: same priority; the result is capped at 19).",
+        min=0,
+        max=19,
+    ),
     S("data", str, "./clickstream-data", "Data directory of `serve`: chDB files, spool, token."),
-    S("kafka", str, "", "Kafka bootstrap servers; empty: `serve` starts the embedded Tansu broker."),
+    S(
+        "kafka",
+        str,
+        "",
+        "Kafka bootstrap servers; empty: `serve` starts the embedded Tansu broker.",
+    ),
     S("broker_port", int, 0, "Port of the embedded broker (0: a free port).", min=0, max=65535),
-    S("broker_storage", str, "memory://tansu/", "Storage engine of the embedded Tansu broker: memory://tansu/ or postgres://user:pass@host/db (durable)."),
-    S("kafka_idempotence", str, "auto", "Idempotent producer: auto (on for --kafka, off for embedded Tansu), on, off.", choices=("auto", "on", "off")),
+    S(
+        "broker_storage",
+        str,
+        "memory://tansu/",
+        "Storage engine of the embedded Tansu broker: memory://tansu/ or postgres://user:pass@host/db (durable).",
+    ),
+    S(
+        "kafka_idempotence",
+        str,
+        "auto",
+        "Idempotent producer: auto (on for --kafka, off for embedded Tansu), on, off.",
+        choices=("auto", "on", "off"),
+    ),
     S("topic", str, "clickstream.hits", "Kafka topic of hits."),
     S("topic_partitions", int, 6, "Partitions when the topic is created.", min=1, max=1024),
-    S("consumer_group", str, "clickstream-sessionizer", "Kafka consumer group of the sessionizers."),
-    S("clickhouse", str, "", "ClickHouse DSN: http(s)://user:pass@host:8123 or chdb:///abs/path; empty: chDB in <data>/chdb."),
+    S(
+        "consumer_group",
+        str,
+        "clickstream-sessionizer",
+        "Kafka consumer group of the sessionizers.",
+    ),
+    S(
+        "clickhouse",
+        str,
+        "",
+        "ClickHouse DSN: http(s)://user:pass@host:8123 or chdb:///abs/path; empty: chDB in <data>/chdb.",
+    ),
     S("database", str, "clickstream", "ClickHouse database of the tables."),
     S("chdb_max_memory", str, "4G", "max_memory_usage for queries on the embedded chDB engine."),
-    S("api_token", str, "", "Bearer token of the admin API; empty: `serve` generates one into <data>/api_token.", secret=True),
-    S("read_token", str, "", "Bearer token of the read-only reports API and dashboard (empty: admin token only). Either form: the token, or sha256:<hex digest>.", secret=True),
-    S("reports_auth", str, "auto", "Whether the reports API and dashboard need the read scope: auto (yes once read_token or dashboard_password is set), on, off.", choices=("auto", "on", "off")),
-    S("dashboard_password", str, "", "Password of the dashboard login form (read scope; empty: log in with a token). Either form: the password, or sha256:<hex digest>.", secret=True),
-    S("session_hours", float, 12.0, "Lifetime of a dashboard login (signed cookie), hours.", min=0.1, max=24 * 30),
-    S("retention_days", int, 0, "Keep hits and sessions this many days (ClickHouse TTL, applied by migrate); 0: forever.", min=0, max=36500),
-    S("retention_tables", str, "", "Per-table retention overriding retention_days, e.g. hits=90,sessions=400 (0: forever).", comma_list=True),
+    S(
+        "api_token",
+        str,
+        "",
+        "Bearer token of the admin API; empty: `serve` generates one into <data>/api_token.",
+        secret=True,
+    ),
+    S(
+        "read_token",
+        str,
+        "",
+        "Bearer token of the read-only reports API and dashboard (empty: admin token only). Either form: the token, or sha256:<hex digest>.",
+        secret=True,
+    ),
+    S(
+        "reports_auth",
+        str,
+        "auto",
+        "Whether the reports API and dashboard need the read scope: auto (yes once read_token or dashboard_password is set), on, off.",
+        choices=("auto", "on", "off"),
+    ),
+    S(
+        "dashboard_password",
+        str,
+        "",
+        "Password of the dashboard login form (read scope; empty: log in with a token). Either form: the password, or sha256:<hex digest>.",
+        secret=True,
+    ),
+    S(
+        "session_hours",
+        float,
+        12.0,
+        "Lifetime of a dashboard login (signed cookie), hours.",
+        min=0.1,
+        max=24 * 30,
+    ),
+    S(
+        "retention_days",
+        int,
+        0,
+        "Keep hits and sessions this many days (ClickHouse TTL, applied by migrate); 0: forever.",
+        min=0,
+        max=36500,
+    ),
+    S(
+        "retention_tables",
+        str,
+        "",
+        "Per-table retention overriding retention_days, e.g. hits=90,sessions=400 (0: forever).",
+        comma_list=True,
+    ),
     S("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     # collector
-    S("sites", str, "", "Comma-separated allow list of site ids; empty: accept any well-formed site id.", comma_list=True),
+    S(
+        "sites",
+        str,
+        "",
+        "Comma-separated allow list of site ids; empty: accept any well-formed site id.",
+        comma_list=True,
+    ),
     S("cookie_domain", str, "", "Domain attribute of the _cs_vid cookie (empty: host-only)."),
-    S("cookie_third_party", bool, False, "Set _cs_vid with SameSite=None; Secure (collector on another site)."),
+    S(
+        "cookie_third_party",
+        bool,
+        False,
+        "Set _cs_vid with SameSite=None; Secure (collector on another site).",
+    ),
     S("max_url_length", int, 2000, "Longest accepted page URL / referrer.", min=100, max=16384),
     S("max_props", int, 30, "Most custom x_* props per hit.", min=0, max=1000),
-    S("max_body_bytes", int, 65536, "Largest POST /collect body (413 above).", min=1024, max=16 * 1024 * 1024),
+    S(
+        "max_body_bytes",
+        int,
+        65536,
+        "Largest POST /collect body (413 above).",
+        min=1024,
+        max=16 * 1024 * 1024,
+    ),
     S("max_batch_events", int, 100, "Most events in one POST /collect array.", min=1, max=10000),
-    S("allowed_origins", str, "*", "CORS origins allowed to POST /collect (comma list, * for any).", per_site=True, comma_list=True),
-    S("respect_dnt", bool, False, "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.", per_site=True),
-    S("ip_truncate", bool, True, "Truncate IPs before storage (IPv4 /24, IPv6 /48).", per_site=True),
-    S("redirect_hosts", str, "", "Hosts GET /r may redirect to (comma list); others are refused.", per_site=True, comma_list=True),
-    S("cookieless", bool, False, "No cookie: the visitor id is a hash of site + IP + user agent with a salt that rotates daily (see docs/privacy.md).", per_site=True),
-    S("rate_limit_per_ip", float, 0.0, "Hits per second one IP (IPv6: its /64) may send to the collector; 0: no limit. Over it: dropped and counted, the pixel still answers.", min=0, max=1_000_000),
-    S("rate_limit_burst", int, 60, "Hits one IP may send at once before rate_limit_per_ip applies.", min=1, max=1_000_000),
-    S("trust_proxy", bool, False, "Take the client IP from X-Forwarded-For (behind your own reverse proxy)."),
-    S("pixel_fast_path", bool, True, "Answer `GET /p.gif` inside the HTTP protocol (same checks, no ASGI cycle); off: through the ASGI app."),
-    S("produce_linger_ms", float, 2.0, "Longest a hit waits for others to share its Kafka batch (group commit; the answer waits for the acknowledgement).", min=0, max=100),
-    S("produce_timeout_s", float, 2.0, "Longest the collector waits on Kafka before spooling a hit.", min=0.05, max=60),
-    S("spool_fsync", str, "always", "When spooled hits are fsynced: always (before the answer), interval (every second), never (OS decides).", choices=("always", "interval", "never")),
-    S("spool_max_bytes", int, 1024**3, "Largest spool on disk; above it hits are dropped (pixel still answers the GIF, beacon answers 503).", min=4096, max=2**50),
+    S(
+        "allowed_origins",
+        str,
+        "*",
+        "CORS origins allowed to POST /collect (comma list, * for any).",
+        per_site=True,
+        comma_list=True,
+    ),
+    S(
+        "respect_dnt",
+        bool,
+        False,
+        "Drop hits from browsers sending DNT: 1 or Sec-GPC: 1.",
+        per_site=True,
+    ),
+    S(
+        "ip_truncate",
+        bool,
+        True,
+        "Truncate IPs before storage (IPv4 /24, IPv6 /48).",
+        per_site=True,
+    ),
+    S(
+        "redirect_hosts",
+        str,
+        "",
+        "Hosts GET /r may redirect to (comma list); others are refused.",
+        per_site=True,
+        comma_list=True,
+    ),
+    S(
+        "cookieless",
+        bool,
+        False,
+        "No cookie: the visitor id is a hash of site + IP + user agent with a salt that rotates daily (see docs/privacy.md).",
+        per_site=True,
+    ),
+    S(
+        "rate_limit_per_ip",
+        float,
+        0.0,
+        "Hits per second one IP (IPv6: its /64) may send to the collector; 0: no limit. Over it: dropped and counted, the pixel still answers.",
+        min=0,
+        max=1_000_000,
+    ),
+    S(
+        "rate_limit_burst",
+        int,
+        60,
+        "Hits one IP may send at once before rate_limit_per_ip applies.",
+        min=1,
+        max=1_000_000,
+    ),
+    S(
+        "trust_proxy",
+        bool,
+        False,
+        "Take the client IP from X-Forwarded-For (behind your own reverse proxy).",
+    ),
+    S(
+        "pixel_fast_path",
+        bool,
+        True,
+        "Answer `GET /p.gif` inside the HTTP protocol (same checks, no ASGI cycle); off: through the ASGI app.",
+    ),
+    S(
+        "produce_linger_ms",
+        float,
+        2.0,
+        "Longest a hit waits for others to share its Kafka batch (group commit; the answer waits for the acknowledgement).",
+        min=0,
+        max=100,
+    ),
+    S(
+        "produce_timeout_s",
+        float,
+        2.0,
+        "Longest the collector waits on Kafka before spooling a hit.",
+        min=0.05,
+        max=60,
+    ),
+    S(
+        "spool_fsync",
+        str,
+        "always",
+        "When spooled hits are fsynced: always (before the answer), interval (every second), never (OS decides).",
+        choices=("always", "interval", "never"),
+    ),
+    S(
+        "spool_max_bytes",
+        int,
+        1024**3,
+        "Largest spool on disk; above it hits are dropped (pixel still answers the GIF, beacon answers 503).",
+        min=4096,
+        max=2**50,
+    ),
     # sessionizer
-    S("session_timeout_min", float, 30.0, "Inactivity (event time) that ends a session, minutes.", min=1, max=24 * 60, per_site=True),
-    S("flush_interval_s", float, 1.0, "How often open sessions and new hits are written to ClickHouse.", min=0.05, max=60),
-    S("search_params", str, "q,query,s,search,searchword,k,keyword,keywords", "URL parameters that carry a site-search query.", per_site=True, comma_list=True),
-    S("quick_back_s", float, 10.0, "A back-loop is a quick back when the time on the middle page is under this.", min=0, max=3600, per_site=True),
-    S("session_split_midnight", bool, False, "Also end sessions at local midnight (in `time_zone`).", per_site=True),
-    S("time_zone", str, "UTC", "IANA time zone of the site (midnight split, daily reports), e.g. Europe/Paris.", per_site=True),
-    S("max_session_hits", int, 10000, "Most hits in one session; the next hit starts a new session (counted).", min=10, max=1_000_000, per_site=True),
-    S("max_session_hours", float, 24.0, "Longest session, hours; a later hit starts a new session (counted).", min=0.5, max=24 * 7, per_site=True),
-    S("bots", str, "flag", "Bots (UA parser + crawler-user-agents list): flag (is_bot=1), drop (not stored, counted), off.", choices=("flag", "drop", "off"), per_site=True),
-    S("geoip_db", str, "", "Path of a MaxMind-format .mmdb (GeoLite2/DB-IP City) for country/region/city; empty: none."),
+    S(
+        "session_timeout_min",
+        float,
+        30.0,
+        "Inactivity (event time) that ends a session, minutes.",
+        min=1,
+        max=24 * 60,
+        per_site=True,
+    ),
+    S(
+        "flush_interval_s",
+        float,
+        1.0,
+        "How often open sessions and new hits are written to ClickHouse.",
+        min=0.05,
+        max=60,
+    ),
+    S(
+        "search_params",
+        str,
+        "q,query,s,search,searchword,k,keyword,keywords",
+        "URL parameters that carry a site-search query.",
+        per_site=True,
+        comma_list=True,
+    ),
+    S(
+        "quick_back_s",
+        float,
+        10.0,
+        "A back-loop is a quick back when the time on the middle page is under this.",
+        min=0,
+        max=3600,
+        per_site=True,
+    ),
+    S(
+        "session_split_midnight",
+        bool,
+        False,
+        "Also end sessions at local midnight (in `time_zone`).",
+        per_site=True,
+    ),
+    S(
+        "time_zone",
+        str,
+        "UTC",
+        "IANA time zone of the site (midnight split, daily reports), e.g. Europe/Paris.",
+        per_site=True,
+    ),
+    S(
+        "max_session_hits",
+        int,
+        10000,
+        "Most hits in one session; the next hit starts a new session (counted).",
+        min=10,
+        max=1_000_000,
+        per_site=True,
+    ),
+    S(
+        "max_session_hours",
+        float,
+        24.0,
+        "Longest session, hours; a later hit starts a new session (counted).",
+        min=0.5,
+        max=24 * 7,
+        per_site=True,
+    ),
+    S(
+        "bots",
+        str,
+        "flag",
+        "Bots (UA parser + crawler-user-agents list): flag (is_bot=1), drop (not stored, counted), off.",
+        choices=("flag", "drop", "off"),
+        per_site=True,
+    ),
+    S(
+        "geoip_db",
+        str,
+        "",
+        "Path of a MaxMind-format .mmdb (GeoLite2/DB-IP City) for country/region/city; empty: none.",
+    ),
 )
 del S
 
@@ -128,10 +390,16 @@ def _check_retention_tables(value: str) -> str:
 
     for part in value.split(","):
         table, sep, days = part.strip().partition("=")
-        if part.strip() and (not sep or table.strip() not in TTL_COLUMNS or not days.strip().isdigit()
-                             or int(days) > 36500):
-            return (f"{part.strip()!r} is not table=days (0..36500) with a table among "
-                    f"{', '.join(TTL_COLUMNS)}")
+        if part.strip() and (
+            not sep
+            or table.strip() not in TTL_COLUMNS
+            or not days.strip().isdigit()
+            or int(days) > 36500
+        ):
+            return (
+                f"{part.strip()!r} is not table=days (0..36500) with a table among "
+                f"{', '.join(TTL_COLUMNS)}"
+            )
     return ""
 
 
@@ -201,7 +469,9 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
 class Settings:
     """Resolved settings; attribute access by name, per-site view with :meth:`for_site`."""
 
-    def __init__(self, values: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None):
+    def __init__(
+        self, values: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None
+    ):
         self._values = dict(values)
         # plain attributes: the collector reads settings per request, and __getattr__ (the
         # fallback after a failed lookup) costs about 1 µs a read

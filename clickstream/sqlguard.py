@@ -7,12 +7,40 @@ import re
 MAX_SQL = 20_000
 READ_STARTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
 # Table functions that reach files, other servers or programs: reads, but not ours to give.
-FORBIDDEN_FUNCTIONS = frozenset({
-    "file", "url", "urlcluster", "s3", "s3cluster", "gcs", "hdfs", "hdfscluster", "remote",
-    "remotesecure", "cluster", "clusterallreplicas", "mysql", "postgresql", "jdbc", "odbc",
-    "executable", "input", "azureblobstorage", "azureblobstoragecluster", "mongodb", "redis",
-    "sqlite", "deltalake", "iceberg", "hudi", "filecluster", "python", "ytsaurus", "arrowflight",
-})
+FORBIDDEN_FUNCTIONS = frozenset(
+    {
+        "file",
+        "url",
+        "urlcluster",
+        "s3",
+        "s3cluster",
+        "gcs",
+        "hdfs",
+        "hdfscluster",
+        "remote",
+        "remotesecure",
+        "cluster",
+        "clusterallreplicas",
+        "mysql",
+        "postgresql",
+        "jdbc",
+        "odbc",
+        "executable",
+        "input",
+        "azureblobstorage",
+        "azureblobstoragecluster",
+        "mongodb",
+        "redis",
+        "sqlite",
+        "deltalake",
+        "iceberg",
+        "hudi",
+        "filecluster",
+        "python",
+        "ytsaurus",
+        "arrowflight",
+    }
+)
 _TOKEN = re.compile(
     r"""(?P<comment>--[^\n]*|/\*.*?\*/|\#[^\n]*)
       | (?P<string>'(?:[^'\\]|\\.|'')*')
@@ -50,7 +78,9 @@ def check_read_only(sql: str) -> str:
     if not words:
         raise SQLRefused("empty statement")
     if words[0] not in READ_STARTS:
-        raise SQLRefused(f"only read statements are allowed (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), not {words[0]}")
+        raise SQLRefused(
+            f"only read statements are allowed (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), not {words[0]}"
+        )
     if "OUTFILE" in words:
         raise SQLRefused("INTO OUTFILE is not allowed")
     _check_functions(sql)

@@ -36,7 +36,9 @@ def check_dsn(dsn: str) -> str:
         if not path.startswith("/"):
             raise WarehouseError(f"chDB DSN needs an absolute path: chdb:///abs/path, got {dsn!r}")
     elif scheme not in ("http", "https", "clickhouse"):
-        raise WarehouseError(f"unsupported ClickHouse DSN {dsn!r} (http://host:8123 or chdb:///path)")
+        raise WarehouseError(
+            f"unsupported ClickHouse DSN {dsn!r} (http://host:8123 or chdb:///path)"
+        )
     return dsn
 
 
@@ -134,7 +136,9 @@ def migrate(client: Client, database: str = "clickstream") -> list[str]:
 def table_columns(client: Client, database: str, table: str) -> list[str]:
     """The columns a writer inserts: MATERIALIZED and ALIAS columns are computed by ClickHouse."""
     with CHDB_LOCK:
-        rows = client.query(f"DESCRIBE TABLE {check_name(database)}.{check_name(table)}").result_rows
+        rows = client.query(
+            f"DESCRIBE TABLE {check_name(database)}.{check_name(table)}"
+        ).result_rows
     return [r[0] for r in rows if r[2] not in ("MATERIALIZED", "ALIAS")]
 
 

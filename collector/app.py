@@ -29,21 +29,34 @@ async def tracker_js(request: Request) -> Response:
     if not path.exists():
         return PlainTextResponse("/* tracker not built */", status_code=404)
     return FileResponse(
-        path, media_type="application/javascript",
+        path,
+        media_type="application/javascript",
         headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
     )
 
 
 async def optout(request: Request) -> Response:
     undo = request.query_params.get("undo") == "1"
-    text = "Tracking is back on for this browser." if undo else "You are opted out: this browser is no longer tracked."
-    response = HTMLResponse(f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>")
+    text = (
+        "Tracking is back on for this browser."
+        if undo
+        else "You are opted out: this browser is no longer tracked."
+    )
+    response = HTMLResponse(
+        f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>"
+    )
     if undo:
         response.delete_cookie(OPTOUT, path="/")
     else:
         # not HttpOnly: the tracker reads it to stay silent
-        response.set_cookie(OPTOUT, "1", max_age=TWO_YEARS, path="/", samesite="lax",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            OPTOUT,
+            "1",
+            max_age=TWO_YEARS,
+            path="/",
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 
@@ -65,7 +78,9 @@ def redirect_route(collector: Collector) -> Route:
         params.setdefault("e", "click")
         params["u"] = target
         # the pixel's rules: opt-out and DNT drop the click, the visitor cookie is refreshed
-        hit, set_cookie = collector.pixel_hit(request.scope, header_map(request.scope), params, "redirect")
+        hit, set_cookie = collector.pixel_hit(
+            request.scope, header_map(request.scope), params, "redirect"
+        )
         accepted = None if hit is None else await collector.put([hit])  # False: spool full
         response = RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
         cookie = collector.pixel_cookie(hit, set_cookie, accepted, request.scope)
@@ -80,6 +95,8 @@ def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
         Route("/optout", optout),
-        Route("/api/snippet", require_scope("read")(snippet.api_snippet)),  # the dashboard Install page
+        Route(
+            "/api/snippet", require_scope("read")(snippet.api_snippet)
+        ),  # the dashboard Install page
         redirect_route(collector),
     ]

@@ -94,7 +94,9 @@ def protocol() -> Any:
             self._fast = getattr(app, "fast_pixel", None) if not self.root_path else None
             # the answer up to the optional Set-Cookie: the same bytes for every pixel
             self._head = STATUS_200 + b"".join(
-                name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *GIF_HEADERS))
+                name + b": " + value + b"\r\n"
+                for name, value in (*self.server_state.default_headers, *GIF_HEADERS)
+            )
 
         def on_headers_complete(self) -> None:
             if (
@@ -138,10 +140,14 @@ def protocol() -> Any:
             if self._proxy is not None:
                 self._proxy(scope)
             parser = self.parser
-            cycle = self.cycle = FastCycle(parser.get_http_version() != "1.0" and parser.should_keep_alive())
+            cycle = self.cycle = FastCycle(
+                parser.get_http_version() != "1.0" and parser.should_keep_alive()
+            )
             assert self._fast is not None  # _pixel is only called when the fast path is on
             collector, submit = self._fast
-            hit, set_cookie = collector.pixel_hit(scope, dict(self.headers))  # as header_map: the last wins
+            hit, set_cookie = collector.pixel_hit(
+                scope, dict(self.headers)
+            )  # as header_map: the last wins
             if hit is None:
                 self._answer(cycle, None)
                 return

@@ -68,8 +68,11 @@ class Collector:
             attrs += f"; Domain={settings.cookie_domain}"
         attrs += "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
         self.cookie_attrs = attrs
-        self.limiter = (RateLimiter(settings.rate_limit_per_ip, settings.rate_limit_burst)
-                        if settings.rate_limit_per_ip > 0 else None)
+        self.limiter = (
+            RateLimiter(settings.rate_limit_per_ip, settings.rate_limit_burst)
+            if settings.rate_limit_per_ip > 0
+            else None
+        )
         self.salts = DailySalt(settings.data_dir / "salt")
 
     def _rate_limited(self, scope: Scope) -> bool:
@@ -87,7 +90,9 @@ class Collector:
         if not isinstance(site, str) or not self.settings.for_site(site).cookieless:
             return None
         params.pop("vid", None)
-        return dataclasses.replace(req, cookie_vid=self.salts.visitor_id(site, req.ip, req.user_agent))
+        return dataclasses.replace(
+            req, cookie_vid=self.salts.visitor_id(site, req.ip, req.user_agent)
+        )
 
     def request_info(self, scope: Scope, headers: dict[bytes, bytes], source: str) -> Request:
         client = scope.get("client")
@@ -114,11 +119,20 @@ class Collector:
         return ""
 
     def _set_cookie(self, vid: str, scope: Scope) -> tuple[bytes, bytes]:
-        secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in self.cookie_attrs else ""
+        secure = (
+            "; Secure"
+            if scope.get("scheme") == "https" and "Secure" not in self.cookie_attrs
+            else ""
+        )
         return (b"set-cookie", f"{COOKIE}={vid}{self.cookie_attrs}{secure}".encode())
 
-    def pixel_hit(self, scope: Scope, headers: dict[bytes, bytes], params: dict[str, Any] | None = None,
-                  source: str = "pixel") -> tuple[Hit | None, bool]:
+    def pixel_hit(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        params: dict[str, Any] | None = None,
+        source: str = "pixel",
+    ) -> tuple[Hit | None, bool]:
         """The pixel's decision: (the hit to accept, or None when it was dropped and
         counted; whether its answer sets the visitor cookie).  ``GET /r`` decides its
         click the same way (``params`` given, ``source`` redirect)."""
@@ -139,8 +153,9 @@ class Collector:
             return None, False
         return hit, cookieless is None
 
-    def pixel_cookie(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,
-                     scope: Scope) -> tuple[bytes, bytes] | None:
+    def pixel_cookie(
+        self, hit: Hit | None, set_cookie: bool, accepted: bool | None, scope: Scope
+    ) -> tuple[bytes, bytes] | None:
         """Count an accepted pixel and give its Set-Cookie header (None: no cookie).
         ``accepted`` False: spool full, dropped and counted by the sink; a browser cannot
         retry an image, so it still gets the GIF."""
@@ -149,8 +164,9 @@ class Collector:
         METRICS.inc("hits_accepted_total", source=hit.source)
         return self._set_cookie(hit.visitor_id, scope) if set_cookie else None
 
-    def pixel_headers(self, hit: Hit | None, set_cookie: bool, accepted: bool | None,
-                      scope: Scope) -> list[tuple[bytes, bytes]]:
+    def pixel_headers(
+        self, hit: Hit | None, set_cookie: bool, accepted: bool | None, scope: Scope
+    ) -> list[tuple[bytes, bytes]]:
         """The GIF's headers once the sink has answered."""
         cookie = self.pixel_cookie(hit, set_cookie, accepted, scope)
         return [*GIF_HEADERS, cookie] if cookie else list(GIF_HEADERS)
@@ -166,8 +182,12 @@ class Collector:
         headers = header_map(scope)
         cors = self._cors(headers)
         if scope["method"] != "OPTIONS" and self._rate_limited(scope):
-            await _json(send, 429, {"errors": ["rate limited: too many hits from this address"]},
-                        cors + [(b"retry-after", b"1")])
+            await _json(
+                send,
+                429,
+                {"errors": ["rate limited: too many hits from this address"]},
+                cors + [(b"retry-after", b"1")],
+            )
             return
         if scope["method"] == "OPTIONS":
             await _respond(send, 204, cors + [(b"access-control-max-age", b"86400")])
@@ -210,16 +230,24 @@ class Collector:
             else:
                 accepted.append(h)
         if accepted:
-            if await self.put(accepted) is False:  # spool full: dropped and counted; the tracker retries
-                await _json(send, 503, {"errors": ["collector overloaded, retry later"]},
-                            cors + [(b"retry-after", b"30")])
+            if (
+                await self.put(accepted) is False
+            ):  # spool full: dropped and counted; the tracker retries
+                await _json(
+                    send,
+                    503,
+                    {"errors": ["collector overloaded, retry later"]},
+                    cors + [(b"retry-after", b"30")],
+                )
                 return
             METRICS.inc("hits_accepted_total", len(accepted), source="beacon")
             if not self.settings.for_site(accepted[0].site).cookieless:
                 cors = cors + [self._set_cookie(accepted[0].visitor_id, scope)]
         await _respond(send, 204, cors)
 
-    def _parse_body(self, body: bytes, scope: Scope, headers: dict[bytes, bytes]) -> tuple[list[str], list[Any]]:
+    def _parse_body(
+        self, body: bytes, scope: Scope, headers: dict[bytes, bytes]
+    ) -> tuple[list[str], list[Any]]:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -266,18 +294,26 @@ class Collector:
             (b"vary", b"Origin"),
         ]
 
-
     def _origin_allowed(self, origin: str, site: str) -> bool:
         """Per-site ``allowed_origins`` (``*``: any); site "" is the global setting."""
         allowed = (self.settings.for_site(site) if site else self.settings).allowed_origins
         return allowed.strip() == "*" or origin in {o.strip() for o in allowed.split(",")}
 
 
-async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + [(b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _json(send: Send, status: int, doc: Any, headers: list[tuple[bytes, bytes]]) -> None:
-    await _respond(send, status, headers + [(b"content-type", b"application/json")], orjson.dumps(doc))
+    await _respond(
+        send, status, headers + [(b"content-type", b"application/json")], orjson.dumps(doc)
+    )

@@ -52,8 +52,16 @@ ALARM_EVERY_S = 60.0
 
 class HitSink:
     def __init__(
-        self, bootstrap: str, topic: str, idempotence: bool, spool_dir: Path, timeout_s: float,
-        fsync: str = "always", max_bytes: int = 1 << 30, partitions: int = 6, linger_ms: float = 0.0,
+        self,
+        bootstrap: str,
+        topic: str,
+        idempotence: bool,
+        spool_dir: Path,
+        timeout_s: float,
+        fsync: str = "always",
+        max_bytes: int = 1 << 30,
+        partitions: int = 6,
+        linger_ms: float = 0.0,
     ):
         self.bootstrap = bootstrap
         self.topic = topic
@@ -136,6 +144,7 @@ class HitSink:
     async def put(self, hits: list[Hit]) -> bool:
         """Durably accept hits (Kafka or spool) within the bound; False: dropped, spool full."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
         def answer(ok: bool) -> None:
             if not fut.done():  # done: the request was cancelled
                 fut.set_result(ok)
@@ -159,7 +168,9 @@ class HitSink:
         if self._waiters and not self._flush_scheduled:  # what arrived during the commits
             self._schedule(asyncio.get_running_loop())
 
-    async def _commit(self, records: list[tuple[bytes, bytes, str]], waiters: list[Callable[[bool], None]]) -> None:
+    async def _commit(
+        self, records: list[tuple[bytes, bytes, str]], waiters: list[Callable[[bool], None]]
+    ) -> None:
         ok = False
         try:
             ok = await self._put_records(records)
@@ -183,7 +194,9 @@ class HitSink:
             records = left
         return await self._spool(records)
 
-    async def _produce(self, records: list[tuple[bytes, bytes, str]]) -> list[tuple[bytes, bytes, str]]:
+    async def _produce(
+        self, records: list[tuple[bytes, bytes, str]]
+    ) -> list[tuple[bytes, bytes, str]]:
         """Send within the bound, one batch per partition; returns the records not
         acknowledged (to spool)."""
         assert self.producer is not None
@@ -201,10 +214,19 @@ class HitSink:
                     for j, i in enumerate(idx):
                         value, key, _ = records[i]
                         if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                            sent.append((idx[first:j], await producer.send_batch(batch, self.topic, partition=part)))
+                            sent.append(
+                                (
+                                    idx[first:j],
+                                    await producer.send_batch(batch, self.topic, partition=part),
+                                )
+                            )
                             batch, first = producer.create_batch(), j
-                            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
-                    sent.append((idx[first:], await producer.send_batch(batch, self.topic, partition=part)))
+                            batch.append(
+                                key=key, value=value, timestamp=None
+                            )  # an empty batch takes any record
+                    sent.append(
+                        (idx[first:], await producer.send_batch(batch, self.topic, partition=part))
+                    )
                 if sent:
                     await asyncio.wait([f for _, f in sent])
         except TimeoutError:
@@ -238,8 +260,13 @@ class HitSink:
             now = time.monotonic()
             if now - self._last_alarm > ALARM_EVERY_S:
                 self._last_alarm = now
-                log.error("ALARM: spool full (%d bytes >= spool_max_bytes %d) in %s: dropping hits "
-                          "until Kafka is back", self.spool.bytes, self.spool.max_bytes, self.spool.dir)
+                log.error(
+                    "ALARM: spool full (%d bytes >= spool_max_bytes %d) in %s: dropping hits "
+                    "until Kafka is back",
+                    self.spool.bytes,
+                    self.spool.max_bytes,
+                    self.spool.dir,
+                )
             return False
         seq = self.spool.append(lines)
         METRICS.inc("hits_spooled_total", len(records))
@@ -313,7 +340,9 @@ class HitSink:
                 for line in chunk:
                     item = self._decode(line)
                     if item is not None:
-                        futures.append((item[1], await self.producer.send(self.topic, line, key=item[0])))
+                        futures.append(
+                            (item[1], await self.producer.send(self.topic, line, key=item[0]))
+                        )
                 if futures:
                     await asyncio.wait_for(asyncio.gather(*(f for _, f in futures)), 30)
             except BaseException:
@@ -363,7 +392,9 @@ class HitSink:
             left = deadline - asyncio.get_running_loop().time()
             if not self._commits or left <= 0:
                 break
-            await asyncio.wait(set(self._commits), timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                set(self._commits), timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -222,13 +222,19 @@ def _from_serve(base: str, site: str, settings: Any) -> dict[str, str] | None:
         return None
     except (OSError, ValueError):
         return None
-    ok = isinstance(doc, dict) and isinstance(doc.get("js"), str) and isinstance(doc.get("pixel"), str)
+    ok = (
+        isinstance(doc, dict)
+        and isinstance(doc.get("js"), str)
+        and isinstance(doc.get("pixel"), str)
+    )
     return doc if ok else None
 
 
 def cmd_snippet(args: argparse.Namespace, settings: Any) -> int:
     serve = None if args.collector else running.find(settings.data_dir)
-    base = args.collector or (str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}")
+    base = args.collector or (
+        str(serve["url"]) if serve else f"http://{settings.host}:{settings.port}"
+    )
     try:
         # the running serve's own answer: its per-site settings (DNT policy, search
         # parameters) are the ones its collector applies, whatever this shell's config says

@@ -29,8 +29,18 @@ from clickstream.metrics import METRICS
 from clickstream.settings import Settings
 
 log = logging.getLogger("clickstream.worker")
-HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
-                        b"upgrade", b"proxy-authorization", b"proxy-authenticate"})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
 MAX_PROXIED_BODY = 1024 * 1024
 
 
@@ -59,8 +69,10 @@ def check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror} "
-                          "(another `clickstream serve`? pick --port)") from None
+            raise OSError(
+                f"cannot listen on {host}:{port}: {exc.strerror} "
+                "(another `clickstream serve`? pick --port)"
+            ) from None
 
 
 def loopback_socket() -> socket.socket:
@@ -96,11 +108,18 @@ class Forward:
         # the Host header goes on as the browser sent it: the main process builds URLs
         # from it (the snippet's collector URL, redirects), not from its loopback port
         headers = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
-        url = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        url = scope["path"] + (
+            "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+        )
         try:
-            async with self.client.stream(scope["method"], url, headers=headers, content=bytes(body)) as r:
-                out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in r.headers.multi_items()
-                       if k.lower().encode() not in HOP_BY_HOP and k.lower() != "content-length"]
+            async with self.client.stream(
+                scope["method"], url, headers=headers, content=bytes(body)
+            ) as r:
+                out = [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in r.headers.multi_items()
+                    if k.lower().encode() not in HOP_BY_HOP and k.lower() != "content-length"
+                ]
                 await send({"type": "http.response.start", "status": r.status_code, "headers": out})
                 async for chunk in r.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -112,8 +131,16 @@ class Forward:
 
 
 async def _plain(send: Any, status: int, text: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(text)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": text})
 
 
@@ -124,16 +151,26 @@ async def serve_metrics(sock: socket.socket) -> asyncio.Server:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             body = orjson.dumps(METRICS.snapshot())
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
             await writer.drain()
         writer.close()
 
     return await asyncio.start_server(handle, sock=sock)
 
 
-def worker_main(values: dict[str, Any], sites: dict[str, Any], bootstrap: str, upstream: str,
-                host: str, port: int, metrics_port_pipe: Any, index: int) -> None:  # pragma: no cover - child
+def worker_main(
+    values: dict[str, Any],
+    sites: dict[str, Any],
+    bootstrap: str,
+    upstream: str,
+    host: str,
+    port: int,
+    metrics_port_pipe: Any,
+    index: int,
+) -> None:  # pragma: no cover - child
     import uvicorn
 
     from clickstream.serve import ClickstreamApp, Roles
@@ -143,9 +180,18 @@ def worker_main(values: dict[str, Any], sites: dict[str, Any], bootstrap: str, u
 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # die with the main process
     settings = Settings(values, sites)
-    logging.basicConfig(level=settings.log_level.upper(), format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s")
-    app = ClickstreamApp(settings, bootstrap, Roles(collector=True, sessionizer=False, dashboard=False),
-                         token="", forward=Forward(upstream), spool_name=f"worker-{index}")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
+    )
+    app = ClickstreamApp(
+        settings,
+        bootstrap,
+        Roles(collector=True, sessionizer=False, dashboard=False),
+        token="",
+        forward=Forward(upstream),
+        spool_name=f"worker-{index}",
+    )
     public = reuseport_socket(host, port)
     metrics_sock = loopback_socket()
     metrics_port_pipe.send(metrics_sock.getsockname()[1])
@@ -177,14 +223,26 @@ class Workers:
         self.procs: list[multiprocessing.process.BaseProcess] = []
         self.metrics_ports: list[int] = []
 
-    def start(self, count: int, settings: Settings, bootstrap: str, upstream: str, host: str, port: int) -> None:
+    def start(
+        self, count: int, settings: Settings, bootstrap: str, upstream: str, host: str, port: int
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         for i in range(count):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=worker_main, name=f"clickstream-collector-{i + 1}", daemon=False,
-                args=(settings.as_dict(), settings.site_overrides, bootstrap, upstream,
-                      host, port, child, i + 1),
+                target=worker_main,
+                name=f"clickstream-collector-{i + 1}",
+                daemon=False,
+                args=(
+                    settings.as_dict(),
+                    settings.site_overrides,
+                    bootstrap,
+                    upstream,
+                    host,
+                    port,
+                    child,
+                    i + 1,
+                ),
             )
             proc.start()
             child.close()

@@ -99,7 +99,9 @@ def _token(settings: Any) -> str:
     return token_file.read_text().strip() if token_file is not None and token_file.exists() else ""
 
 
-def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None, token: str = "") -> int:
+def main_remote(
+    args: argparse.Namespace, url: str, out: TextIO | None = None, token: str = ""
+) -> int:
     """The same report from a running serve: its run() answers /api/reports/NAME."""
     out = out or sys.stdout
     params = params_from_args(args)
@@ -112,7 +114,9 @@ def main_remote(args: argparse.Namespace, url: str, out: TextIO | None = None, t
     full = f"{url.rstrip('/')}/api/reports/{args.name}?{qs}"
     try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        with urllib.request.urlopen(urllib.request.Request(full, headers=headers), timeout=120) as resp:
+        with urllib.request.urlopen(
+            urllib.request.Request(full, headers=headers), timeout=120
+        ) as resp:
             result = orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:

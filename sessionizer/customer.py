@@ -32,13 +32,15 @@ def customer_starts(client: Client, db: str, customers: list[Key]) -> dict[Key, 
     return out
 
 
-def _customer_starts(client: Client, db: str, customers: tuple[Key, ...],
-                     out: dict[Key, dict[str, int]]) -> None:
+def _customer_starts(
+    client: Client, db: str, customers: tuple[Key, ...], out: dict[Key, dict[str, int]]
+) -> None:
     links = warehouse.read_query(
         client,
         f"SELECT DISTINCT site, crm_id, visitor_id FROM {db}.identities FINAL "
         "WHERE (site, crm_id) IN %(keys)s",
-        parameters={"keys": customers}, comment="sessionizer:customer-links",
+        parameters={"keys": customers},
+        comment="sessionizer:customer-links",
     ).rows
     if not links:
         return
@@ -49,7 +51,8 @@ def _customer_starts(client: Client, db: str, customers: tuple[Key, ...],
             client,
             f"SELECT site, visitor_id, min(toUnixTimestamp64Milli(start_ts)) FROM {db}.sessions FINAL "
             "WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
-            parameters={"keys": visitors}, comment="sessionizer:customer-sessions",
+            parameters={"keys": visitors},
+            comment="sessionizer:customer-sessions",
         ).rows
     }
     for site, crm, vid in links:
@@ -57,8 +60,9 @@ def _customer_starts(client: Client, db: str, customers: tuple[Key, ...],
             out[(site, crm)][vid] = first[(site, vid)]
 
 
-def mark_returning(client: Client, db: str, results: list[SessionResult],
-                   cache: dict[str, bool]) -> None:
+def mark_returning(
+    client: Client, db: str, results: list[SessionResult], cache: dict[str, bool]
+) -> None:
     """Set ``is_returning`` on sessions whose CRM customer had an earlier session on
     another visitor id (in place; ``cache``: session id -> answer, for open sessions)."""
     cands = _candidates(results)
@@ -80,11 +84,15 @@ def mark_returning(client: Client, db: str, results: list[SessionResult],
     for r in results:
         s = r.session
         if s["crm_id"]:
-            in_batch.setdefault((s["site"], s["crm_id"]), []).append((s["visitor_id"], s["start_ts"]))
+            in_batch.setdefault((s["site"], s["crm_id"]), []).append(
+                (s["visitor_id"], s["start_ts"])
+            )
     for r in cands:
         s = r.session
-        earlier = any(vid != s["visitor_id"] and start < s["start_ts"]
-                      for vid, start in in_batch[(s["site"], s["crm_id"])])
+        earlier = any(
+            vid != s["visitor_id"] and start < s["start_ts"]
+            for vid, start in in_batch[(s["site"], s["crm_id"])]
+        )
         if cache[r.session_id] or earlier:
             s["is_returning"] = 1
         if r.closed:

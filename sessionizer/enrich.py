@@ -25,16 +25,55 @@ from clickstream.settings import SettingsError
 TRACKING_PARAMS = frozenset({"gclid", "fbclid", "msclkid", "_ga", "dclid", "yclid", "twclid"})
 
 SEARCH_ENGINES = (
-    "google.", "bing.com", "duckduckgo.com", "yahoo.", "yandex.", "baidu.com", "ecosia.org",
-    "search.brave.com", "qwant.com", "startpage.com", "naver.com", "seznam.cz",
+    "google.",
+    "bing.com",
+    "duckduckgo.com",
+    "yahoo.",
+    "yandex.",
+    "baidu.com",
+    "ecosia.org",
+    "search.brave.com",
+    "qwant.com",
+    "startpage.com",
+    "naver.com",
+    "seznam.cz",
 )
 SOCIAL = (
-    "facebook.com", "fb.com", "instagram.com", "twitter.com", "x.com", "t.co", "linkedin.com",
-    "lnkd.in", "reddit.com", "pinterest.", "tiktok.com", "youtube.com", "youtu.be",
-    "mastodon.", "threads.net", "news.ycombinator.com", "bsky.app", "vk.com", "weibo.com",
+    "facebook.com",
+    "fb.com",
+    "instagram.com",
+    "twitter.com",
+    "x.com",
+    "t.co",
+    "linkedin.com",
+    "lnkd.in",
+    "reddit.com",
+    "pinterest.",
+    "tiktok.com",
+    "youtube.com",
+    "youtu.be",
+    "mastodon.",
+    "threads.net",
+    "news.ycombinator.com",
+    "bsky.app",
+    "vk.com",
+    "weibo.com",
 )
 EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "mail.yahoo.com", "webmail.")
-PAID_MEDIUMS = frozenset({"cpc", "ppc", "paid", "paidsearch", "paid_search", "cpm", "display", "paid_social", "paidsocial", "affiliate"})
+PAID_MEDIUMS = frozenset(
+    {
+        "cpc",
+        "ppc",
+        "paid",
+        "paidsearch",
+        "paid_search",
+        "cpm",
+        "display",
+        "paid_social",
+        "paidsocial",
+        "affiliate",
+    }
+)
 SOCIAL_MEDIUMS = frozenset({"social", "social-network", "social-media", "sm", "social network"})
 
 
@@ -78,7 +117,9 @@ Step = Callable[[Enriched, Context], str | None]
 
 def split_url(e: Enriched, ctx: Context) -> str | None:
     """Host, path, query; for pages the page name and the site-search query."""
-    e.host, e.path, e.query_string, page, query = _split(e.hit.url, e.hit.is_page, ctx.search_params)
+    e.host, e.path, e.query_string, page, query = _split(
+        e.hit.url, e.hit.is_page, ctx.search_params
+    )
     if e.hit.is_page:
         e.page = page
         e.search_query = (e.hit.search_query.strip() or query)[:500]
@@ -86,7 +127,9 @@ def split_url(e: Enriched, ctx: Context) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _split(url: str, is_page: bool, search_params: frozenset[str]) -> tuple[str, str, str, str, str]:
+def _split(
+    url: str, is_page: bool, search_params: frozenset[str]
+) -> tuple[str, str, str, str, str]:
     """(host, path, query string, page, search query from the URL), once per distinct URL."""
     try:
         parts = urlsplit(url)
@@ -102,8 +145,11 @@ def _split(url: str, is_page: bool, search_params: frozenset[str]) -> tuple[str,
         pairs = []
     # the page keeps the URL's own spelling of the parameters it keeps (q=red%20shoes,
     # a bare flag), so it reads as the address bar did, minus the tracking parameters
-    kept = [part for part in parts.query.split("&")
-            if part and not _is_tracking(unquote_plus(part.partition("=")[0]))]
+    kept = [
+        part
+        for part in parts.query.split("&")
+        if part and not _is_tracking(unquote_plus(part.partition("=")[0]))
+    ]
     page = path + ("?" + "&".join(kept) if kept else "")
     query = next((v.strip() for k, v in pairs if k in search_params and v.strip()), "")
     return host, path, parts.query, page, query
@@ -200,8 +246,14 @@ def classify_channel(e: Enriched, ctx: Context) -> str | None:
     hit = e.hit
     e.referrer_host = _host(hit.referrer)
     paid_click = "gclid=" in hit.url or "msclkid=" in hit.url
-    e.channel = _channel(e.referrer_host, e.host, hit.utm_medium.lower(), hit.utm_source.lower(),
-                         bool(hit.utm_campaign), paid_click)
+    e.channel = _channel(
+        e.referrer_host,
+        e.host,
+        hit.utm_medium.lower(),
+        hit.utm_source.lower(),
+        bool(hit.utm_campaign),
+        paid_click,
+    )
     return None
 
 
@@ -216,7 +268,9 @@ def _host(url: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _channel(ref_host: str, host: str, medium: str, source: str, campaign: bool, paid_click: bool) -> str:
+def _channel(
+    ref_host: str, host: str, medium: str, source: str, campaign: bool, paid_click: bool
+) -> str:
     if medium in PAID_MEDIUMS or paid_click:
         return "paid"
     if medium == "email" or source in ("newsletter", "email") or _match(ref_host, EMAIL_HOSTS):
@@ -234,7 +288,10 @@ def _match(host: str, patterns: tuple[str, ...]) -> bool:
     if not host:
         return False
     host = host.removeprefix("www.").removeprefix("m.")
-    return any(host.startswith(p) if p.endswith(".") else (host == p or host.endswith("." + p)) for p in patterns)
+    return any(
+        host.startswith(p) if p.endswith(".") else (host == p or host.endswith("." + p))
+        for p in patterns
+    )
 
 
 def read_revenue(e: Enriched, ctx: Context) -> str | None:
@@ -268,4 +325,3 @@ def enrich(hit: Hit, ctx: Context, partition: int = -1, offset: int = -1) -> Enr
         if reason is not None:
             return reason
     return e
-

@@ -74,7 +74,11 @@ class History:
 
     def prefetch(self, hits: list[Hit]) -> None:
         """One query per table for all visitors of a batch not in the cache."""
-        keys = list(dict.fromkeys((h.site, h.visitor_id) for h in hits if (h.site, h.visitor_id) not in self.cache))
+        keys = list(
+            dict.fromkeys(
+                (h.site, h.visitor_id) for h in hits if (h.site, h.visitor_id) not in self.cache
+            )
+        )
         if not keys:
             return
         self.lookups += 1
@@ -86,7 +90,8 @@ class History:
                 f"SELECT site, visitor_id, count(), max(toUnixTimestamp64Milli(end_ts)) "
                 f"FROM {self.db}.sessions FINAL WHERE (site, visitor_id) IN %(keys)s "
                 "GROUP BY site, visitor_id",
-                parameters={"keys": chunk}, comment="sessionizer:history",
+                parameters={"keys": chunk},
+                comment="sessionizer:history",
             ).rows
             for site, vid, n, last_end in rows:
                 found[(site, vid)] = Known(sessions=int(n), last_end=int(last_end))
@@ -95,7 +100,8 @@ class History:
                 f"SELECT site, visitor_id, argMax(crm_id, last_ts), "
                 f"toUnixTimestamp64Milli(min(first_ts)) FROM {self.db}.identities FINAL "
                 "WHERE (site, visitor_id) IN %(keys)s GROUP BY site, visitor_id",
-                parameters={"keys": chunk}, comment="sessionizer:history-crm",
+                parameters={"keys": chunk},
+                comment="sessionizer:history-crm",
             ).rows
             for site, vid, crm, since in links:
                 k = found.get((site, vid), Known())
@@ -189,9 +195,16 @@ class Sessionizer:
                 except HitDecodeError as exc:
                     reason = poison_reason(exc)
                     METRICS.inc("sessionizer_poison_records_total", reason=reason)
-                    log.warning("poison record p%s@%s -> %s: %s", tp.partition, m.offset,
-                                dlq_topic(self.settings), exc)
-                    self.dead.append((m.key, m.value, f"{reason}: {exc}"[:500], tp.partition, m.offset))
+                    log.warning(
+                        "poison record p%s@%s -> %s: %s",
+                        tp.partition,
+                        m.offset,
+                        dlq_topic(self.settings),
+                        exc,
+                    )
+                    self.dead.append(
+                        (m.key, m.value, f"{reason}: {exc}"[:500], tp.partition, m.offset)
+                    )
                     hit = None
                 decoded.append((hit, tp.partition, m.offset))
         return decoded
@@ -199,7 +212,9 @@ class Sessionizer:
     def fold_decoded(self, decoded: list[tuple[Hit | None, int, int]]) -> None:
         # a rebalance may have taken partitions away while the history was looked up:
         # their records are the new owner's (nothing of them is committed here)
-        owned = None if self.consumer is None else {tp.partition for tp in self.consumer.assignment()}
+        owned = (
+            None if self.consumer is None else {tp.partition for tp in self.consumer.assignment()}
+        )
         n = 0
         for hit, part, off in decoded:
             if owned is not None and part not in owned:
@@ -260,7 +275,9 @@ class Sessionizer:
             METRICS.observe("sessionizer_write_seconds", time.monotonic() - started)
             METRICS.inc("sessions_written_total", sum(1 for r in results if r.closed))
         self.pending = []
-        METRICS.set("sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits))
+        METRICS.set(
+            "sessionizer_open_sessions", sum(1 for v in self.state.visitors.values() if v.hits)
+        )
         METRICS.set("sessionizer_consumer_lag", self._lag())
         await self._commit()
         METRICS.set("sessionizer_hits_flushed", self.hits_folded)
@@ -281,9 +298,18 @@ class Sessionizer:
             unchanged = set()
             for i, (e, f) in enumerate(zip(r.hits, r.flags, strict=True)):
                 key = (e.hit.site, e.hit.hit_id)
-                sig = (r.session_id, f.seq, f.prev_page, f.next_page, f.is_dead_end_search,
-                       f.search_result_opened, f.is_pogo_stick, f.is_back_loop, f.is_quick_back,
-                       f.crm_id)
+                sig = (
+                    r.session_id,
+                    f.seq,
+                    f.prev_page,
+                    f.next_page,
+                    f.is_dead_end_search,
+                    f.search_result_opened,
+                    f.is_pogo_stick,
+                    f.is_back_loop,
+                    f.is_quick_back,
+                    f.crm_id,
+                )
                 if self.rows_written.get(key) == sig:
                     unchanged.add(i)
                 if r.closed:
@@ -299,8 +325,10 @@ class Sessionizer:
 
         def load() -> tuple[dict[Any, Any], dict[Any, Any]]:
             db = self.settings.database
-            return (stored.visitor_hits(self.client, db, keys, self.ctx),
-                    stored.visitor_sessions(self.client, db, keys))
+            return (
+                stored.visitor_hits(self.client, db, keys, self.ctx),
+                stored.visitor_sessions(self.client, db, keys),
+            )
 
         delay = 0.2
         while True:
@@ -317,7 +345,9 @@ class Sessionizer:
             self._closed(sessions.amend(self.state, key, hits[key], known[key]))
         METRICS.inc("sessionizer_amended_visitors_total", len(keys))
 
-    async def _write_retrying(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
+    async def _write_retrying(
+        self, results: list[SessionResult], tombstones: list[Tombstone]
+    ) -> None:
         delay = 0.2
         while True:
             try:
@@ -401,7 +431,9 @@ class Sessionizer:
         except Exception as exc:
             self.last_error = f"offset commit failed: {str(exc)[:200] or type(exc).__name__}"
             METRICS.inc("sessionizer_commit_errors_total")
-            log.warning("%s (the rows are written; the offsets are committed next time)", self.last_error)
+            log.warning(
+                "%s (the rows are written; the offsets are committed next time)", self.last_error
+            )
         else:
             if self.last_error.startswith("offset commit failed"):
                 self.last_error = ""
@@ -436,11 +468,16 @@ class Sessionizer:
                 self.running = False
                 try:  # leaving the group needs the broker
                     await asyncio.wait_for(self.consumer.stop(), COMMIT_TIMEOUT_S)
-                except (Exception, asyncio.CancelledError) as exc:  # aiokafka's fetcher lets one out
+                except (
+                    Exception,
+                    asyncio.CancelledError,
+                ) as exc:  # aiokafka's fetcher lets one out
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise
-                    log.warning("consumer did not stop cleanly: %s", str(exc)[:200] or type(exc).__name__)
+                    log.warning(
+                        "consumer did not stop cleanly: %s", str(exc)[:200] or type(exc).__name__
+                    )
                 if self.dlq is not None:
                     await self.dlq.stop()
 
@@ -454,8 +491,9 @@ class Sessionizer:
         try:
             if self.dlq is None:
                 await broker.ensure_topic(bootstrap, topic, 1, timeout=10)
-                producer = broker.producer(bootstrap, self.settings.idempotence,
-                                           client_id="clickstream-sessionizer-dlq")
+                producer = broker.producer(
+                    bootstrap, self.settings.idempotence, client_id="clickstream-sessionizer-dlq"
+                )
                 try:
                     await producer.start()
                 except Exception:
@@ -463,10 +501,15 @@ class Sessionizer:
                     raise
                 self.dlq = producer
             futures = [
-                await self.dlq.send(topic, value, key=key, headers=[
-                    ("reason", reason.encode()),
-                    ("origin", f"{self.settings.topic}/{part}@{off}".encode()),
-                ])
+                await self.dlq.send(
+                    topic,
+                    value,
+                    key=key,
+                    headers=[
+                        ("reason", reason.encode()),
+                        ("origin", f"{self.settings.topic}/{part}@{off}".encode()),
+                    ],
+                )
                 for key, value, reason, part, off in dead
             ]
             await asyncio.wait_for(asyncio.gather(*futures), 30)
@@ -518,7 +561,9 @@ class _Rebalance(ConsumerRebalanceListener):
         self.owner.history.clear()
         self.owner.rows_written.clear()
         consumer = self.owner.consumer
-        METRICS.set("sessionizer_assigned_partitions", len(consumer.assignment()) if consumer else 0)
+        METRICS.set(
+            "sessionizer_assigned_partitions", len(consumer.assignment()) if consumer else 0
+        )
 
 
 def dlq_topic(settings: Settings) -> str:

@@ -88,8 +88,15 @@ def _visitor(state: State, site: str, vid: str) -> Visitor:
         k = state.history(site, vid)
         if not isinstance(k, Known):  # (sessions before, crm id): no stored end known
             k = Known(sessions=k[0], crm_id=k[1])
-        v = Visitor(site, vid, sessions_before=k.sessions, last_end=k.last_end,
-                    crm_id=k.crm_id, crm_since=k.crm_since, known_crm=(k.crm_id, k.crm_since))
+        v = Visitor(
+            site,
+            vid,
+            sessions_before=k.sessions,
+            last_end=k.last_end,
+            crm_id=k.crm_id,
+            crm_since=k.crm_since,
+            known_crm=(k.crm_id, k.crm_since),
+        )
         state.visitors[(site, vid)] = v
     return v
 
@@ -146,8 +153,9 @@ def _retire(state: State, v: Visitor, ids: set[str]) -> None:
 def _emit(v: Visitor, seg: list[Enriched], rules: Rules) -> SessionResult:
     """Build ``seg`` as a closed session and move the visitor's counters past it."""
     crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
-    result = build_session(_sid(seg), seg, rules, closed=True, number=v.sessions_before + 1,
-                           crm_id=crm)
+    result = build_session(
+        _sid(seg), seg, rules, closed=True, number=v.sessions_before + 1, crm_id=crm
+    )
     v.sessions_before += 1
     v.last_end = seg[-1].hit.ts
     if result.session["crm_id"] and result.session["crm_id"] != v.crm_id:
@@ -164,7 +172,9 @@ def _close(state: State, v: Visitor, rules: Rules) -> SessionResult:
     return result
 
 
-def _resplit(state: State, v: Visitor, segments: list[list[Enriched]], rules: Rules) -> list[SessionResult]:
+def _resplit(
+    state: State, v: Visitor, segments: list[list[Enriched]], rules: Rules
+) -> list[SessionResult]:
     open_seg = segments[-1]
     if v.written is not None and v.written[0] == _sid(open_seg):
         written: tuple[str, int] | None = v.written
@@ -178,8 +188,9 @@ def _resplit(state: State, v: Visitor, segments: list[list[Enriched]], rules: Ru
     return closed
 
 
-def amend(state: State, key: tuple[str, str], stored: list[Enriched],
-          stored_sessions: dict[str, int]) -> list[SessionResult]:
+def amend(
+    state: State, key: tuple[str, str], stored: list[Enriched], stored_sessions: dict[str, int]
+) -> list[SessionResult]:
     """Re-split a visitor from ALL its stored hits plus what memory holds.
 
     ``stored`` are the visitor's hits as written (any session), ``stored_sessions``
@@ -244,8 +255,11 @@ def close_idle(state: State, clock: Callable[[Visitor], int]) -> list[SessionRes
 
 def close_all(state: State) -> list[SessionResult]:
     """Close every open session (visitors waiting for amend must be amended first)."""
-    closed = [_close(state, v, state.rules(v.site)) for v in state.visitors.values()
-              if v.hits and not v.late]
+    closed = [
+        _close(state, v, state.rules(v.site))
+        for v in state.visitors.values()
+        if v.hits and not v.late
+    ]
     for key, v in list(state.visitors.items()):
         _forget(state, key, v)
     return closed
@@ -286,8 +300,14 @@ def take_dirty(state: State) -> list[SessionResult]:
         if v is not None and v.hits and not v.late:
             seg = v.hits
             crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
-            r = build_session(_sid(seg), seg, state.rules(v.site), closed=False,
-                              number=v.sessions_before + 1, crm_id=crm)
+            r = build_session(
+                _sid(seg),
+                seg,
+                state.rules(v.site),
+                closed=False,
+                number=v.sessions_before + 1,
+                crm_id=crm,
+            )
             v.written = (r.session_id, seg[0].hit.ts)
             out.append(r)
     state.dirty.clear()

@@ -21,22 +21,96 @@ from sessionizer.flags import SessionResult
 from sessionizer.sessions import Tombstone
 
 HIT_COLUMNS = [
-    "site", "hit_id", "ts", "received", "visitor_id", "session_id", "crm_id", "uid", "event",
-    "url", "host", "path", "query_string", "page", "referrer", "title", "search_query",
-    "search_results", "is_dead_end_search", "search_result_opened", "is_pogo_stick",
-    "is_back_loop", "is_quick_back", "nav", "seq", "prev_page", "next_page",
-    "browser", "browser_version", "os", "device_type", "is_bot", "country", "region", "city",
-    "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "props",
-    "ip", "source", "version", "is_deleted",
+    "site",
+    "hit_id",
+    "ts",
+    "received",
+    "visitor_id",
+    "session_id",
+    "crm_id",
+    "uid",
+    "event",
+    "url",
+    "host",
+    "path",
+    "query_string",
+    "page",
+    "referrer",
+    "title",
+    "search_query",
+    "search_results",
+    "is_dead_end_search",
+    "search_result_opened",
+    "is_pogo_stick",
+    "is_back_loop",
+    "is_quick_back",
+    "nav",
+    "seq",
+    "prev_page",
+    "next_page",
+    "browser",
+    "browser_version",
+    "os",
+    "device_type",
+    "is_bot",
+    "country",
+    "region",
+    "city",
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "props",
+    "ip",
+    "source",
+    "version",
+    "is_deleted",
 ]
 SESSION_COLUMNS = [
-    "site", "session_id", "visitor_id", "crm_id", "start_ts", "end_ts", "duration_s", "hits",
-    "pageviews", "events", "entry_path", "exit_path", "paths", "referrer", "channel",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "browser", "os",
-    "device_type", "country", "is_bot", "is_bounce", "session_number", "is_returning",
-    "searches", "search_results_opened", "pogo_sticks", "dead_end_searches", "dead_end_terms",
-    "back_loops", "quick_backs", "back_loop_paths", "is_back_looping", "back_forward_navs",
-    "revenue", "is_closed", "version", "is_deleted",
+    "site",
+    "session_id",
+    "visitor_id",
+    "crm_id",
+    "start_ts",
+    "end_ts",
+    "duration_s",
+    "hits",
+    "pageviews",
+    "events",
+    "entry_path",
+    "exit_path",
+    "paths",
+    "referrer",
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "browser",
+    "os",
+    "device_type",
+    "country",
+    "is_bot",
+    "is_bounce",
+    "session_number",
+    "is_returning",
+    "searches",
+    "search_results_opened",
+    "pogo_sticks",
+    "dead_end_searches",
+    "dead_end_terms",
+    "back_loops",
+    "quick_backs",
+    "back_loop_paths",
+    "is_back_looping",
+    "back_forward_navs",
+    "revenue",
+    "is_closed",
+    "version",
+    "is_deleted",
 ]
 IDENTITY_COLUMNS = ["site", "visitor_id", "crm_id", "first_ts", "last_ts", "version", "is_deleted"]
 
@@ -63,16 +137,56 @@ def hit_rows(result: SessionResult, version: int) -> list[list[Any]]:
         if i in result.unchanged:
             continue
         h = e.hit
-        rows.append([
-            h.site, h.hit_id, ms_to_dt(h.ts), ms_to_dt(h.received), h.visitor_id,
-            result.session_id, f.crm_id, h.crm_id, h.event, h.url, e.host, e.path,
-            e.query_string, e.page, h.referrer, h.title, e.search_query, h.search_results,
-            int(f.is_dead_end_search), int(f.search_result_opened), int(f.is_pogo_stick),
-            int(f.is_back_loop), int(f.is_quick_back), h.nav, f.seq, f.prev_page, f.next_page,
-            e.browser, e.browser_version, e.os, e.device_type, int(e.is_bot), e.country,
-            e.region, e.city, e.channel, h.utm_source, h.utm_medium, h.utm_campaign,
-            h.utm_term, h.utm_content, h.props, h.ip, h.source, version, 0,
-        ])
+        rows.append(
+            [
+                h.site,
+                h.hit_id,
+                ms_to_dt(h.ts),
+                ms_to_dt(h.received),
+                h.visitor_id,
+                result.session_id,
+                f.crm_id,
+                h.crm_id,
+                h.event,
+                h.url,
+                e.host,
+                e.path,
+                e.query_string,
+                e.page,
+                h.referrer,
+                h.title,
+                e.search_query,
+                h.search_results,
+                int(f.is_dead_end_search),
+                int(f.search_result_opened),
+                int(f.is_pogo_stick),
+                int(f.is_back_loop),
+                int(f.is_quick_back),
+                h.nav,
+                f.seq,
+                f.prev_page,
+                f.next_page,
+                e.browser,
+                e.browser_version,
+                e.os,
+                e.device_type,
+                int(e.is_bot),
+                e.country,
+                e.region,
+                e.city,
+                e.channel,
+                h.utm_source,
+                h.utm_medium,
+                h.utm_campaign,
+                h.utm_term,
+                h.utm_content,
+                h.props,
+                h.ip,
+                h.source,
+                version,
+                0,
+            ]
+        )
     return rows
 
 
@@ -87,10 +201,24 @@ def session_row(result: SessionResult, version: int) -> list[Any]:
 
 _EMPTY_SESSION: dict[str, Any] = {
     c: (
-        [] if c in ("paths", "dead_end_terms", "back_loop_paths")
-        else 0.0 if c == "revenue"
-        else "" if c in ("crm_id", "entry_path", "exit_path", "referrer", "channel", "browser",
-                         "os", "device_type", "country") or c.startswith("utm_")
+        []
+        if c in ("paths", "dead_end_terms", "back_loop_paths")
+        else 0.0
+        if c == "revenue"
+        else ""
+        if c
+        in (
+            "crm_id",
+            "entry_path",
+            "exit_path",
+            "referrer",
+            "channel",
+            "browser",
+            "os",
+            "device_type",
+            "country",
+        )
+        or c.startswith("utm_")
         else 0
     )
     for c in SESSION_COLUMNS
@@ -99,9 +227,16 @@ _EMPTY_SESSION: dict[str, Any] = {
 
 def tombstone_row(t: Tombstone, version: int) -> list[Any]:
     """Same sorting key as the live row (site, day of start, id), ``is_deleted=1``."""
-    s = dict(_EMPTY_SESSION, site=t.site, session_id=t.session_id, visitor_id=t.visitor_id,
-             start_ts=ms_to_dt(t.start_ts), end_ts=ms_to_dt(t.start_ts), version=version,
-             is_deleted=1)
+    s = dict(
+        _EMPTY_SESSION,
+        site=t.site,
+        session_id=t.session_id,
+        visitor_id=t.visitor_id,
+        start_ts=ms_to_dt(t.start_ts),
+        end_ts=ms_to_dt(t.start_ts),
+        version=version,
+        is_deleted=1,
+    )
     return [s[c] for c in SESSION_COLUMNS]
 
 
@@ -126,7 +261,9 @@ class Writer:
         self.db = warehouse.check_name(database)
         self.erased = erase.erased_set(client, self.db)
 
-    def write(self, results: list[SessionResult], tombstones: Sequence[Tombstone] = ()) -> tuple[int, int]:
+    def write(
+        self, results: list[SessionResult], tombstones: Sequence[Tombstone] = ()
+    ) -> tuple[int, int]:
         results = erase.drop_erased(results, self.erased)  # erased people stay erased on replay
         version = next_version()
         live = {r.session_id for r in results}
@@ -139,7 +276,9 @@ class Writer:
         warehouse.insert(self.client, f"{self.db}.identities", identities, IDENTITY_COLUMNS)
         return len(hits), len(sessions)
 
-    def identity_rows(self, links: dict[tuple[str, str, str], list[int]], version: int) -> list[list[Any]]:
+    def identity_rows(
+        self, links: dict[tuple[str, str, str], list[int]], version: int
+    ) -> list[list[Any]]:
         """Merge with the stored links so ``first_ts`` stays the earliest ever seen."""
         if not links:
             return []

@@ -57,13 +57,19 @@ class Served:
     log: Path
 
     def sql(self, query: str) -> list[list[object]]:
-        r = httpx.post(f"{self.url}/api/sql", content=query,
-                       headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+        r = httpx.post(
+            f"{self.url}/api/sql",
+            content=query,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         return r.json()["rows"]
 
     def flush(self) -> None:
-        r = httpx.post(f"{self.url}/api/flush", headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+        r = httpx.post(
+            f"{self.url}/api/flush", headers={"Authorization": f"Bearer {self.token}"}, timeout=60
+        )
         assert r.status_code == 200, r.text
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
@@ -72,15 +78,31 @@ class Served:
         return self.proc.wait(timeout)
 
 
-def start_serve(data: Path, *extra: str, token: str = "test-token", env: dict[str, str] | None = None) -> Served:
+def start_serve(
+    data: Path, *extra: str, token: str = "test-token", env: dict[str, str] | None = None
+) -> Served:
     port = free_port()
     data.mkdir(parents=True, exist_ok=True)
     log = data / "serve.log"
     full_env = {**os.environ, "CLICKSTREAM_API_TOKEN": token, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clickstream.cli", "serve", "--port", str(port), "--data", str(data),
-         "--flush-interval-s", "0.2", *extra],
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--flush-interval-s",
+            "0.2",
+            *extra,
+        ],
+        stdout=open(log, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

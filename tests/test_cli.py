@@ -22,8 +22,22 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [c for c in commands() if f"clickstream {c}" not in readme]
     assert missing == [], f"README's CLI section lacks: {missing}"
-    assert {"serve", "collector", "sessionizer", "dashboard", "migrate", "report", "import-log", "sql",
-            "identify", "erase", "snippet", "demo", "resessionize", "export"} <= set(commands())
+    assert {
+        "serve",
+        "collector",
+        "sessionizer",
+        "dashboard",
+        "migrate",
+        "report",
+        "import-log",
+        "sql",
+        "identify",
+        "erase",
+        "snippet",
+        "demo",
+        "resessionize",
+        "export",
+    } <= set(commands())
 
 
 def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,12 +53,20 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
         (["migrate", "--cluster", "bad name"], "clickstream: error: bad identifier 'bad name'"),
         (["migrate", "--apply"], "clickstream: error: --apply goes with --cluster NAME"),
         (["demo", "--sessions", "0"], "clickstream: error: --sessions must be 1..1000000"),
-        (["sql", "DROP TABLE clickstream.hits"], "clickstream: error: only read statements are allowed"),
+        (
+            ["sql", "DROP TABLE clickstream.hits"],
+            "clickstream: error: only read statements are allowed",
+        ),
     ],
 )
 def test_errors_are_one_line(argv: list[str], message: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
 
@@ -52,19 +74,32 @@ def test_errors_are_one_line(argv: list[str], message: str) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["demo", "--collector", "http://127.0.0.1:1", "--sessions", "1"],
-         "clickstream: error: demo traffic to http://127.0.0.1:1 failed: "),
-        (["identify", "--site", "s", "--visitor", "abcdefgh12", "--crm", "c"],
-         "clickstream: error: ClickHouse at chdb://"),
+        (
+            ["demo", "--collector", "http://127.0.0.1:1", "--sessions", "1"],
+            "clickstream: error: demo traffic to http://127.0.0.1:1 failed: ",
+        ),
+        (
+            ["identify", "--site", "s", "--visitor", "abcdefgh12", "--crm", "c"],
+            "clickstream: error: ClickHouse at chdb://",
+        ),
         (["erase", "--site", "s", "--crm", "c"], "clickstream: error: ClickHouse at chdb://"),
     ],
 )
-def test_failures_past_the_arguments_are_one_line_too(argv: list[str], message: str, tmp_path: Path) -> None:
+def test_failures_past_the_arguments_are_one_line_too(
+    argv: list[str], message: str, tmp_path: Path
+) -> None:
     # a data dir with no serve and no schema: identify/erase open its (empty) chDB
-    proc = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", *argv, "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("Code: ")]  # chDB's own print
+    lines = [
+        ln for ln in proc.stderr.splitlines() if not ln.startswith("Code: ")
+    ]  # chDB's own print
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -74,12 +109,23 @@ def test_migrate_applies_the_retention_settings(tmp_path: Path) -> None:
     dsn = f"chdb://{tmp_path / 'chdb'}"
 
     def migrate(*flags: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "clickstream.cli", "migrate", "--clickhouse", dsn, *flags],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "migrate", "--clickhouse", dsn, *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
     out = migrate("--retention-days", "30", "--retention-tables", "sessions=400")
-    assert "retention: clickstream.hits keeps 30 days\nretention: clickstream.sessions keeps 400 days\n" in out
-    assert migrate("--retention-days", "30", "--retention-tables", "sessions=400") == "schema is up to date\n"
+    assert (
+        "retention: clickstream.hits keeps 30 days\nretention: clickstream.sessions keeps 400 days\n"
+        in out
+    )
+    assert (
+        migrate("--retention-days", "30", "--retention-tables", "sessions=400")
+        == "schema is up to date\n"
+    )
     assert "retention: clickstream.hits keeps rows forever (TTL removed)" in migrate()

@@ -6,8 +6,14 @@ from clickstream.hit import Hit, HitDecodeError
 
 
 def make(**kw: object) -> Hit:
-    base: dict[str, object] = dict(site="demo", visitor_id="v" * 32, hit_id="h1", ts=1000, received=1000,
-                                   url="https://a.example/")
+    base: dict[str, object] = dict(
+        site="demo",
+        visitor_id="v" * 32,
+        hit_id="h1",
+        ts=1000,
+        received=1000,
+        url="https://a.example/",
+    )
     base.update(kw)
     return Hit(**base)  # type: ignore[arg-type]
 

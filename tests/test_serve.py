@@ -9,11 +9,25 @@ from pathlib import Path
 from tests.conftest import ROOT, Served
 
 
-def test_a_second_serve_on_the_same_port_is_refused_in_one_line(serve: Served, tmp_path: Path) -> None:
+def test_a_second_serve_on_the_same_port_is_refused_in_one_line(
+    serve: Served, tmp_path: Path
+) -> None:
     port = serve.url.rsplit(":", 1)[1]
     done = subprocess.run(
-        [sys.executable, "-m", "clickstream.cli", "serve", "--port", port, "--data", str(tmp_path / "other")],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "serve",
+            "--port",
+            port,
+            "--data",
+            str(tmp_path / "other"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
@@ -25,12 +39,20 @@ def test_a_second_serve_on_the_same_port_is_refused_in_one_line(serve: Served, t
 
 def test_identify_erase_and_demo_without_url_use_the_running_serve(serve: Served) -> None:
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(serve.data)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(serve))
+        return subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", *argv, "--data", str(serve.data)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            env=_env(serve),
+        )
 
     linked = cli("identify", "--site", "shop", "--visitor", "abcdefgh12", "--crm", "c1")
     assert linked.returncode == 0, linked.stderr
-    assert serve.sql("SELECT visitor_id, crm_id FROM clickstream.identities FINAL") == [["abcdefgh12", "c1"]]
+    assert serve.sql("SELECT visitor_id, crm_id FROM clickstream.identities FINAL") == [
+        ["abcdefgh12", "c1"]
+    ]
     erased = cli("erase", "--site", "shop", "--crm", "c1")
     assert erased.returncode == 0, erased.stderr
     assert serve.sql("SELECT count() FROM clickstream.identities FINAL") == [[0]]
@@ -56,17 +78,27 @@ def test_report_and_sql_reach_a_serve_whose_reports_need_a_token(tmp_path: Path)
     s = start_serve(tmp_path / "data", "--reports-auth", "on", token="")
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
-        for argv in (["report", "overview", "--site", "shop", "--format", "json"],
-                     ["sql", "SELECT 1 AS one", "--format", "json"]):
-            done = subprocess.run([sys.executable, "-m", "clickstream.cli", *argv, "--data", str(s.data)],
-                                  capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+        for argv in (
+            ["report", "overview", "--site", "shop", "--format", "json"],
+            ["sql", "SELECT 1 AS one", "--format", "json"],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "clickstream.cli", *argv, "--data", str(s.data)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=60,
+                env=env,
+            )
             assert done.returncode == 0, done.stderr
     finally:
         s.proc.kill()
         s.proc.wait()
 
 
-def test_serve_prints_a_generated_token_but_never_the_configured_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_serve_prints_a_generated_token_but_never_the_configured_one(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     from clickstream import serve, settings
 
     own = settings.load(flags={"data": str(tmp_path), "api_token": "operator-secret-1"}, env={})
@@ -80,5 +112,8 @@ def test_serve_prints_a_generated_token_but_never_the_configured_one(tmp_path: P
     assert generated and (tmp_path / "d" / "api_token").read_text().strip() == token
     assert (tmp_path / "d" / "api_token").stat().st_mode & 0o777 == 0o600
     serve._announce(fresh, token, generated, "127.0.0.1:9092", True)
-    assert f"API token (new): {token} (saved in {tmp_path / 'd' / 'api_token'})" in capsys.readouterr().out
+    assert (
+        f"API token (new): {token} (saved in {tmp_path / 'd' / 'api_token'})"
+        in capsys.readouterr().out
+    )
     assert serve.api_token(fresh) == (token, False)  # the next start reuses it

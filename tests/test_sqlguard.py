@@ -47,10 +47,16 @@ def test_read_path_refuses_writes_and_keeps_the_engine_writable(ch, database: st
     """On chDB a write sent with readonly=1 would leave the session read-only for good."""
     from clickstream import warehouse
 
-    for stmt in (f"DROP TABLE {database}.hits", f"INSERT INTO {database}.identities (site) VALUES ('x')",
-                 f"/* hi */ ALTER TABLE {database}.hits DELETE WHERE 1", "SYSTEM FLUSH LOGS"):
+    for stmt in (
+        f"DROP TABLE {database}.hits",
+        f"INSERT INTO {database}.identities (site) VALUES ('x')",
+        f"/* hi */ ALTER TABLE {database}.hits DELETE WHERE 1",
+        "SYSTEM FLUSH LOGS",
+    ):
         with pytest.raises(warehouse.WarehouseError, match="only read statements"):
             warehouse.read_query(ch, stmt)
-    assert warehouse.read_query(ch, f"-- comment\nSELECT count() FROM {database}.hits").rows == [[0]]
+    assert warehouse.read_query(ch, f"-- comment\nSELECT count() FROM {database}.hits").rows == [
+        [0]
+    ]
     ch.command(f"CREATE TABLE {database}.still_writable (a Int8) ENGINE = Memory")
     ch.command(f"DROP TABLE {database}.still_writable")

@@ -25,7 +25,9 @@ from reports.sql.common import Statement, day, segment_conditions, table, where
 def _visits(q: ReportQuery, db: str) -> str:
     """(visitor, day) pairs with a session in the range, with the visitor's first-ever day:
     one scan of the site's sessions up to ``to``, no join."""
-    in_range = " AND ".join([f"{day(q, 'start_ts')} >= {{d_from:Date}}", *segment_conditions(q, db)])
+    in_range = " AND ".join(
+        [f"{day(q, 'start_ts')} >= {{d_from:Date}}", *segment_conditions(q, db)]
+    )
     return f"""SELECT visitor_hash, first_day, day FROM (
             SELECT visitor_hash, min({day(q, "start_ts")}) AS first_day,
                 groupUniqArrayIf({day(q, "start_ts")}, {in_range}) AS days

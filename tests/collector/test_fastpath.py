@@ -191,18 +191,31 @@ async def test_other_methods_take_the_asgi_path() -> None:
 async def test_behind_a_trusted_proxy_the_forwarded_client_is_used() -> None:
     proxied = PixelApp()
     forwarded = {"x-forwarded-for": "203.0.113.9, 198.51.100.7", "x-forwarded-proto": "https"}
-    async with running(proxied, proxy_headers=True) as url, httpx.AsyncClient(base_url=url) as client:
+    async with (
+        running(proxied, proxy_headers=True) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         r = await client.get(PIXEL, headers=forwarded)
     assert r.status_code == 200 and proxied.asgi == []  # still the fast path
-    assert proxied.hits[0].ip == "198.51.100.0"  # uvicorn's rewrite (nearest untrusted hop), truncated
+    assert (
+        proxied.hits[0].ip == "198.51.100.0"
+    )  # uvicorn's rewrite (nearest untrusted hop), truncated
     assert "Secure" in r.headers["set-cookie"]  # the scheme the proxy saw
 
 
 async def test_an_untrusted_peer_cannot_forge_its_address() -> None:
     app = PixelApp()
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                            http=fastpath.protocol(), proxy_headers=True, forwarded_allow_ips="10.9.9.9")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        http=fastpath.protocol(),
+        proxy_headers=True,
+        forwarded_allow_ips="10.9.9.9",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -219,8 +232,15 @@ async def test_an_untrusted_peer_cannot_forge_its_address() -> None:
 async def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
     app = PixelApp()
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                            http=fastpath.protocol(), timeout_keep_alive=1)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        http=fastpath.protocol(),
+        timeout_keep_alive=1,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -290,7 +310,9 @@ async def test_expect_100_continue_still_reaches_the_asgi_path() -> None:
     async with running(app) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(b"POST /collect HTTP/1.1\r\nHost: c\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        writer.write(
+            b"POST /collect HTTP/1.1\r\nHost: c\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        )
         first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         writer.write(b"{}")
         second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -302,12 +324,21 @@ async def test_expect_100_continue_still_reaches_the_asgi_path() -> None:
 async def test_pixels_over_the_header_limits_are_refused_before_the_fast_path() -> None:
     app = PixelApp()
     async with running(app) as url:
-        many = await raw(url, (f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\n" + "X-A: 1\r\n" * 101 + "\r\n").encode(),
-                         until_closed=True)
-        big = await raw(url, f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\nX-Big: {'b' * 33_000}\r\n\r\n".encode(),
-                        until_closed=True)
-        long = await raw(url, f"GET {PIXEL}&t={'t' * 17_000} HTTP/1.1\r\nHost: c\r\n\r\n".encode(),
-                         until_closed=True)
+        many = await raw(
+            url,
+            (f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\n" + "X-A: 1\r\n" * 101 + "\r\n").encode(),
+            until_closed=True,
+        )
+        big = await raw(
+            url,
+            f"GET {PIXEL} HTTP/1.1\r\nHost: c\r\nX-Big: {'b' * 33_000}\r\n\r\n".encode(),
+            until_closed=True,
+        )
+        long = await raw(
+            url,
+            f"GET {PIXEL}&t={'t' * 17_000} HTTP/1.1\r\nHost: c\r\n\r\n".encode(),
+            until_closed=True,
+        )
     for out in (many, big, long):
         assert out.startswith(b"HTTP/1.1 400 ")
     assert app.hits == [] and app.asgi == []

@@ -32,7 +32,9 @@ def test_known_values() -> None:
 
 
 @given(st.lists(st.binary(max_size=60), max_size=80), st.integers(1, 12), st.integers(0, 50))
-def test_many_keys_at_once_agree_with_one_at_a_time(keys: list[bytes], partitions: int, same: int) -> None:
+def test_many_keys_at_once_agree_with_one_at_a_time(
+    keys: list[bytes], partitions: int, same: int
+) -> None:
     keys = keys + [bytes([i]) * 38 for i in range(same)]  # a commit's worth of one length: numpy
     P._cache.clear()
     ids = list(range(partitions))

@@ -43,14 +43,21 @@ def assert_gif(r: httpx.Response) -> None:
 
 async def test_pixel_answers_gif_sets_cookie_and_accepts_hit() -> None:
     client, sink = make_client()
-    r = await client.get("/p.gif", params={"s": "demo", "u": "https://a.example/x?utm_source=nl", "t": "Home"},
-                         headers={"user-agent": "Mozilla/5.0 Test"})
+    r = await client.get(
+        "/p.gif",
+        params={"s": "demo", "u": "https://a.example/x?utm_source=nl", "t": "Home"},
+        headers={"user-agent": "Mozilla/5.0 Test"},
+    )
     assert_gif(r)
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("_cs_vid=") and "Max-Age=63072000" in cookie and "Path=/" in cookie
     assert "SameSite=Lax" in cookie
     [hit] = sink
-    assert hit.site == "demo" and hit.url == "https://a.example/x?utm_source=nl" and hit.title == "Home"
+    assert (
+        hit.site == "demo"
+        and hit.url == "https://a.example/x?utm_source=nl"
+        and hit.title == "Home"
+    )
     assert hit.event == "pageview" and hit.source == "pixel"
     assert hit.ip == "203.0.113.0"  # truncated to /24 by default
     assert cookie.split(";")[0] == f"_cs_vid={hit.visitor_id}"
@@ -74,14 +81,21 @@ async def test_page_url_defaults_to_referer() -> None:
 
 async def test_utm_of_a_bare_pixel_come_from_the_page_url() -> None:
     client, sink = make_client()
-    landing = "https://a.example/l?utm_source=news&utm_medium=email&utm_campaign=dec%20sale&utm_term=t"
+    landing = (
+        "https://a.example/l?utm_source=news&utm_medium=email&utm_campaign=dec%20sale&utm_term=t"
+    )
     await client.get("/p.gif", params={"s": "demo", "u": landing})
-    await client.get("/p.gif?s=demo", headers={"referer": "https://a.example/?utm_source=ref&utm_source=x"})
+    await client.get(
+        "/p.gif?s=demo", headers={"referer": "https://a.example/?utm_source=ref&utm_source=x"}
+    )
     # explicit utm_* parameters win over the URL's (the tracker sends them)
     await client.get("/p.gif", params={"s": "demo", "u": landing, "utm_source": "param"})
     got = [(h.utm_source, h.utm_medium, h.utm_campaign, h.utm_term, h.utm_content) for h in sink]
-    assert got == [("news", "email", "dec sale", "t", ""), ("ref", "", "", "", ""),
-                   ("param", "", "", "", "")]
+    assert got == [
+        ("news", "email", "dec sale", "t", ""),
+        ("ref", "", "", "", ""),
+        ("param", "", "", "", ""),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +114,10 @@ async def test_utm_of_a_bare_pixel_come_from_the_page_url() -> None:
         ("s=demo&u=https://a.example/&vid=short", "bad_vid"),
         ("s=demo&u=https://a.example/&u2=%ff%fe", "bad_encoding"),
         ("s=demo&u=https://a.example/&t=a%00b", "bad_chars"),
-        ("s=demo&u=https://a.example/&" + "&".join(f"x_p{i}=1" for i in range(31)), "too_many_props"),
+        (
+            "s=demo&u=https://a.example/&" + "&".join(f"x_p{i}=1" for i in range(31)),
+            "too_many_props",
+        ),
         ("s=demo&u=https://a.example/&x_bad%20key=1", "bad_prop"),
         ("s=demo&u=https://a.example/&uid=" + "u" * 129, "bad_uid"),
     ],
@@ -126,8 +143,14 @@ async def test_non_ascii_query_string_is_dropped_not_crashed() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/p.gif", "query_string": b"s=demo&u=\xff\xfe",
-             "headers": [], "client": ("127.0.0.1", 1)}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/p.gif",
+        "query_string": b"s=demo&u=\xff\xfe",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+    }
     await transport_app(scope, receive, send)
     assert sent[0]["status"] == 200 and sent[1]["body"] == GIF
     assert sink == []
@@ -144,7 +167,9 @@ async def test_site_allow_list_drops_unknown_sites() -> None:
 
 async def test_props_and_derived_time() -> None:
     client, sink = make_client()
-    await client.get("/p.gif?s=demo&u=https://a.example/&x_revenue=12.5&x_plan=pro&cts=1000&sts=61000")
+    await client.get(
+        "/p.gif?s=demo&u=https://a.example/&x_revenue=12.5&x_plan=pro&cts=1000&sts=61000"
+    )
     hit = sink[0]
     assert hit.props == {"revenue": "12.5", "plan": "pro"}
     assert hit.ts == hit.received - 60000
@@ -159,13 +184,25 @@ def test_derived_time_rules() -> None:
 
 async def test_beacon_single_array_text_plain_and_long_names() -> None:
     client, sink = make_client()
-    r = await client.post("/collect", content=b'{"site":"demo","url":"https://a.example/a","event":"signup"}',
-                          headers={"content-type": "text/plain"})
+    r = await client.post(
+        "/collect",
+        content=b'{"site":"demo","url":"https://a.example/a","event":"signup"}',
+        headers={"content-type": "text/plain"},
+    )
     assert r.status_code == 204
-    r = await client.post("/collect", json=[{"s": "demo", "u": "https://a.example/b"},
-                                            {"s": "demo", "u": "https://a.example/c", "props": {"k": 1}}])
+    r = await client.post(
+        "/collect",
+        json=[
+            {"s": "demo", "u": "https://a.example/b"},
+            {"s": "demo", "u": "https://a.example/c", "props": {"k": 1}},
+        ],
+    )
     assert r.status_code == 204
-    assert [h.url for h in sink] == ["https://a.example/a", "https://a.example/b", "https://a.example/c"]
+    assert [h.url for h in sink] == [
+        "https://a.example/a",
+        "https://a.example/b",
+        "https://a.example/c",
+    ]
     assert sink[0].event == "signup" and sink[0].source == "beacon"
     assert sink[1].visitor_id == sink[2].visitor_id
     assert sink[2].props == {"k": "1"}
@@ -173,7 +210,9 @@ async def test_beacon_single_array_text_plain_and_long_names() -> None:
 
 async def test_beacon_ua_override() -> None:
     client, sink = make_client()
-    r = await client.post("/collect", json={"s": "demo", "u": "https://a.example/", "ua": "MyApp/1.0"})
+    r = await client.post(
+        "/collect", json={"s": "demo", "u": "https://a.example/", "ua": "MyApp/1.0"}
+    )
     assert r.status_code == 204 and sink[0].user_agent == "MyApp/1.0"
 
 
@@ -195,12 +234,17 @@ async def test_oversized_beacon_gets_413() -> None:
         (b"[1]", "not an object"),
         (b'{"u":"https://a.example/"}', "missing_site"),
         (b'[{"s":"demo","u":"https://a.example/"},{"s":"demo","u":"ftp://x"}]', "bad_url"),
-        (b"[" + b",".join([b'{"s":"demo","u":"https://a.example/"}'] * 101) + b"]", "more than 100 events"),
+        (
+            b"[" + b",".join([b'{"s":"demo","u":"https://a.example/"}'] * 101) + b"]",
+            "more than 100 events",
+        ),
         (b'{"s":"demo","u":"https://a.example/","props":[1]}', "bad_props"),
         (b'{"s":"demo","u":"https://a.example/","props":{"a":{"b":{"c":1}}}}', "bad_prop"),
     ],
 )
-async def test_bad_beacon_body_is_400_with_errors_and_nothing_accepted(body: bytes, needle: str) -> None:
+async def test_bad_beacon_body_is_400_with_errors_and_nothing_accepted(
+    body: bytes, needle: str
+) -> None:
     client, sink = make_client()
     r = await client.post("/collect", content=body)
     assert r.status_code == 400
@@ -222,7 +266,9 @@ async def test_dnt_and_optout_drop_at_the_door() -> None:
     client, sink = make_client(respect_dnt="true")
     assert_gif(await client.get("/p.gif?s=demo&u=https://a.example/", headers={"dnt": "1"}))
     assert_gif(await client.get("/p.gif?s=demo&u=https://a.example/", headers={"sec-gpc": "1"}))
-    assert_gif(await client.get("/p.gif?s=demo&u=https://a.example/", headers={"cookie": "_cs_optout=1"}))
+    assert_gif(
+        await client.get("/p.gif?s=demo&u=https://a.example/", headers={"cookie": "_cs_optout=1"})
+    )
     assert sink == []
     client2, sink2 = make_client()
     await client2.get("/p.gif?s=demo&u=https://a.example/", headers={"dnt": "1"})

@@ -12,14 +12,29 @@ from tests.conftest import ROOT, Served
 
 
 def test_api_snippet_equals_the_cli_and_names_the_public_url(serve: Served) -> None:
-    docs = [httpx.get(f"{serve.url}/api/snippet", params={"site": "shop"}, timeout=30).json()
-            for _ in range(12)]  # connections are spread over the main process and a worker
+    docs = [
+        httpx.get(f"{serve.url}/api/snippet", params={"site": "shop"}, timeout=30).json()
+        for _ in range(12)
+    ]  # connections are spread over the main process and a worker
     assert all(d == docs[0] for d in docs)
     assert f'src="{serve.url}/p.gif?s=shop"' in docs[0]["pixel"]
     assert f'src="{serve.url}/t.js"' in docs[0]["js"]
     out = subprocess.run(
-        [sys.executable, "-m", "clickstream.cli", "snippet", "--site", "shop", "--data", str(serve.data)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "snippet",
+            "--site",
+            "shop",
+            "--data",
+            str(serve.data),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
     ).stdout
     assert docs[0]["js"] in out and docs[0]["pixel"] in out
 

@@ -15,7 +15,9 @@ SETTINGS = load(flags={}, env={})
 # ASCII text rich in escapes, broken escapes and pluses (what a query string value can be)
 ESCAPED = st.lists(
     st.one_of(
-        st.sampled_from(["%", "+", "%2", "%zz", "%C3", "%a9", "%A9", "%e2%82%ac", "%F0%9F", "%ff", "%25", "%2B"]),
+        st.sampled_from(
+            ["%", "+", "%2", "%zz", "%C3", "%a9", "%A9", "%e2%82%ac", "%F0%9F", "%ff", "%25", "%2B"]
+        ),
         st.text(alphabet="abcXYZ09%+-._~/:?=&#", max_size=4),
     ),
     max_size=12,
@@ -60,7 +62,9 @@ def test_unquote_cases(raw: str, decoded: str) -> None:
     assert _unquote(raw) == decoded
 
 
-@pytest.mark.parametrize("raw", ["%ff", "%C3", "%C3%28", "ok%80", "%ED%A0%80"])  # %ED%A0%80: a surrogate
+@pytest.mark.parametrize(
+    "raw", ["%ff", "%C3", "%C3%28", "ok%80", "%ED%A0%80"]
+)  # %ED%A0%80: a surrogate
 def test_invalid_utf8_is_a_counted_drop(raw: str) -> None:
     with pytest.raises(Drop) as drop:
         parse_qs(b"s=a&t=" + raw.encode())
@@ -72,14 +76,30 @@ def test_parse_qs_first_value_wins_also_for_an_escaped_key() -> None:
 
 
 def _hit(query: bytes, **req: str):  # type: ignore[no-untyped-def]
-    return build_hit(parse_qs(query), Request(received=1_700_000_000_000, ip="203.0.113.7", **req), SETTINGS)
+    return build_hit(
+        parse_qs(query), Request(received=1_700_000_000_000, ip="203.0.113.7", **req), SETTINGS
+    )
 
 
 def test_absent_optional_parameters_give_the_defaults() -> None:
     hit = _hit(b"s=demo&u=https%3A%2F%2Fa.example%2F", user_agent="UA")
-    assert (hit.event, hit.referrer, hit.title, hit.search_query, hit.search_results) == ("pageview", "", "", "", None)
-    assert (hit.crm_id, hit.nav, hit.props, hit.ts, hit.received) == ("", "", {}, 1_700_000_000_000, 1_700_000_000_000)
-    assert (hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content) == ("",) * 5
+    assert (hit.event, hit.referrer, hit.title, hit.search_query, hit.search_results) == (
+        "pageview",
+        "",
+        "",
+        "",
+        None,
+    )
+    assert (hit.crm_id, hit.nav, hit.props, hit.ts, hit.received) == (
+        "",
+        "",
+        {},
+        1_700_000_000_000,
+        1_700_000_000_000,
+    )
+    assert (hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content) == (
+        "",
+    ) * 5
     assert (hit.ip, hit.user_agent, hit.source) == ("203.0.113.0", "UA", "pixel")
     hit.check()
 
@@ -90,9 +110,25 @@ def test_given_optional_parameters_are_kept() -> None:
         b"&uid=crm-1&nav=back_forward&cts=1000&sts=1500&utm_medium=email&utm_content=c&x_revenue=9.5"
     )
     assert (hit.event, hit.referrer, hit.title, hit.search_query, hit.search_results) == (
-        "search", "https://ref.example/", "T itle", "shoes", 0)
-    assert (hit.crm_id, hit.nav, hit.props, hit.ts) == ("crm-1", "back_forward", {"revenue": "9.5"}, 1_700_000_000_000 - 500)
-    assert (hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content) == ("", "email", "", "", "c")
+        "search",
+        "https://ref.example/",
+        "T itle",
+        "shoes",
+        0,
+    )
+    assert (hit.crm_id, hit.nav, hit.props, hit.ts) == (
+        "crm-1",
+        "back_forward",
+        {"revenue": "9.5"},
+        1_700_000_000_000 - 500,
+    )
+    assert (hit.utm_source, hit.utm_medium, hit.utm_campaign, hit.utm_term, hit.utm_content) == (
+        "",
+        "email",
+        "",
+        "",
+        "c",
+    )
     hit.check()
 
 
@@ -100,8 +136,16 @@ def test_given_optional_parameters_are_kept() -> None:
     ("query", "reason"),
     [
         # several bad fields: the first in the order of the checks is the reason counted
-        (b"s=demo&u=https%3A%2F%2Fa.example%2F&r=https%3A%2F%2F" + b"y" * 3000 + b"&t=a%00b", "url_too_long"),
-        (b"s=demo&u=https%3A%2F%2Fa.example%2F&r=https%3A%2F%2F" + b"y" * 3000 + b"&utm_term=%00", "bad_chars"),
+        (
+            b"s=demo&u=https%3A%2F%2Fa.example%2F&r=https%3A%2F%2F" + b"y" * 3000 + b"&t=a%00b",
+            "url_too_long",
+        ),
+        (
+            b"s=demo&u=https%3A%2F%2Fa.example%2F&r=https%3A%2F%2F"
+            + b"y" * 3000
+            + b"&utm_term=%00",
+            "bad_chars",
+        ),
         (b"s=demo&u=https%3A%2F%2Fa.example%2F&utm_source=a%00b", "bad_chars"),
         (b"s=demo&u=https%3A%2F%2Fa.example%2F&nav=sideways&n=x", "bad_nav"),
         (b"s=demo&u=https%3A%2F%2Fa.example%2F&cts=-1", "bad_cts"),

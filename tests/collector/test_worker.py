@@ -24,8 +24,9 @@ def _main_process() -> Any:
 
 def test_forwarded_api_snippet_names_the_public_host_not_the_loopback_port() -> None:
     forward = Forward("http://127.0.0.1:1")
-    forward.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=_main_process()),
-                                       base_url="http://127.0.0.1:43211")
+    forward.client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_main_process()), base_url="http://127.0.0.1:43211"
+    )
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -34,8 +35,13 @@ def test_forwarded_api_snippet_names_the_public_host_not_the_loopback_port() -> 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/api/snippet", "query_string": b"site=shop",
-             "headers": [(b"host", b"stats.example.com:8792"), (b"accept", b"*/*")]}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/snippet",
+        "query_string": b"site=shop",
+        "headers": [(b"host", b"stats.example.com:8792"), (b"accept", b"*/*")],
+    }
     asyncio.run(forward(scope, receive, send))
     assert sent[0]["status"] == 200
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()

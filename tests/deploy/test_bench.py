@@ -109,7 +109,9 @@ def test_bare_app_measured_by_wrk(tmp_path: Path) -> None:
 
     wrk = ensure_debian_packages({"wrk": "wrk"})["wrk"]
     port = free_port()
-    r = measure("bare", bare_command(port), port, wrk, tmp_path, seconds=1, connections=50, start_timeout=30)
+    r = measure(
+        "bare", bare_command(port), port, wrk, tmp_path, seconds=1, connections=50, start_timeout=30
+    )
     assert r.errors == 0
     assert r.requests > 0 and r.requests_per_s > 0
 
@@ -117,8 +119,14 @@ def test_bare_app_measured_by_wrk(tmp_path: Path) -> None:
 def test_cpu_a_request_counts_the_process_tree(capsys: pytest.CaptureFixture[str]) -> None:
     import subprocess
 
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
-                              "while time.process_time() - t < 0.3: pass\ntime.sleep(5)"])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass\ntime.sleep(5)",
+        ]
+    )
     try:
         me = __import__("os").getpid()
         assert child.pid in descendants(me)
@@ -133,7 +141,11 @@ def test_cpu_a_request_counts_the_process_tree(capsys: pytest.CaptureFixture[str
         child.kill()
         child.wait()
     out = capsys.readouterr().out
-    assert out.startswith("[figure] pixel.probe.cpu_us = ") and "µs CPU/request" in out and "; load " in out
+    assert (
+        out.startswith("[figure] pixel.probe.cpu_us = ")
+        and "µs CPU/request" in out
+        and "; load " in out
+    )
 
 
 def _result(rps: float) -> WrkResult:
@@ -319,8 +331,13 @@ def test_storage_bench_runs_against_the_current_schema() -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "bench.storage", "--hits", "10000"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.storage", "--hits", "10000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "[figure] storage.hits.bytes_per_hit = " in done.stdout
     assert "(10,000 rows" in done.stdout

@@ -32,7 +32,10 @@ def test_dry_run_prints_the_summary(capsys):
         "  method: 1  (method not imported (default: GET only))",
     ]
     assert out.startswith("lines read: 202")
-    assert "  status: 4  (status not imported (default: 2xx and 304; redirects and errors are not page views))" in out
+    assert (
+        "  status: 4  (status not imported (default: 2xx and 304; redirects and errors are not page views))"
+        in out
+    )
     assert "  static: 73  (static asset (css, js, images, fonts, ...))" in out
     assert err == ""
 
@@ -91,7 +94,10 @@ def test_nginx_format_string(capsys, write):
         (["--site", "", "--dry-run"], "--site must be"),
         (["--site", "x" * 200, "--dry-run"], "--site must be"),
         (["--site", "x" * 65, "--dry-run"], "--site must be"),
-        (["--site", "my shop", "--dry-run"], "--site must be 1-64 characters of letters, digits, '.', '_', '-' (the collector's rule), not 'my shop'"),
+        (
+            ["--site", "my shop", "--dry-run"],
+            "--site must be 1-64 characters of letters, digits, '.', '_', '-' (the collector's rule), not 'my shop'",
+        ),
         (["--site", "s", "--format", "nonsense", "--dry-run"], "not a preset"),
         (["--site", "s", "--status", "2xx", "--dry-run"], "--status"),
         (["--site", "s", "--methods", "G3T", "--dry-run"], "--methods"),

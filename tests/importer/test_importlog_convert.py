@@ -135,7 +135,14 @@ def test_redirects_are_not_page_views_but_304_is(write):
     lines = "".join(
         f'203.0.113.9 - - [10/Jan/2025:11:00:0{i} +0000] "GET {path} HTTP/1.1" {status} 0 "-" "{ua}"\n'
         for i, (path, status) in enumerate(
-            [("/old", 301), ("/new", 200), ("/moved", 302), ("/temp", 307), ("/cached", 304), ("/part", 206)]
+            [
+                ("/old", 301),
+                ("/new", 200),
+                ("/moved", 302),
+                ("/temp", 307),
+                ("/cached", 304),
+                ("/part", 206),
+            ]
         )
     )
     path = write("r.log", lines)
@@ -150,7 +157,9 @@ def test_a_downloaded_file_is_a_download_event_not_a_page(write):
     ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
     lines = "".join(
         f'203.0.113.9 - - [10/Jan/2025:11:00:0{i} +0000] "GET {path} HTTP/1.1" 200 0 "-" "{ua}"\n'
-        for i, path in enumerate(["/docs/", "/docs/guide.PDF", "/dl/app.tar.gz?v=2", "/report.pdf.html"])
+        for i, path in enumerate(
+            ["/docs/", "/docs/guide.PDF", "/dl/app.tar.gz?v=2", "/report.pdf.html"]
+        )
     )
     hits, stats = run_import([write("d.log", lines)])
     assert [(h.url, h.event, h.is_page) for h in hits] == [

@@ -125,7 +125,9 @@ def test_random_fields_in_a_valid_frame_never_crash(tmp_path_factory, path, refe
 
 def test_non_utf8_lines_are_reported_with_examples_like_skipped_ones(write):
     ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
-    line = f'203.0.113.9 - - [10/Jan/2025:11:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 0 "-" "{ua}"\n'
+    line = (
+        f'203.0.113.9 - - [10/Jan/2025:11:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 0 "-" "{ua}"\n'
+    )
     path = write("latin1.log", line.encode("latin-1"))
     hits, stats = run_import([path])
     assert [h.url for h in hits] == ["/caf\ufffd"]
@@ -142,8 +144,14 @@ def test_a_double_slash_target_a_bad_utc_offset_and_a_byte_order_mark(write):
     def line(target: str, offset: str = "+0000") -> str:
         return f'203.0.113.9 - - [10/Jan/2025:11:00:00 {offset}] "GET {target} HTTP/1.1" 200 0 "-" "{ua}"\n'
 
-    path = write("h.log", "\ufeff" + line("/first") + line("//evil.example/x") + line("/late", "+9999")
-                 + line("/east", "+1400"))
+    path = write(
+        "h.log",
+        "\ufeff"
+        + line("/first")
+        + line("//evil.example/x")
+        + line("/late", "+9999")
+        + line("/east", "+1400"),
+    )
     hits, stats = run_import([path])
     assert [h.url for h in hits] == ["/first", "/evil.example/x", "/east"]
     assert dict(stats.skipped) == {"bad_time": 1}

@@ -170,7 +170,9 @@ class Web:
     recorder: Recorder
     pages: dict[str, str] = field(default_factory=dict)
 
-    def page(self, path: str, title: str, body: str = "", before: str = "", **kw: bool | str) -> str:
+    def page(
+        self, path: str, title: str, body: str = "", before: str = "", **kw: bool | str
+    ) -> str:
         """Serve a page with the snippet at ``path``; returns its absolute URL."""
         self.pages[path] = page_html(SITE, self.collector_url, title, body, before, **kw)
         return self.site_url + path

@@ -178,7 +178,9 @@ async def test_api_snippet_uses_the_request_url_and_the_site_policy(tmp_path) ->
         }
 
 
-def test_cli_snippet_without_collector_prints_the_running_serves_own_snippet(tmp_path, capsys) -> None:
+def test_cli_snippet_without_collector_prints_the_running_serves_own_snippet(
+    tmp_path, capsys
+) -> None:
     """`clickstream snippet --site ID` with the serve of the same --data running prints what
     its `GET /api/snippet?site=ID` returns (its URL, its per-site DNT policy and search
     parameters; not the default port); without a serve, HOST:PORT and the local settings."""
@@ -191,7 +193,9 @@ def test_cli_snippet_without_collector_prints_the_running_serves_own_snippet(tmp
     from collector.snippet import api_snippet
     from tests.js_snippet.recorder import Server
 
-    (tmp_path / "serve.toml").write_text('[site.docs]\nrespect_dnt = true\nsearch_params = "find"\n')
+    (tmp_path / "serve.toml").write_text(
+        '[site.docs]\nrespect_dnt = true\nsearch_params = "find"\n'
+    )
     app = Starlette(routes=[Route("/api/snippet", api_snippet)])
     app.state.settings = load(env={}, config_file=tmp_path / "serve.toml")
     with Server(app) as serve:
@@ -205,7 +209,10 @@ def test_cli_snippet_without_collector_prints_the_running_serves_own_snippet(tmp
             running.remove(tmp_path)
     doc = snippet("docs", serve.url, respect_dnt=True, search_params="find")
     assert doc["js"] in out and doc["pixel"] in out
-    assert err == "clickstream: error: site id 'my docs': 1-64 characters of letters, digits, '.', '_', '-'\n"
+    assert (
+        err
+        == "clickstream: error: site id 'my docs': 1-64 characters of letters, digits, '.', '_', '-'\n"
+    )
     assert not (tmp_path / running.NAME).exists()
     assert main(["snippet", "--site", "docs", "--data", str(tmp_path), "--port", "9001"]) == 0
     assert snippet("docs", "http://127.0.0.1:9001")["js"] in capsys.readouterr().out
@@ -233,17 +240,27 @@ def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> None:
     from clickstream.settings import load
     from collector.snippet import api_snippet
 
-    assert "data-search" not in snippet("shop", "https://c.example.com",
-                                        search_params="q,query,s,search,searchword,k,keyword,keywords")["js"]
-    assert ' data-search="find,q"></script>' in snippet("shop", "https://c.example.com",
-                                                         search_params=" find, q ")["js"]
+    assert (
+        "data-search"
+        not in snippet(
+            "shop",
+            "https://c.example.com",
+            search_params="q,query,s,search,searchword,k,keyword,keywords",
+        )["js"]
+    )
+    assert (
+        ' data-search="find,q"></script>'
+        in snippet("shop", "https://c.example.com", search_params=" find, q ")["js"]
+    )
     (tmp_path / "c.toml").write_text('[site.docs]\nsearch_params = "find"\n')
     app = Starlette(routes=[Route("/api/snippet", api_snippet)])
     app.state.settings = load(env={}, config_file=tmp_path / "c.toml")
     got: dict[str, dict[str, str]] = {}
 
     async def fetch() -> None:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c.example") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://c.example"
+        ) as c:
             for site in ("docs", "shop"):
                 got[site] = (await c.get("/api/snippet", params={"site": site})).json()
 
@@ -257,9 +274,35 @@ def test_the_snippet_carries_the_sites_own_search_parameters(tmp_path) -> None:
 def test_no_snippet_for_a_site_the_allow_list_leaves_out(capsys) -> None:
     from clickstream.cli import main
 
-    assert main(["snippet", "--site", "blog", "--sites", "shop,docs", "--collector", "https://c.example"]) == 2
+    assert (
+        main(
+            [
+                "snippet",
+                "--site",
+                "blog",
+                "--sites",
+                "shop,docs",
+                "--collector",
+                "https://c.example",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == (
         "clickstream: error: site id 'blog' is not in the `sites` allow list (docs, shop): "
         "the collector would drop its hits\n"
     )
-    assert main(["snippet", "--site", "shop", "--sites", "shop,docs", "--collector", "https://c.example"]) == 0
+    assert (
+        main(
+            [
+                "snippet",
+                "--site",
+                "shop",
+                "--sites",
+                "shop,docs",
+                "--collector",
+                "https://c.example",
+            ]
+        )
+        == 0
+    )

@@ -129,8 +129,12 @@ def test_an_in_page_anchor_is_not_a_new_page_view_but_a_hash_route_is(web, conte
     """A table-of-contents link (#install) and the back button to the top made two more
     pageviews of the same page (and no bounce), unlike Plausible; #/route and #!/route
     (hash routers) are pages."""
-    url = web.page("/guide", "Guide", body='<a id="toc" href="#install">Install</a>'
-                   '<div style="height:3000px"></div><h2 id="install">Install</h2>')
+    url = web.page(
+        "/guide",
+        "Guide",
+        body='<a id="toc" href="#install">Install</a>'
+        '<div style="height:3000px"></div><h2 id="install">Install</h2>',
+    )
     page = context.new_page()
     page.goto(url)
     web.recorder.wait(1)
@@ -161,7 +165,9 @@ def test_the_sites_own_search_parameters_decide_which_url_is_a_search(web, conte
     page.evaluate("history.pushState({}, '', '/list?find=boots')")
     sent = web.recorder.wait(3)
     assert [(s.params["e"], s.params.get("q")) for s in sent] == [
-        ("pageview", None), ("pageview", None), ("search", "boots")
+        ("pageview", None),
+        ("pageview", None),
+        ("search", "boots"),
     ]
 
 

@@ -12,8 +12,13 @@ from clickstream.settings import load
 from collector.hot import Collector
 
 
-def collector(tmp_path: Path, toml: str = "", ip: str = "203.0.113.77", base: str = "http://c.test",
-              **flags: Any) -> tuple[httpx.AsyncClient, list[Hit], Collector]:
+def collector(
+    tmp_path: Path,
+    toml: str = "",
+    ip: str = "203.0.113.77",
+    base: str = "http://c.test",
+    **flags: Any,
+) -> tuple[httpx.AsyncClient, list[Hit], Collector]:
     cfg = tmp_path / "clickstream.toml"
     cfg.write_text(toml)
     flags = {"data": str(tmp_path / "data"), **flags}

@@ -17,16 +17,29 @@ MIN = 60_000
 _ids = itertools.count(1)
 
 
-def hit(site: str, vid: str, minute: float, path: str = "/", crm: str = "", received: int | None = None) -> Hit:
+def hit(
+    site: str, vid: str, minute: float, path: str = "/", crm: str = "", received: int | None = None
+) -> Hit:
     ts = T0 + int(minute * MIN)
-    return Hit(site=site, visitor_id=vid, hit_id=f"h{next(_ids):06d}", ts=ts,
-               received=ts if received is None else received, url=f"https://shop.example{path}", crm_id=crm)
+    return Hit(
+        site=site,
+        visitor_id=vid,
+        hit_id=f"h{next(_ids):06d}",
+        ts=ts,
+        received=ts if received is None else received,
+        url=f"https://shop.example{path}",
+        crm_id=crm,
+    )
 
 
-def sessionize(hits: list[Hit], history: dict[tuple[str, str], tuple[int, str]] | None = None) -> list[SessionResult]:
+def sessionize(
+    hits: list[Hit], history: dict[tuple[str, str], tuple[int, str]] | None = None
+) -> list[SessionResult]:
     """The pure fold over these hits, every session closed; ``history`` as the loop's cache."""
     known = history or {}
-    state = sessions.State(rules=lambda site: Rules(), history=lambda site, vid: known.get((site, vid), (0, "")))
+    state = sessions.State(
+        rules=lambda site: Rules(), history=lambda site, vid: known.get((site, vid), (0, ""))
+    )
     ctx = Context(search_params=frozenset({"q"}))
     out: list[SessionResult] = []
     for i, h in enumerate(sorted(hits, key=lambda h: (h.ts, h.hit_id))):

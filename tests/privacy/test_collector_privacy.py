@@ -23,8 +23,12 @@ def dropped(reason: str) -> float:
     return METRICS.get("hits_dropped_total", reason=reason)
 
 
-async def test_ip_is_truncated_by_default_and_kept_whole_only_when_a_site_says_so(tmp_path: Path) -> None:
-    c, sink, _ = collector(tmp_path, "[site.lab]\nip_truncate = false\n", ip="2001:db8:abcd:12:1:2:3:4")
+async def test_ip_is_truncated_by_default_and_kept_whole_only_when_a_site_says_so(
+    tmp_path: Path,
+) -> None:
+    c, sink, _ = collector(
+        tmp_path, "[site.lab]\nip_truncate = false\n", ip="2001:db8:abcd:12:1:2:3:4"
+    )
     await c.get("/p.gif", params=PAGE)
     await c.get("/p.gif", params={**PAGE, "s": "lab"})
     assert [h.ip for h in sink] == ["2001:db8:abcd::", "2001:db8:abcd:12:1:2:3:4"]
@@ -41,7 +45,9 @@ async def test_dnt_and_gpc_are_ignored_or_honoured_per_site(tmp_path: Path) -> N
     r = await c.get("/p.gif", params={**PAGE, "s": "careful"}, headers={"dnt": "0"})
     assert [h.site for h in sink] == ["shop", "shop", "careful"]
     assert dropped("dnt") - before == 2
-    r = await c.post("/collect", json={"s": "careful", "u": "https://c.example/"}, headers={"sec-gpc": "1"})
+    r = await c.post(
+        "/collect", json={"s": "careful", "u": "https://c.example/"}, headers={"sec-gpc": "1"}
+    )
     assert r.status_code == 204 and len(sink) == 3
     assert dropped("dnt") - before == 3
 
@@ -51,9 +57,15 @@ async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None
     async with client(app.app) as web:
         r = await web.get("/optout")
         assert r.status_code == 200 and "opted out" in r.text
-        assert r.headers["set-cookie"].startswith("_cs_optout=1;") and "SameSite=lax" in r.headers["set-cookie"]
+        assert (
+            r.headers["set-cookie"].startswith("_cs_optout=1;")
+            and "SameSite=lax" in r.headers["set-cookie"]
+        )
         r = await web.get("/optout?undo=1")
-        assert r.headers["set-cookie"].startswith('_cs_optout="";') and "Max-Age=0" in r.headers["set-cookie"]
+        assert (
+            r.headers["set-cookie"].startswith('_cs_optout="";')
+            and "Max-Age=0" in r.headers["set-cookie"]
+        )
     c, sink, _ = collector(tmp_path)
     before = dropped("opt_out")
     r = await c.get("/p.gif", params=PAGE, headers={"cookie": "_cs_optout=1; _cs_vid=" + "a" * 32})
@@ -64,7 +76,9 @@ async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None
     assert dropped("opt_out") - before == 3  # the beacon's two under the pixel's reason
 
 
-async def test_cookieless_same_visitor_within_a_day_new_one_the_next_and_no_old_salt(tmp_path: Path) -> None:
+async def test_cookieless_same_visitor_within_a_day_new_one_the_next_and_no_old_salt(
+    tmp_path: Path,
+) -> None:
     c, sink, col = collector(tmp_path, "[site.anon]\ncookieless = true\n")
     now = [NOON]
     col.salts = DailySalt(tmp_path / "data" / "salt", clock=lambda: now[0])
@@ -113,27 +127,39 @@ async def test_unknown_sites_are_dropped_and_counted(tmp_path: Path) -> None:
     assert [h.site for h in sink] == ["shop"] and dropped("unknown_site") - before == 2
 
 
-async def test_cors_allows_each_sites_own_origins_and_drops_hits_from_others(tmp_path: Path) -> None:
+async def test_cors_allows_each_sites_own_origins_and_drops_hits_from_others(
+    tmp_path: Path,
+) -> None:
     toml = 'allowed_origins = "https://www.blog.example"\n[site.shop]\nallowed_origins = "https://shop.example"\n'
     c, sink, _ = collector(tmp_path, toml)
     pre = {"origin": "https://shop.example", "access-control-request-method": "POST"}
     r = await c.options("/collect", headers=pre)
-    assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert (
+        r.status_code == 204 and r.headers["access-control-allow-origin"] == "https://shop.example"
+    )
     r = await c.options("/collect", headers={**pre, "origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers
     before = dropped("origin_not_allowed")
-    r = await c.post("/collect", json=PAGE, headers={"origin": "https://www.blog.example"})  # not shop's origin
+    r = await c.post(
+        "/collect", json=PAGE, headers={"origin": "https://www.blog.example"}
+    )  # not shop's origin
     assert r.status_code == 204 and sink == []
     assert dropped("origin_not_allowed") - before == 1
-    r = await c.post("/collect", json=[PAGE, {**PAGE, "s": "blog"}], headers={"origin": "https://shop.example"})
+    r = await c.post(
+        "/collect", json=[PAGE, {**PAGE, "s": "blog"}], headers={"origin": "https://shop.example"}
+    )
     assert r.headers["access-control-allow-origin"] == "https://shop.example"
     assert [h.site for h in sink] == ["shop"]  # blog's event came from shop's origin
-    await c.post("/collect", json={**PAGE, "s": "blog"}, headers={"origin": "https://www.blog.example"})
+    await c.post(
+        "/collect", json={**PAGE, "s": "blog"}, headers={"origin": "https://www.blog.example"}
+    )
     await c.post("/collect", json=PAGE)  # server-side: no Origin, no CORS
     assert [h.site for h in sink] == ["shop", "blog", "shop"]
 
 
-async def test_rate_limit_per_ip_drops_and_counts_but_the_pixel_still_answers(tmp_path: Path) -> None:
+async def test_rate_limit_per_ip_drops_and_counts_but_the_pixel_still_answers(
+    tmp_path: Path,
+) -> None:
     c, sink, _ = collector(tmp_path, rate_limit_per_ip="0.001", rate_limit_burst="3")
     before = dropped("rate_limited")
     answers = [await c.get("/p.gif", params=PAGE) for _ in range(5)]
@@ -142,7 +168,9 @@ async def test_rate_limit_per_ip_drops_and_counts_but_the_pixel_still_answers(tm
     r = await c.post("/collect", json=PAGE)
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     assert len(sink) == 3 and dropped("rate_limited") - before == 3
-    other, other_sink, _ = collector(tmp_path, ip="198.51.100.1", rate_limit_per_ip="0.001", rate_limit_burst="3")
+    other, other_sink, _ = collector(
+        tmp_path, ip="198.51.100.1", rate_limit_per_ip="0.001", rate_limit_burst="3"
+    )
     await other.get("/p.gif", params=PAGE)
     assert len(other_sink) == 1
 
@@ -167,4 +195,6 @@ async def test_visitor_cookie_flags(tmp_path: Path) -> None:
     assert "; Secure" in (await c.get("/p.gif", params=PAGE)).headers["set-cookie"]
     c, _, _ = collector(tmp_path, cookie_third_party="true", cookie_domain="c.test")
     third = (await c.get("/p.gif", params=PAGE)).headers["set-cookie"]
-    assert "SameSite=None; Secure" in third and "Domain=c.test" in third and third.count("Secure") == 1
+    assert (
+        "SameSite=None; Secure" in third and "Domain=c.test" in third and third.count("Secure") == 1
+    )

@@ -15,33 +15,91 @@ from clickstream.hit import Hit
 from collector.hot import GIF
 from tests.privacy.collect import collector
 
-KEYS = ["s", "u", "r", "e", "t", "q", "n", "uid", "vid", "cts", "sts", "nav", "utm_source", "utm_medium",
-        "utm_campaign", "x_revenue", "x_a", "props", "site", "url", "event", "ua", "search_results"]
+KEYS = [
+    "s",
+    "u",
+    "r",
+    "e",
+    "t",
+    "q",
+    "n",
+    "uid",
+    "vid",
+    "cts",
+    "sts",
+    "nav",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "x_revenue",
+    "x_a",
+    "props",
+    "site",
+    "url",
+    "event",
+    "ua",
+    "search_results",
+]
 GOOD = {"s": "shop", "u": "https://shop.example/p?q=1"}
-text = st.text(max_size=300) | st.sampled_from(["", "shop", "https://shop.example/", "0", "-1", "99999999999999999",
-                                                "navigate", "back_forward", "a" * 3000, "\x00", "é", "1e3"])
+text = st.text(max_size=300) | st.sampled_from(
+    [
+        "",
+        "shop",
+        "https://shop.example/",
+        "0",
+        "-1",
+        "99999999999999999",
+        "navigate",
+        "back_forward",
+        "a" * 3000,
+        "\x00",
+        "é",
+        "1e3",
+    ]
+)
 keys = st.sampled_from(KEYS) | st.text(min_size=1, max_size=20)
 header_value = st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 headers = st.dictionaries(
-    st.sampled_from(["user-agent", "referer", "cookie", "dnt", "sec-gpc", "origin", "x-forwarded-for",
-                     "content-type", "accept-language"]),
-    header_value | st.sampled_from([b"1", b"_cs_vid=" + b"a" * 32, b"_cs_optout=1", b"https://shop.example/p"]),
+    st.sampled_from(
+        [
+            "user-agent",
+            "referer",
+            "cookie",
+            "dnt",
+            "sec-gpc",
+            "origin",
+            "x-forwarded-for",
+            "content-type",
+            "accept-language",
+        ]
+    ),
+    header_value
+    | st.sampled_from([b"1", b"_cs_vid=" + b"a" * 32, b"_cs_optout=1", b"https://shop.example/p"]),
     max_size=5,
 )
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=6),
     max_leaves=20,
 )
-events = st.dictionaries(keys, json_value, max_size=12).map(lambda d: {**GOOD, **d} if len(d) % 2 else d)
+events = st.dictionaries(keys, json_value, max_size=12).map(
+    lambda d: {**GOOD, **d} if len(d) % 2 else d
+)
 body = (
     events.map(orjson.dumps)
     | st.lists(events, max_size=5).map(orjson.dumps)
     | st.binary(max_size=500)
     | json_value.map(orjson.dumps)
 )
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def assert_valid(hits: list[Hit]) -> None:
@@ -60,7 +118,9 @@ def run(coro: Any) -> Any:
 
 @FUZZ
 @given(params=st.dictionaries(keys, text, max_size=14), hdrs=headers, good=st.booleans())
-def test_pixel_fuzz(tmp_path_factory, params: dict[str, str], hdrs: dict[str, bytes], good: bool) -> None:  # type: ignore[no-untyped-def]
+def test_pixel_fuzz(
+    tmp_path_factory, params: dict[str, str], hdrs: dict[str, bytes], good: bool
+) -> None:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("fz")
 
     async def go() -> None:
@@ -68,7 +128,10 @@ def test_pixel_fuzz(tmp_path_factory, params: dict[str, str], hdrs: dict[str, by
         async with c:
             r = await c.get("/p.gif", params={**GOOD, **params} if good else params, headers=hdrs)
             assert r.status_code == 200 and r.content == GIF
-            assert r.headers["content-type"] == "image/gif" and "no-store" in r.headers["cache-control"]
+            assert (
+                r.headers["content-type"] == "image/gif"
+                and "no-store" in r.headers["cache-control"]
+            )
         assert len(sink) <= 1
         assert_valid(sink)
 
@@ -92,7 +155,11 @@ def test_pixel_raw_query_fuzz(tmp_path_factory, raw: bytes, hdrs: dict[str, byte
 
 
 @FUZZ
-@given(data=body, hdrs=headers, method=st.sampled_from(["POST", "POST", "POST", "OPTIONS", "GET", "PUT"]))
+@given(
+    data=body,
+    hdrs=headers,
+    method=st.sampled_from(["POST", "POST", "POST", "OPTIONS", "GET", "PUT"]),
+)
 def test_beacon_fuzz(tmp_path_factory, data: bytes, hdrs: dict[str, bytes], method: str) -> None:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("fz")
 

@@ -36,7 +36,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("statement", "message"), REFUSED)
-async def test_writes_and_escapes_are_refused(tmp_path: Path, ch, database: str, statement: str, message: str) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_and_escapes_are_refused(
+    tmp_path: Path, ch, database: str, statement: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
     app = make_app(tmp_path, database=database)
     app.app.state.warehouse = ch
     async with client(app.app) as c:
@@ -49,12 +51,24 @@ async def test_clickhouse_readonly_is_the_second_lock(tmp_path: Path, ch, databa
     app = make_app(tmp_path, database=database)
     app.app.state.warehouse = ch
     async with client(app.app) as c:
-        ok = await c.post("/api/sql", content=f"SELECT count() AS n FROM {database}.hits FINAL;", headers=bearer(ADMIN))
+        ok = await c.post(
+            "/api/sql",
+            content=f"SELECT count() AS n FROM {database}.hits FINAL;",
+            headers=bearer(ADMIN),
+        )
         assert ok.json() == {"columns": ["n"], "rows": [[0]]}
         # passes the statement check, refused by ClickHouse itself
-        r = await c.post("/api/sql", content="SELECT 1 SETTINGS readonly = 0", headers=bearer(ADMIN))
+        r = await c.post(
+            "/api/sql", content="SELECT 1 SETTINGS readonly = 0", headers=bearer(ADMIN)
+        )
         assert r.status_code == 400 and "readonly" in r.json()["error"].lower()
-        r = await c.post("/api/sql", content="SELECT 1 /* ; DROP TABLE x */ -- ; DROP", headers=bearer(ADMIN))
+        r = await c.post(
+            "/api/sql", content="SELECT 1 /* ; DROP TABLE x */ -- ; DROP", headers=bearer(ADMIN)
+        )
         assert r.json()["rows"] == [[1]]
-        assert (await c.post("/api/sql", content="SELECT 1", headers=bearer(READER))).status_code == 403
-        assert (await c.post("/api/sql", content="SELECT " + "1+" * 40_000 + "1", headers=bearer(ADMIN))).status_code == 413
+        assert (
+            await c.post("/api/sql", content="SELECT 1", headers=bearer(READER))
+        ).status_code == 403
+        assert (
+            await c.post("/api/sql", content="SELECT " + "1+" * 40_000 + "1", headers=bearer(ADMIN))
+        ).status_code == 413

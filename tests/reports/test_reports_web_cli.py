@@ -255,6 +255,8 @@ async def test_api_counts_days_in_the_sites_time_zone(chdb_client: Client, db: s
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         # 10:00 and 11:00 UTC on the 10th are past midnight of the 11th at UTC+14
         on_10th = (await c.get(f"/api/reports/overview?{QS}")).json()
-        on_11th = (await c.get("/api/reports/overview?site=shop&from=2024-01-11&to=2024-01-11")).json()
+        on_11th = (
+            await c.get("/api/reports/overview?site=shop&from=2024-01-11&to=2024-01-11")
+        ).json()
     assert (on_10th["totals"]["sessions"], on_11th["totals"]["sessions"]) == (0, 2)
     assert on_11th["series"][0]["t"] == "2024-01-11"

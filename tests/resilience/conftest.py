@@ -13,4 +13,3 @@ def broker(tmp_path) -> Iterator[EmbeddedBroker]:
     b = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log").start()
     yield b
     b.stop()
-

@@ -12,8 +12,9 @@ from clickstream.hit import Hit
 
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Hit]:
     """Every record of ``topic`` from the beginning (stops at ``expect`` or after a quiet second)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
@@ -42,6 +43,14 @@ async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 3
         await consumer.stop()
 
 
-def make_hit(i: int, visitor: str = "visitor-0001", site: str = "site-a", ts: int = 1_700_000_000_000) -> Hit:
-    return Hit(site=site, visitor_id=visitor, hit_id=f"h{i:06d}", ts=ts + i * 1000,
-               received=ts + i * 1000, url=f"https://example.com/p{i}")
+def make_hit(
+    i: int, visitor: str = "visitor-0001", site: str = "site-a", ts: int = 1_700_000_000_000
+) -> Hit:
+    return Hit(
+        site=site,
+        visitor_id=visitor,
+        hit_id=f"h{i:06d}",
+        ts=ts + i * 1000,
+        received=ts + i * 1000,
+        url=f"https://example.com/p{i}",
+    )

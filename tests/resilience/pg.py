@@ -17,7 +17,9 @@ from clickstream.broker import free_port
 
 
 def pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]), None
+    )
     if not found:
         # not a skip: CI installs postgresql (make system-deps); its absence is a failure
         pytest.fail(f"PostgreSQL is not installed ({name} not found): run `make system-deps`")
@@ -41,11 +43,22 @@ def cluster() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
     data, port = os.path.join(root, "data"), free_port()
-    run = lambda *cmd: subprocess.run(_as_postgres(list(cmd)), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run = lambda *cmd: subprocess.run(  # noqa: E731
+        _as_postgres(list(cmd)), check=True, capture_output=True, timeout=120
+    )
     try:
         run(pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        run(pg_bin("pg_ctl"), "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        run(
+            pg_bin("pg_ctl"),
+            "-D",
+            data,
+            "-w",
+            "-l",
+            os.path.join(root, "log"),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         try:
             run(pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "tansu")
             yield f"postgres://postgres:postgres@127.0.0.1:{port}/tansu"

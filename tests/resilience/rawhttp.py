@@ -22,8 +22,11 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[int | None,
             out += chunk
             head, sep, body = out.partition(b"\r\n\r\n")
             if sep:
-                length = [int(v) for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n")[1:])
-                          if k.strip().lower() == b"content-length"]
+                length = [
+                    int(v)
+                    for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n")[1:])
+                    if k.strip().lower() == b"content-length"
+                ]
                 if length and len(body) >= length[0]:
                     break
     if not out.startswith(b"HTTP/1.1 "):

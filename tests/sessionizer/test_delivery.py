@@ -86,7 +86,9 @@ async def test_kill9_mid_stream_then_restart_equals_uninterrupted(
     await produce(kafka, "kill-base", phases[0] + phases[1])
     await produce(kafka, topic, phases[0])
     first.wait_metric("sessionizer_hits_total", len(phases[0]))
-    first.wait_metric("sessionizer_hits_flushed", len(phases[0]))  # rows written, offsets partly committed
+    first.wait_metric(
+        "sessionizer_hits_flushed", len(phases[0])
+    )  # rows written, offsets partly committed
     first.kill9()  # open sessions in memory, some written provisionally, offsets partly committed
     await produce(kafka, topic, phases[1])
     second = Proc(tmp_path, "second", kafka, chdb, "crash", topic, group, wait=False)

@@ -125,8 +125,13 @@ def test_entry_exit_duration_bounce_seq_neighbours() -> None:
 def test_seq_prev_next_flags() -> None:
     from sessionizer.flags import build_session
 
-    hits = [hit(0, "/a"), hit(5, "/x", event="click"), hit(30, "/b"), hit(95, "/c"),
-             hit(99, "/c", event="purchase")]
+    hits = [
+        hit(0, "/a"),
+        hit(5, "/x", event="click"),
+        hit(30, "/b"),
+        hit(95, "/c"),
+        hit(99, "/c", event="purchase"),
+    ]
     r = build_session("id", hits, Rules(), closed=True, number=1)
     # an event's neighbours are the pages before and after it ('' at the session's end)
     assert [(f.seq, f.prev_page, f.next_page) for f in r.flags] == [
@@ -136,7 +141,9 @@ def test_seq_prev_next_flags() -> None:
         (4, "/b", ""),
         (5, "/c", ""),
     ]
-    only_events = build_session("id2", [hit(0, "/x", event="click")], Rules(), closed=True, number=1)
+    only_events = build_session(
+        "id2", [hit(0, "/x", event="click")], Rules(), closed=True, number=1
+    )
     assert [(f.prev_page, f.next_page) for f in only_events.flags] == [("", "")]
 
 
@@ -369,7 +376,10 @@ def test_an_erased_visitor_comes_back_as_a_new_visitor() -> None:
     """After an erase the hits of the open session from before it go, the later ones make
     the first session of a new visitor: numbered 1, not returning, no CRM id (as the same
     hits would give after a restart, once the erased rows are deleted)."""
-    state = sessions.State(rules=lambda site: Rules(), history=lambda site, vid: sessions.Known(2, T0 - 86_400_000, "c1"))
+    state = sessions.State(
+        rules=lambda site: Rules(),
+        history=lambda site, vid: sessions.Known(2, T0 - 86_400_000, "c1"),
+    )
     for e in (hit(0, "/a", vid="gone0001", uid="c1"), hit(60, "/b", vid="gone0001")):
         sessions.fold(state, e)
     assert sessions.take_dirty(state)[0].session["session_number"] == 3
@@ -379,8 +389,11 @@ def test_an_erased_visitor_comes_back_as_a_new_visitor() -> None:
     assert closed == []
     [open_session] = sessions.take_dirty(state)
     assert open_session.session["paths"] == ["/c"]
-    assert (open_session.session["session_number"], open_session.session["is_returning"],
-            open_session.session["crm_id"]) == (1, 0, "")
+    assert (
+        open_session.session["session_number"],
+        open_session.session["is_returning"],
+        open_session.session["crm_id"],
+    ) == (1, 0, "")
     assert open_session.session_id == sessions.session_id("s1", "gone0001", late.hit.hit_id)
     # nothing after the erasure: the visitor leaves memory altogether
     sessions.forget_erased(state, ("s1", "gone0001"), erased_ms=T0 + 100_000)

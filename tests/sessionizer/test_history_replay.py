@@ -32,7 +32,9 @@ async def test_resent_old_hits_change_nothing(client: Client, db: str) -> None:
     assert numbers(client, db)[-1] == [4, 1, 1, ["/new"]]
 
 
-async def test_history_is_one_batched_lookup_of_all_stored_sessions(client: Client, db: str) -> None:
+async def test_history_is_one_batched_lookup_of_all_stored_sessions(
+    client: Client, db: str
+) -> None:
     await feed(process(client, db), h(0, "/a"), h(7200, "/b"), close=True)
     history = History(client, db)
     history.prefetch([h(20000, "/x"), h(20001, "/y", vid="vis00009")])

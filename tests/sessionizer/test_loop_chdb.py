@@ -162,13 +162,16 @@ async def test_a_new_device_of_a_known_customer_is_returning(client: Client, db:
 
 
 async def test_two_devices_of_one_customer_in_one_write(client: Client, db: str) -> None:
-    await feed(process(client, db), h(0, "/a", uid="C9"), h(60, "/b", vid="phone002", uid="C9"),
-               close=True)
+    await feed(
+        process(client, db), h(0, "/a", uid="C9"), h(60, "/b", vid="phone002", uid="C9"), close=True
+    )
     rows = [r[:3] for r in sessions(client, db)]
     assert rows == [["phone002", 1, 1], ["vis00001", 1, 0]]
 
 
-async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(client: Client, db: str) -> None:
+async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(
+    client: Client, db: str
+) -> None:
     from clickstream import identity
 
     sz = process(client, db)
@@ -186,7 +189,9 @@ async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(client: Cli
     ]
 
 
-async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(client: Client, db: str) -> None:
+async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(
+    client: Client, db: str
+) -> None:
     from dataclasses import replace
 
     from reports.query import ReportQuery
@@ -195,13 +200,26 @@ async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(client:
     cart = replace(h(30, "/p/1", hid="cart-1"), event="add_to_cart")
     await feed(process(client, db), h(0, "/"), h(20, "/p/1"), cart, h(40, "/p/2"), close=True)
     hits = warehouse.read_query(
-        client, f"SELECT event, prev_page, next_page FROM {db}.hits FINAL ORDER BY ts").rows
+        client, f"SELECT event, prev_page, next_page FROM {db}.hits FINAL ORDER BY ts"
+    ).rows
     assert hits[2] == ["add_to_cart", "/p/1", "/p/2"]
-    out = run(ReportQuery.parse("funnel", {
-        "site": ["s1"], "from": ["2026-01-05"], "to": ["2026-01-05"],
-        "step": ["/", "event:add_to_cart", "/checkout"]}), client, db)
+    out = run(
+        ReportQuery.parse(
+            "funnel",
+            {
+                "site": ["s1"],
+                "from": ["2026-01-05"],
+                "to": ["2026-01-05"],
+                "step": ["/", "event:add_to_cart", "/checkout"],
+            },
+        ),
+        client,
+        db,
+    )
     assert [s["count"] for s in out["steps"]] == [1, 1, 0]
-    assert out["dropoff_next"] == [{"after_step": "event:add_to_cart", "next_page": "/p/2", "count": 1}]
+    assert out["dropoff_next"] == [
+        {"after_step": "event:add_to_cart", "next_page": "/p/2", "count": 1}
+    ]
 
 
 async def test_same_process_counts_right_after_a_merge(client: Client, db: str) -> None:
@@ -235,11 +253,18 @@ def test_bad_rules_fail_at_start_naming_the_setting(
         )
     # a settings object built without load() (tests, embedders) is still checked by the sessionizer
     with pytest.raises(SettingsError, match="setting 'time_zone': 'Europe/Atlantis'"):
-        Sessionizer(settings_mod.Settings({**settings_mod.load(flags={"database": db}, env={}).as_dict()},
-                                          {"shop": {"time_zone": "Europe/Atlantis"}}), client)
+        Sessionizer(
+            settings_mod.Settings(
+                {**settings_mod.load(flags={"database": db}, env={}).as_dict()},
+                {"shop": {"time_zone": "Europe/Atlantis"}},
+            ),
+            client,
+        )
 
 
-async def test_an_erase_in_another_process_resets_what_memory_holds(client: Client, db: str) -> None:
+async def test_an_erase_in_another_process_resets_what_memory_holds(
+    client: Client, db: str
+) -> None:
     """The dashboard (or the CLI on the warehouse) erased a visitor this sessionizer holds in
     memory: it learns it from the erased table and the visitor's next session is number 1."""
     from clickstream import erase
@@ -248,7 +273,11 @@ async def test_an_erase_in_another_process_resets_what_memory_holds(client: Clie
     sz.writer.erased.refresh_s = 0  # re-read at every flush, not every 5 s
     await feed(sz, h(0, "/a"), h(7200, "/b"), close=True)  # two sessions, history cached
     await feed(sz, h(7300, "/open", vid="vis00002"))  # open in memory
-    assert [r[:2] for r in sessions(client, db)] == [["vis00001", 1], ["vis00001", 2], ["vis00002", 1]]
+    assert [r[:2] for r in sessions(client, db)] == [
+        ["vis00001", 1],
+        ["vis00001", 2],
+        ["vis00002", 1],
+    ]
     elsewhere = erase.ErasedSet(client, db)  # another process's set: ours must read the table
     for vid in ("vis00001", "vis00002"):
         erase.erase(client, db, "s1", visitor_id=vid, erased=elsewhere)
