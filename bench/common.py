@@ -190,3 +190,18 @@ def run_wrk(
 
 def python() -> str:
     return sys.executable
+
+
+def serve_command(port: int, data: Path, *extra: str) -> list[str]:
+    """The argv of ``clickstream serve`` on ``port`` with its data in ``data``."""
+    return [
+        python(),
+        "-m",
+        "clickstream.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data",
+        str(data),
+        *extra,
+    ]

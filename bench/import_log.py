@@ -122,22 +122,11 @@ def sql_count(port: int, token: str, sql: str) -> int:
 
 def bench_serve(path: Path, tmp: Path, timeout: float = 600.0) -> None:
     """Import into a running serve: seconds until acknowledged, and until queryable."""
-    from bench.common import BenchError, free_port, process, python, wait_http
+    from bench.common import BenchError, free_port, process, serve_command, wait_http
 
     port, kafka_port, token = free_port(), free_port(), "bench-import-log"
     env = {**os.environ, "CLICKSTREAM_API_TOKEN": token, "CLICKSTREAM_LOG_LEVEL": "warning"}
-    cmd = [
-        python(),
-        "-m",
-        "clickstream.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--data",
-        str(tmp / "data"),
-        "--broker-port",
-        str(kafka_port),
-    ]
+    cmd = serve_command(port, tmp / "data", "--broker-port", str(kafka_port))
     log = tmp / "serve.log"
     with process(cmd, log, env=env) as proc:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=120)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import BenchError, figure, free_port, process, python, tail, wait_http
+from bench.common import BenchError, figure, free_port, process, serve_command, tail, wait_http
 
 TOKEN = "soak-token"
 POLL_S = 0.25
@@ -192,20 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="clickstream-soak-") as tmp:
         data, port = Path(tmp) / "data", free_port()
         log = Path(tmp) / "serve.log"
-        cmd = [
-            python(),
-            "-m",
-            "clickstream.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data",
-            str(data),
-            "--api-token",
-            TOKEN,
-            "--log-level",
-            "warning",
-        ]
+        cmd = serve_command(port, data, "--api-token", TOKEN, "--log-level", "warning")
         with process(cmd, log) as proc:
             url = f"http://127.0.0.1:{port}"
             healthy_by = time.monotonic() + 60

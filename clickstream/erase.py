@@ -29,7 +29,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
-from clickstream.identity import IdentityError, check_crm_id, check_id, check_site
+from clickstream.identity import AUDIT_COLUMNS, IdentityError, check_crm_id, check_id, check_site
 from clickstream.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -342,19 +342,7 @@ def _audit_erase(
                 orjson.dumps({"id_hashes": hashes, "deleted": deleted}).decode(),
             ]
         ],
-        [
-            "change_id",
-            "ts",
-            "site",
-            "actor",
-            "action",
-            "visitor_id",
-            "crm_id",
-            "other_crm_id",
-            "ref_change_id",
-            "before",
-            "after",
-        ],
+        AUDIT_COLUMNS,
     )
 
 

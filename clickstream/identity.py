@@ -200,6 +200,22 @@ def _write_merges(client: Client, db: str, site: str, merges: Merges) -> None:
     )
 
 
+# the columns of an identity_audit row, in the order _record and erase write them
+AUDIT_COLUMNS = [
+    "change_id",
+    "ts",
+    "site",
+    "actor",
+    "action",
+    "visitor_id",
+    "crm_id",
+    "other_crm_id",
+    "ref_change_id",
+    "before",
+    "after",
+]
+
+
 def _record(
     client: Client,
     db: str,
@@ -228,19 +244,7 @@ def _record(
                 orjson.dumps(change.after).decode(),
             ]
         ],
-        [
-            "change_id",
-            "ts",
-            "site",
-            "actor",
-            "action",
-            "visitor_id",
-            "crm_id",
-            "other_crm_id",
-            "ref_change_id",
-            "before",
-            "after",
-        ],
+        AUDIT_COLUMNS,
     )
 
 
