@@ -102,7 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
         "ClickHouse DSN: http(s)://user:pass@host:8123 or chdb:///abs/path; empty: chDB in <data>/chdb.",
     ),
     S("database", str, "clickstream", "ClickHouse database of the tables."),
-    S("chdb_max_memory", str, "4G", "max_memory_usage for queries on the embedded chDB engine."),
+    S(
+        "chdb_max_memory",
+        str,
+        "4G",
+        "max_memory_usage for queries on the embedded chDB engine; past half of it a GROUP BY or sort spills to disk (slower, but the report answers). Over 100M hits the funnel wants about 3 GB: give it 8G to keep it in memory.",
+    ),
     S(
         "api_token",
         str,

@@ -52,7 +52,12 @@ def connect(dsn: str, max_memory: str = "") -> Client:
                 if dsn.startswith("chdb://"):
                     client = clickhouse_connect.get_client(dsn=dsn)
                     if max_memory:
-                        client.command(f"SET max_memory_usage = {_bytes(max_memory)}")
+                        limit = _bytes(max_memory)
+                        client.command(f"SET max_memory_usage = {limit}")
+                        # past half the cap a GROUP BY or ORDER BY spills to disk (slower)
+                        # instead of failing the report (a funnel over 100M hits wants ~3 GB)
+                        client.command(f"SET max_bytes_before_external_group_by = {limit // 2}")
+                        client.command(f"SET max_bytes_before_external_sort = {limit // 2}")
                 else:
                     client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
             except Exception as exc:  # connection errors come in many types

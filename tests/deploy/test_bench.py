@@ -342,3 +342,29 @@ def test_storage_bench_runs_against_the_current_schema() -> None:
     assert "[figure] storage.hits.bytes_per_hit = " in done.stdout
     assert "(10,000 rows" in done.stdout
     assert "[figure] storage.sessions.bytes_per_session = " in done.stdout
+
+
+def test_reports_100m_bench_refuses_bad_repeat_and_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from bench import reports_100m
+
+    with pytest.raises(SystemExit) as exc:
+        reports_100m.main(["--repeat", "0"])
+    assert exc.value.code == 2
+    assert "--repeat must be 1..10" in capsys.readouterr().err
+    # no data kept there and too little disk: refused before generating anything
+    usage = shutil.disk_usage(tmp_path)._replace(free=1 << 30)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage)
+    called: list[list[str]] = []
+    monkeypatch.setattr(reports_100m.reports, "main", lambda argv: called.append(argv) or 0)
+    assert reports_100m.main(["--path", str(tmp_path / "data")]) == 1
+    assert "needs 8 GB free" in capsys.readouterr().out
+    assert called == []
+    # data kept at the path: reused, whatever the disk
+    (tmp_path / "data" / "metadata").mkdir(parents=True)
+    (tmp_path / "data" / "metadata" / "bench.sql").write_text("")
+    assert reports_100m.main(["--path", str(tmp_path / "data")]) == 0
+    assert called[0][:2] == ["--hits", "100000000"] and "--reuse" in called[0]
