@@ -68,9 +68,13 @@
     batch ? batch.push(hit) : transmit([hit]);
   }
   // one request for the list: its hits share `sts` and the collector's receive time,
-  // so their derived times keep the client's order exactly
+  // so their derived times keep the client's order exactly. `cts` runs ahead of the
+  // clock when hits come faster than one per ms, and sts < cts would void the offset
   function transmit(list) {
     var t = now();
+    list.forEach(function (hit) {
+      t = Math.max(t, hit.cts);
+    });
     list.forEach(function (hit) {
       hit.sts = t;
     });

@@ -10,7 +10,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     p = q.params()
     hw = f"{where(q, db, 'ts')} AND is_back_loop = 1"
     counts = """count() AS back_loops, countIf(is_quick_back = 1) AS quick_backs,
-                countIf(nav = 'back_forward') AS back_button, uniq(session_id) AS sessions"""
+                countIf(nav = 'back_forward') AS back_button, uniq(session_hash) AS sessions"""
     return [
         Statement(
             "totals",

@@ -28,10 +28,19 @@ def table(database: str, name: str, alias: str = "") -> str:
     return f"{check_name(database)}.{check_name(name)}{as_alias} FINAL"
 
 
+# hits.day = toDate(ts) and sessions.day = toDate(start_ts), stored (migrations 0021-0024)
+STORED_DAY = {"ts": "day", "start_ts": "day"}
+
+
 def day(q: ReportQuery, expr: str) -> str:
-    """The report day of a timestamp: its date in the site's time zone (UTC by default;
-    then the plain ``toDate``, the tables' own key expression)."""
-    return f"toDate({expr})" if q.time_zone == "UTC" else f"toDate({expr}, {{tz:String}})"
+    """The report day of a timestamp: its date in the site's time zone.  In UTC (the
+    default) that is the tables' own key expression ``toDate``, stored as the column ``day``
+    for ``hits.ts`` and ``sessions.start_ts`` (2 bytes a row, against the 8 of a
+    timestamp that the date conversion has to read)."""
+    if q.time_zone != "UTC":
+        return f"toDate({expr}, {{tz:String}})"
+    prefix, dot, column = expr.rpartition(".")
+    return f"{prefix}{dot}{STORED_DAY[column]}" if column in STORED_DAY else f"toDate({expr})"
 
 
 def where(
@@ -46,10 +55,13 @@ def where(
     """Site, date range (the site's days, inclusive), no bots, and the segment filters."""
     a = f"{alias}." if alias else ""
     parts = [f"{a}site = {{site:String}}"]
-    if lower_bound:
-        parts.append(f"{day(q, a + ts)} BETWEEN {{d_from:Date}} AND {{d_to:Date}}")
-    else:
-        parts.append(f"{day(q, a + ts)} <= {{d_to:Date}}")
+    span = "BETWEEN {d_from:Date} AND {d_to:Date}" if lower_bound else "<= {d_to:Date}"
+    d, key = day(q, a + ts), f"toDate({a}{ts})"
+    if d != key and q.time_zone == "UTC":
+        # the stored day filters the rows; the key expression, not evaluated
+        # (indexHint), still lets the primary key skip the granules out of range
+        parts.append(f"indexHint({key} {span})")
+    parts.append(f"{d} {span}")
     parts.append(f"{a}is_bot = 0")
     if segments:
         parts.extend(segment_conditions(q, database, alias))

@@ -30,7 +30,7 @@ def condition(i: int, step: Step) -> str:
 
 def _groups(q: ReportQuery, db: str) -> str:
     n = len(q.steps)
-    group = "visitor_hash" if q.by == "visitor" else "cityHash64(session_id)"
+    group = "visitor_hash" if q.by == "visitor" else "session_hash"
     mode = ", 'strict_order'" if q.mode == "strict" else ""
     conds = ", ".join(f"{condition(i, s)} AS c{i}" for i, s in enumerate(q.steps, 1))
     cs = ", ".join(f"c{i}" for i in range(1, n + 1))
@@ -52,7 +52,7 @@ def _groups(q: ReportQuery, db: str) -> str:
     inner = f"""SELECT {group} AS g, windowFunnel({{window_ms:UInt64}}{mode})(t, {cs}) AS level,
             {arrays}, {dim} AS dim
         FROM (
-            SELECT visitor_hash, session_id, toUInt64(toUnixTimestamp64Milli(ts)) AS t,
+            SELECT visitor_hash, session_hash, toUInt64(toUnixTimestamp64Milli(ts)) AS t,
                 cityHash64(next_page) AS nh,
                 {q.breakdown or "''"} AS {q.breakdown or "no_breakdown"}, {conds}
             FROM {table(db, "hits")}

@@ -46,6 +46,23 @@ def test_identify_after_load_sends_an_identify_hit_and_tags_later_hits(web, cont
     assert sent[0].params["vid"] == sent[1].params["vid"] == sent[2].params["vid"]
 
 
+def test_a_burst_faster_than_the_clock_keeps_every_send_time_at_or_after_its_hit(
+    web, context
+) -> None:
+    # 30 events in one tick: cts runs ahead of Date.now() by up to 30 ms, and a send
+    # time before its hit's cts would make the collector ignore the client offset
+    url = web.page("/a", "A")
+    page = context.new_page()
+    page.goto(url)
+    web.recorder.wait(1)
+    page.evaluate("for (let i = 0; i < 30; i++) cs('event', 'tick', {i: i})")
+    sent = web.recorder.wait(31, settle=0.5)[1:]
+    assert [stable(s.params)["x_i"] for s in sent] == [str(i) for i in range(30)]
+    cts = [s.params["cts"] for s in sent]
+    assert cts == sorted(set(cts)) and cts[-1] - cts[0] >= 29
+    assert all(s.params["sts"] >= s.params["cts"] for s in sent)
+
+
 def test_bad_calls_are_dropped_or_cut_to_the_limits(web, context) -> None:
     url = web.page("/a", "A")
     page = context.new_page()

@@ -253,3 +253,21 @@ ALTER TABLE clickstream.hits_local ON CLUSTER analytics MATERIALIZE COLUMN visit
 
 ALTER TABLE clickstream.sessions_local ON CLUSTER analytics MATERIALIZE COLUMN visitor_hash;
 
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS day Date MATERIALIZED toDate(ts) AFTER ts;
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics ADD COLUMN IF NOT EXISTS day Date MATERIALIZED toDate(ts) AFTER ts;
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS day Date MATERIALIZED toDate(start_ts) AFTER start_ts;
+
+ALTER TABLE clickstream.sessions ON CLUSTER analytics ADD COLUMN IF NOT EXISTS day Date MATERIALIZED toDate(start_ts) AFTER start_ts;
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics MATERIALIZE COLUMN day;
+
+ALTER TABLE clickstream.sessions_local ON CLUSTER analytics MATERIALIZE COLUMN day;
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics ADD COLUMN IF NOT EXISTS session_hash UInt64 MATERIALIZED cityHash64(session_id) AFTER session_id;
+
+ALTER TABLE clickstream.hits ON CLUSTER analytics ADD COLUMN IF NOT EXISTS session_hash UInt64 MATERIALIZED cityHash64(session_id) AFTER session_id;
+
+ALTER TABLE clickstream.hits_local ON CLUSTER analytics MATERIALIZE COLUMN session_hash;
+
