@@ -19,7 +19,9 @@ const Charts = (() => {
     }
     const every = Math.max(1, Math.ceil(labels.length / 8));
     labels.forEach((l, i) => {
-      if (i % every === 0) out += `<text x="${x(i)}" y="${H - 6}" text-anchor="middle">${esc(String(l).slice(5, 16))}</text>`;
+      // a label at the right edge ends there instead of being cut by the chart's border
+      const anchor = x(i) > W - 24 ? "end" : "middle";
+      if (i % every === 0) out += `<text x="${x(i)}" y="${H - 6}" text-anchor="${anchor}">${esc(String(l).slice(5, 16))}</text>`;
     });
     return out;
   }
