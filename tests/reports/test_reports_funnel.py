@@ -167,3 +167,48 @@ def test_funnel_glob_is_literal_apart_from_star(chdb_client: Client, db: str) ->
     assert [s["count"] for s in out["steps"]] == [5, 1]  # only v3 goes /product/a -> /
     assert [s["count"] for s in funnel(chdb_client, db, step=["/search?q=*"])["steps"]] == [1]
     assert [s["count"] for s in funnel(chdb_client, db, step=["/search"])["steps"]] == [1]
+
+
+def test_funnel_of_the_most_steps_with_events_and_a_hit_matching_two_steps(
+    chdb_client: Client, fresh_db: Any
+) -> None:
+    # ten steps (the limit): a bit each in the step mask; /s/5 matches steps 5 and 6
+    steps = [f"/s/{i}" for i in range(1, 6)] + ["/s/*", "event:e7", "/s/8", "/s/9", "event:e10"]
+    name = fresh_db()
+    rows = []
+    for v, reached in (("va", 10), ("vb", 9), ("vc", 7)):
+        for i in range(1, reached + 1):
+            if i == 6:  # step 6 (/s/*) is the /s/5 hit itself
+                continue
+            event = f"e{i}" if i in (7, 10) else "pageview"
+            path = "" if event != "pageview" else f"/s/{i}"
+            rows.append(
+                hit(
+                    visitor_id=v,
+                    ts=f"2024-01-10 10:{i:02d}:00",
+                    event=event,
+                    path=path,
+                    page=path,
+                    next_page=f"/s/{i + 1}" if i < reached else "",
+                )
+            )
+    load(chdb_client, name, "hits", rows)
+    out = funnel(chdb_client, name, step=steps)
+    assert [s["count"] for s in out["steps"]] == [3, 3, 3, 3, 3, 3, 3, 2, 2, 1]
+    # step 6 shares step 5's hit: no time between them; the others are a minute apart
+    assert [s["median_seconds_from_previous"] for s in out["steps"]] == [
+        None,
+        60.0,
+        60.0,
+        60.0,
+        60.0,
+        0.0,
+        120.0,
+        60.0,
+        60.0,
+        60.0,
+    ]
+    assert out["dropoff_next"] == [
+        {"after_step": "event:e7", "next_page": "(exit)", "count": 1},
+        {"after_step": "/s/9", "next_page": "(exit)", "count": 1},
+    ]
