@@ -18,11 +18,12 @@ dictionary); the few result rows get their text back from a map of the range's v
 
 from __future__ import annotations
 
-from reports.query import ReportQuery
+from reports.query import MAX_STEPS, ReportQuery
 from reports.sql.common import PAGE_EVENTS, Statement, table, where
 
 NONE = "18446744073709551615"  # UInt64 max: "step not found" in the earliest chain
-SHIFT = 10  # a hit's time (ms) sits above the step bits (at most 10 steps)
+SHIFT = MAX_STEPS  # a hit's time (ms) sits above its step bits, one bit a step
+assert SHIFT <= 16, "the step mask is a UInt16"
 TIME_BITS = str((1 << 64) - (1 << SHIFT))  # the mask that clears the step bits
 
 
@@ -112,8 +113,6 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         for i in range(2, n + 1)
     )
     parts = [0] + ([1] if q.breakdown else []) + ([2] if n > 1 else [])
-    # the next page's hash of the last step reached (part 2 holds levels 1 .. n - 1 only)
-    last = "p"
     # only the small columns: ARRAY JOIN copies every column of the row; the groups that
     # reached no step are dropped here, after the chain, on these columns (a HAVING on the
     # groups copied their step arrays)
@@ -139,7 +138,7 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
             SELECT part, h, lvl, count() AS groups, {counts}{medians}
             FROM (SELECT {cols} FROM ({_groups(q, db)}) WHERE level > 0)
             ARRAY JOIN arrayFilter(x -> x != 2 OR level < {n}, {parts}) AS part
-            GROUP BY part, multiIf(part = 1, dim, part = 2, {last}, 0) AS h,
+            GROUP BY part, multiIf(part = 1, dim, part = 2, p, 0) AS h,
                 if(part = 2, level, 0) AS lvl
         ) AS r
         LEFT JOIN ({names}) AS names ON r.h = names.h
