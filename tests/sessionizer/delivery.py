@@ -163,7 +163,7 @@ class Proc:
             "--data",
             str(tmp / name),
             "--log-level",
-            "warning",
+            "info",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
         with open(self.log, "wb") as out:
@@ -202,10 +202,25 @@ class Proc:
     ) -> None:
         deadline = time.monotonic() + timeout
         while (self.metric(name) != at_least) if exact else (self.metric(name) < at_least):
-            assert time.monotonic() < deadline, (
-                f"{name} < {at_least}: " + self.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, self.diagnosis(
+                f"{name} = {self.metric(name)}, waited for {'' if exact else '>= '}{at_least}"
             )
             time.sleep(0.1)
+
+    def diagnosis(self, what: str) -> str:
+        """What a failed wait saw: the process's sessionizer gauges and counters, its
+        health checks and the end of its log."""
+        metrics = [
+            line
+            for line in self.get("/metrics")[1].decode().splitlines()
+            if line.startswith(("clickstream_sessionizer_", "clickstream_hits_"))
+        ]
+        status, health = self.get("/healthz")
+        return (
+            "\n".join([what, f"healthz {status}: {health.decode()[:500]}", *metrics[:60], "log:"])
+            + "\n"
+            + self.log.read_text()[-3000:]
+        )
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
