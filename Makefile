@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test lint bench system-deps js-deps clean
+.PHONY: install run test lint bench bench-deps system-deps js-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Debian packages the tests need (browser for the tracker/dashboard tests; GoAccess and
-# AWStats for the log-import comparison, tests/importer/test_importlog_compare.py).
+# AWStats for the log-import comparison, tests/importer/test_importlog_compare.py; nginx for
+# the deployment proxy's `nginx -t`, tests/deploy/test_compose.py, and the pixel bench).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium (browser tests)"; \
@@ -29,6 +30,15 @@ system-deps:
 	@{ command -v goaccess >/dev/null 2>&1 && test -f /usr/lib/cgi-bin/awstats.pl; } || { \
 	  echo "installing Debian goaccess awstats (log-import comparison)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess awstats >/dev/null; }
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "installing Debian nginx-light (deployment proxy check, pixel bench)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
+# What the benches need besides the tests' packages: wrk drives the pixel bench.
+bench-deps: system-deps
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian wrk (pixel bench)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # The tracker's build tool (terser, pinned by js-snippet/package-lock.json).
 JS_STAMP := js-snippet/node_modules/.installed
@@ -51,7 +61,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy clickstream collector sessionizer reports importer
 
-bench: install
+bench: install bench-deps
 	$(BIN)/python -m bench
 
 clean:
