@@ -31,7 +31,6 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # as the collector cleans a hit's u
 SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 UNDOABLE = frozenset({"link", "merge"})
 _LOCK = threading.Lock()
-_LAST_VERSION = [0]
 
 Links = list[list[Any]]  # [visitor_id, crm_id, first_ms, last_ms]
 Merges = list[list[str]]  # [from_crm, into_crm]; into '' = not merged
@@ -94,10 +93,9 @@ def _now_ms() -> int:
 
 
 def _version() -> int:
-    """Monotonic per process, above any sessionizer version (hit time in ms) until now."""
-    v = max(_now_ms(), _LAST_VERSION[0] + 1)
-    _LAST_VERSION[0] = v
-    return v
+    """The sessionizer's clock (microseconds): a change made now wins over the link rows
+    the sessionizer wrote before it (a version in milliseconds lost to all of them)."""
+    return warehouse.next_version()
 
 
 def _dt(ms: int) -> dt.datetime:

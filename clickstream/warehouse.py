@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -27,6 +28,21 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 class WarehouseError(RuntimeError):
     """ClickHouse refused or could not be reached; the message says which."""
+
+
+_VERSION_LOCK = threading.Lock()
+_last_version = 0
+
+
+def next_version() -> int:
+    """The ``version`` of a row of a ``ReplacingMergeTree(version, …)`` table: microseconds
+    since the epoch, strictly increasing within the process.  Every writer of those tables
+    (the sessionizer, the identity API) takes it from here, so the later write wins under
+    ``FINAL`` whichever process made it."""
+    global _last_version
+    with _VERSION_LOCK:
+        _last_version = max(_last_version + 1, time.time_ns() // 1000)
+        return _last_version
 
 
 def check_dsn(dsn: str) -> str:

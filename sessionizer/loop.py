@@ -370,8 +370,13 @@ class Sessionizer:
         self.history.cache.pop(key, None)
         v = self.state.visitors.get(key)
         if v is not None:
-            v.crm_id, v.crm_since = crm_id, 0
-            v.known_crm = (crm_id, 0)
+            # from now, and from the start of the session open in memory (whatever its
+            # event times); not 0: an amend would put the id on every earlier session
+            since = int(time.time() * 1000)
+            if v.hits:
+                since = min(since, v.hits[0].hit.ts)
+            v.crm_id, v.crm_since = crm_id, since
+            v.known_crm = (crm_id, since)
             if v.hits:
                 self.state.dirty.add(key)
 

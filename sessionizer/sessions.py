@@ -120,7 +120,7 @@ def fold(state: State, e: Enriched) -> tuple[State, list[SessionResult]]:
         reason = starts_new(v.hits, e, rules)
         if reason:
             state.capped += reason in CAPS
-            closed.append(_close(state, v, rules))
+            closed.append(_close(state, v, rules, hit.ts))
             v.seen.add(hit.hit_id)
         v.hits.append(e)
     else:  # out of order inside the open session: split it again from scratch
@@ -150,9 +150,10 @@ def _retire(state: State, v: Visitor, ids: set[str]) -> None:
     v.written = None
 
 
-def _emit(v: Visitor, seg: list[Enriched], rules: Rules) -> SessionResult:
-    """Build ``seg`` as a closed session and move the visitor's counters past it."""
-    crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
+def _emit(v: Visitor, seg: list[Enriched], rules: Rules, next_start: int = -1) -> SessionResult:
+    """Build ``seg`` as a closed session and move the visitor's counters past it
+    (``next_start``: the first hit time of the visitor's next session, -1 when none)."""
+    crm = linked_crm(v, seg, rules, next_start)
     result = build_session(
         _sid(seg), seg, rules, closed=True, number=v.sessions_before + 1, crm_id=crm
     )
@@ -163,9 +164,25 @@ def _emit(v: Visitor, seg: list[Enriched], rules: Rules) -> SessionResult:
     return result
 
 
-def _close(state: State, v: Visitor, rules: Rules) -> SessionResult:
+def linked_crm(v: Visitor, seg: list[Enriched], rules: Rules, next_start: int = -1) -> str:
+    """The visitor's CRM id known before ``seg`` if its link reaches ``seg``, else ''.
+
+    A link made at ``crm_since`` (a hit's ``uid``: that hit's event time; ``POST
+    /api/identify``: when it was made) reaches the sessions that start after it and the
+    one open then: its last hit less than the session timeout before the link, with no
+    later session (``next_start``, the next one's first hit, -1 when none) begun by then.
+    """
+    since = v.crm_since
+    if not v.crm_id or seg[0].hit.ts >= since:
+        return v.crm_id
+    if seg[-1].hit.ts + rules.timeout_ms >= since and not 0 <= next_start <= since:
+        return v.crm_id
+    return ""
+
+
+def _close(state: State, v: Visitor, rules: Rules, next_start: int = -1) -> SessionResult:
     _retire(state, v, {_sid(v.hits)})
-    result = _emit(v, v.hits, rules)
+    result = _emit(v, v.hits, rules, next_start)
     v.hits = []
     v.seen = set()
     state.dirty.discard((v.site, v.visitor_id))
@@ -181,7 +198,7 @@ def _resplit(
     else:
         _retire(state, v, {_sid(s) for s in segments[:-1]})
         written = None
-    closed = [_emit(v, seg, rules) for seg in segments[:-1]]
+    closed = _emit_all(v, segments[:-1], rules, segments[-1][0].hit.ts)
     v.hits = open_seg
     v.seen = {e.hit.hit_id for e in open_seg}
     v.written = written
@@ -218,7 +235,10 @@ def amend(
     # the last session stays open only if it holds hits not yet final (from Kafka);
     # one made of stored hits alone is closed again (a later hit re-amends it)
     keep_open = any(e.partition >= 0 for e in open_seg)
-    closed = [_emit(v, seg, rules) for seg in (segments[:-1] if keep_open else segments)]
+    if keep_open:
+        closed = _emit_all(v, segments[:-1], rules, open_seg[0].hit.ts)
+    else:
+        closed = _emit_all(v, segments, rules)
     v.late = []
     v.written = None
     state.amend.discard(key)
@@ -237,7 +257,16 @@ def amend(
 def rebuild(v: Visitor, segments: list[list[Enriched]], rules: Rules) -> list[SessionResult]:
     """Closed sessions for consecutive ``segments`` of ``v`` (numbers go on from
     ``v.sessions_before``): what ``clickstream resessionize`` writes."""
-    return [_emit(v, seg, rules) for seg in segments]
+    return _emit_all(v, segments, rules)
+
+
+def _emit_all(
+    v: Visitor, segments: list[list[Enriched]], rules: Rules, after: int = -1
+) -> list[SessionResult]:
+    """``_emit`` each of consecutive ``segments`` (``after``: the start of the session
+    that follows the last one, -1 when none)."""
+    starts = [seg[0].hit.ts for seg in segments[1:]] + [after]
+    return [_emit(v, seg, rules, nxt) for seg, nxt in zip(segments, starts, strict=False)]
 
 
 def close_idle(state: State, clock: Callable[[Visitor], int]) -> list[SessionResult]:
@@ -299,14 +328,13 @@ def take_dirty(state: State) -> list[SessionResult]:
         v = state.visitors.get(key)
         if v is not None and v.hits and not v.late:
             seg = v.hits
-            crm = v.crm_id if seg[0].hit.ts >= v.crm_since else ""
             r = build_session(
                 _sid(seg),
                 seg,
                 state.rules(v.site),
                 closed=False,
                 number=v.sessions_before + 1,
-                crm_id=crm,
+                crm_id=linked_crm(v, seg, state.rules(v.site)),
             )
             v.written = (r.session_id, seg[0].hit.ts)
             out.append(r)

@@ -9,8 +9,6 @@ so a later write of a session (grown, closed, amended or deleted) always wins un
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,16 +113,7 @@ SESSION_COLUMNS = [
 IDENTITY_COLUMNS = ["site", "visitor_id", "crm_id", "first_ts", "last_ts", "version", "is_deleted"]
 
 UTC = dt.UTC
-_clock_lock = threading.Lock()
-_last_version = 0
-
-
-def next_version() -> int:
-    """Microseconds since the epoch, strictly increasing within this process."""
-    global _last_version
-    with _clock_lock:
-        _last_version = max(_last_version + 1, time.time_ns() // 1000)
-        return _last_version
+next_version = warehouse.next_version  # microseconds, shared with clickstream.identity
 
 
 def ms_to_dt(ms: int) -> dt.datetime:

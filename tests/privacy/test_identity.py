@@ -189,3 +189,23 @@ def test_a_crm_id_with_a_space_that_a_hit_carried_can_be_linked_merged_and_erase
         assert warehouse.read_query(ch, f"SELECT count() FROM {database}.{table}").rows == [[0]], (
             table
         )
+
+
+def test_a_link_by_the_api_wins_over_the_one_the_sessionizer_wrote(ch, database: str) -> None:  # type: ignore[no-untyped-def]
+    """The visitor logged in as c1 (the sessionizer writes that link), was linked to c2,
+    then back to c1: it resolves to c1, as the answer of the last link says.  (The API's
+    rows carried a version in milliseconds and lost under FINAL to the sessionizer's, in
+    microseconds: the visitor stayed c2.)"""
+
+    def resolved() -> list[list[object]]:
+        return warehouse.read_query(
+            ch,
+            f"SELECT crm_id FROM {database}.resolved_identities WHERE visitor_id = 'switch001'",
+        ).rows
+
+    write(ch, database, [hit("shop", "switch001", 0, "/login", crm="c1")])
+    identity.link(ch, database, "shop", "switch001", "c2", "test")
+    change = identity.link(ch, database, "shop", "switch001", "c1", "test")
+    assert resolved() == [["c1"]]
+    identity.undo(ch, database, "shop", change.change_id, "test")
+    assert resolved() == [["c2"]]

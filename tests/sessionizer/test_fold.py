@@ -295,6 +295,48 @@ def test_crm_id_from_the_hit_on_and_next_sessions() -> None:
     ] == ["", "C42", "", ""]
 
 
+@pytest.mark.parametrize(
+    ("times", "since", "crm"),
+    [
+        # (session hits, seconds after T0; link made at `since`) -> each session's crm_id
+        ([[0, 60]], 30, ["C1"]),  # linked while the visitor was on the site
+        ([[0, 60]], 60 + 20 * MIN, ["C1"]),  # later, still within the session timeout
+        ([[0, 60]], 60 + 30 * MIN + 1, [""]),  # the session had ended
+        ([[0, 60], [3 * 3600]], 60 + 40 * MIN, ["", "C1"]),  # only the later session
+        ([[0, 60], [3 * 3600]], -10, ["C1", "C1"]),
+    ],
+)
+def test_a_stored_link_reaches_the_session_open_at_its_time_and_later_ones(
+    times: list[list[float]], since: float, crm: list[str]
+) -> None:
+    """A link read from ``identities`` (a POST /api/identify made at ``since``): the
+    session the visitor was in then carries it, even when it started before."""
+    state = sessions.State(
+        rules=lambda s: Rules(),
+        history=lambda s, v: sessions.Known(crm_id="C1", crm_since=T0 + int(since * 1000)),
+    )
+    closed = [r for seg in times for t in seg for r in sessions.fold(state, hit(t, f"/{t}"))[1]]
+    closed += sessions.close_all(state)
+    assert [r.session["crm_id"] for r in closed] == crm
+
+
+def test_a_uid_link_does_not_reach_the_campaign_session_before_it() -> None:
+    """The session a new campaign ended just before the login stays without the id,
+    also when a late hit makes the sessionizer rebuild the visitor from stored hits."""
+    g = ("google", "cpc", "spring")
+    hits = [hit(0, "/a"), hit(60, "/lp", utm=g), hit(90, "/login", uid="C1"), hit(120, "/b")]
+    wh, _ = run(hits)
+    assert [s["crm_id"] for s in by_start(wh)] == ["", "C1"]
+    state = sessions.State(
+        rules=lambda s: Rules(),
+        history=lambda s, v: sessions.Known(crm_id="C1", crm_since=T0 + 90_000),
+    )
+    state.visitors[("s1", "v1")] = sessions.Visitor("s1", "v1", known_crm=("C1", T0 + 90_000))
+    rebuilt = sessions.amend(state, ("s1", "v1"), [e for _, e in wh.hits.values()], {})
+    rebuilt += sessions.close_all(state)
+    assert [r.session["crm_id"] for r in rebuilt] == ["", "C1"]
+
+
 def test_session_numbers_and_returning() -> None:
     hits = [hit(h * 3600, "/") for h in range(3)] + [hit(0, "/", vid="v2")]
     wh, _ = run(hits)

@@ -189,6 +189,30 @@ async def test_a_link_by_the_api_reaches_the_open_and_later_sessions(
     ]
 
 
+async def test_a_link_by_the_api_reaches_the_session_it_was_made_in_when_not_in_memory(
+    client: Client, db: str
+) -> None:
+    """The visitor's hits were still in Kafka when linked (vis00001), or its session was
+    closed by a flush and goes on after the link (vis00002): that session carries the
+    CRM id, as a hit with uid would have given it; a session ended long before does not."""
+    from clickstream import identity
+
+    now = (time.time() * 1000 - T0) / 1000  # h() takes seconds after T0
+    sz = process(client, db)
+    await feed(sz, h(now - 4 * 3600, "/old", vid="vis00002"), h(now - 5, "/a", vid="vis00002"))
+    await feed(sz, close=True)  # POST /api/flush
+    for vid in ("vis00001", "vis00002"):
+        identity.link(client, db, "s1", vid, "C6", "test")
+        sz.relink("s1", vid, "C6")  # vis00001 is not in memory yet, vis00002 no longer
+    await feed(sz, h(now - 3, "/home"), h(now + 2, "/account"), close=True)
+    await feed(sz, h(now + 2, "/b", vid="vis00002"), close=True)
+    assert [r[:2] + r[4:6] for r in sessions(client, db)] == [
+        ["vis00001", 1, ["/home", "/account"], "C6"],
+        ["vis00002", 1, ["/old"], ""],
+        ["vis00002", 2, ["/a", "/b"], "C6"],
+    ]
+
+
 async def test_a_funnel_drop_out_after_an_event_step_names_the_next_page(
     client: Client, db: str
 ) -> None:
