@@ -171,10 +171,15 @@ def linked_crm(v: Visitor, seg: list[Enriched], rules: Rules, next_start: int = 
     /api/identify``: when it was made) reaches the sessions that start after it and the
     one open then: its last hit less than the session timeout before the link, with no
     later session (``next_start``, the next one's first hit, -1 when none) begun by then.
+    A link made by a ``uid`` hit of ``seg`` itself is that hit's to carry: the hits before
+    it keep '' (as when the hit was first folded), so a replay after a crash writes the
+    same rows as the uninterrupted run.
     """
     since = v.crm_since
     if not v.crm_id or seg[0].hit.ts >= since:
         return v.crm_id
+    if any(e.hit.ts == since and e.hit.crm_id == v.crm_id for e in seg):
+        return ""
     if seg[-1].hit.ts + rules.timeout_ms >= since and not 0 <= next_start <= since:
         return v.crm_id
     return ""

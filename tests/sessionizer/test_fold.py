@@ -337,6 +337,21 @@ def test_a_uid_link_does_not_reach_the_campaign_session_before_it() -> None:
     assert [r.session["crm_id"] for r in rebuilt] == ["", "C1"]
 
 
+def test_a_replay_of_the_uid_session_keeps_the_hits_before_the_login_unlinked() -> None:
+    """After a crash the uid's own session is replayed with the link already stored (its
+    time is the uid hit's): the hits before the login keep '' as in the first run."""
+    hits = [hit(0, "/a"), hit(30, "/login", uid="C1"), hit(60, "/b")]
+
+    def fold_all(known: sessions.Known) -> list[tuple[str, list[str]]]:
+        state = sessions.State(rules=lambda s: Rules(), history=lambda s, v: known)
+        out = [r for e in hits for r in sessions.fold(state, e)[1]] + sessions.close_all(state)
+        return [(r.session["crm_id"], [f.crm_id for f in r.flags]) for r in out]
+
+    first = fold_all(sessions.Known())
+    assert first == [("C1", ["", "C1", "C1"])]
+    assert fold_all(sessions.Known(crm_id="C1", crm_since=T0 + 30_000)) == first
+
+
 def test_session_numbers_and_returning() -> None:
     hits = [hit(h * 3600, "/") for h in range(3)] + [hit(0, "/", vid="v2")]
     wh, _ = run(hits)
