@@ -128,7 +128,8 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     # of the range by hash (one GROUP BY per column: one LowCardinality key is the fast one)
     values = " UNION ALL ".join(
         f"""SELECT cityHash64(v) AS h, toString(v) AS name FROM (
-            SELECT {col} AS v FROM {table(db, "hits")} WHERE {where(q, db, "ts")} GROUP BY v)"""
+            SELECT {col} AS v FROM {table(db, "hits")} WHERE {where(q, db, "ts", segments=False)}
+            GROUP BY v)"""
         for col in ["next_page"] + ([q.breakdown] if q.breakdown else [])
     )
     names = f"SELECT h, any(name) AS name FROM ({values}) GROUP BY h"
