@@ -186,11 +186,12 @@ def render_tables(query: ReportQuery, result: dict[str, Any]) -> str:
     for key, value in result.items():
         if isinstance(value, dict) and key != "query":
             chunks.append(f"\n{key}\n" + "".join(f"  {k}: {_fmt(v)}\n" for k, v in value.items()))
-    only = (
-        {query.table: tables(result)[query.table]}
-        if query.table in tables(result)
-        else tables(result)
-    )
+    found = tables(result)
+    if query.table and query.table not in found:
+        raise QueryError(
+            f"report {query.name} has no table {query.table!r}; tables: {', '.join(found)}"
+        )
+    only = {query.table: found[query.table]} if query.table else found
     for key, rows in only.items():
         chunks.append(f"\n{key}\n{text_table(rows)}")
     return "".join(chunks)

@@ -50,7 +50,7 @@ PER_REPORT: dict[str, tuple[str, ...]] = {
 }
 MULTI = frozenset({"step"})
 
-_WINDOW = re.compile(r"^(\d{1,7})([smhd]?)$")
+_WINDOW = re.compile(r"^([0-9]{1,7})([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _EVENT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -247,7 +247,7 @@ def _dates(raw_from: str, raw_to: str, today: date) -> tuple[date, date]:
 
 
 def _date(key: str, text: str) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise QueryError(f"{key} must be a date YYYY-MM-DD, got {_show(text)}")
     try:
         value = date.fromisoformat(text)
@@ -284,7 +284,7 @@ def _choice(key: str, text: str, choices: tuple[str, ...]) -> str:
 def _int(key: str, text: str, default: int, lo: int, hi: int) -> int:
     if text == "":
         return default
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
         raise QueryError(f"{key} must be a whole number from {lo} to {hi}, got {_show(text)}")
     value = int(text)
     if not lo <= value <= hi:

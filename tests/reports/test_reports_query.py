@@ -67,6 +67,15 @@ def test_funnel_params() -> None:
         ("overview", {"site": "s", "limit": "0"}, "limit must be from 1 to 100000"),
         ("overview", {"site": "s", "limit": "ten"}, "limit must be a whole number"),
         ("overview", {"site": "s", "limit": "-1"}, "limit must be a whole number"),
+        # Unicode digits (fullwidth, Arabic-Indic) are not numbers here: int() would take them
+        ("overview", {"site": "s", "limit": "\uff11"}, "limit must be a whole number"),
+        ("returning", {"site": "s", "weeks": "\u0661"}, "weeks must be a whole number"),
+        (
+            "overview",
+            {"site": "s", "from": "\u0662\u0660\u0662\u0664-01-01"},
+            "from must be a date",
+        ),
+        ("funnel", {"site": "s", "step": "/", "window": "\uff13\uff10m"}, "bad window"),
         ("overview", {"site": "s", "format": "xml"}, "bad format 'xml'; accepted: json, csv"),
         ("overview", {"site": "s", "crm": "yes"}, "accepted: any, linked, anonymous"),
         ("overview", {"site": "s", "interval": "week"}, "bad interval"),

@@ -208,6 +208,19 @@ def test_cli_bad_param_is_one_line(
     )
 
 
+def test_cli_table_format_refuses_an_unknown_table(
+    chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # as --format csv and the API do; it printed every table before
+    args = parse_cli("overview", "--site", "shop", "--table", "nope", "--format", "table")
+    out = io.StringIO()
+    assert cli.main(args, chdb_client, db, out=out) == 2
+    assert out.getvalue() == ""
+    err = capsys.readouterr().err
+    assert err.startswith("clickstream report: report overview has no table 'nope'; tables: ")
+    assert err.count("\n") == 1
+
+
 def test_clickstream_report_command_end_to_end(
     chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
