@@ -17,6 +17,7 @@ from typing import Any
 REPORT_NAMES = ("overview", "funnel", "returning", "paths", "searches", "backloops", "customers")
 
 MAX_RANGE_DAYS = 366
+LAST_DATE = date(2149, 6, 6)  # ClickHouse's Date ends here; later values are clamped to it
 DEFAULT_RANGE_DAYS = 30
 MAX_ID = 128
 MAX_PAGE = 2000
@@ -255,6 +256,8 @@ def _date(key: str, text: str) -> date:
         raise QueryError(f"{key} is not a calendar date: {_show(text)}") from None
     if value.year < 2000:
         raise QueryError(f"{key} is before 2000-01-01")
+    if value > LAST_DATE:
+        raise QueryError(f"{key} is after {LAST_DATE} (the last day of a ClickHouse Date)")
     return value
 
 
