@@ -213,12 +213,10 @@ def text_table(rows: list[dict[str, Any]], width: int = 48) -> str:
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):
-        return (
-            " > ".join(_fmt(v) for v in value)
-            if value and not isinstance(value[0], int)
-            else " ".join(map(str, value))
-        )
+    if isinstance(value, list):  # a path reads a > b; numbers (weeks, retention) are spaced
+        if all(isinstance(v, str) for v in value):
+            return " > ".join(value)
+        return " ".join("-" if v is None else _fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

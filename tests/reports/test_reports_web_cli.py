@@ -208,6 +208,13 @@ def test_cli_bad_param_is_one_line(
     )
 
 
+def test_cli_table_shows_number_lists_with_nulls() -> None:
+    # a cohort's weeks after `to` are null; its retention is floats: neither is a path
+    assert cli._fmt([2, 1, None]) == "2 1 -"
+    assert cli._fmt([1.0, 0.5, None]) == "1 0.5 -"
+    assert cli._fmt(["/", "/cart"]) == "/ > /cart"
+
+
 def test_cli_table_format_refuses_an_unknown_table(
     chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
