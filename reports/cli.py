@@ -14,14 +14,14 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from reports.query import REPORT_NAMES, QueryError, ReportQuery, in_site_zone
+from reports.query import REPORT_NAMES, QueryError, ReportQuery, parse_for_site
 from reports.run import pick_table, run, tables, to_csv
 
 # flag dest -> API parameter name
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--site", "site", "site id (required)"),
     ("--from", "from", "first day YYYY-MM-DD (default: 29 days before --to)"),
-    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today, UTC)"),
+    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today there)"),
     ("--channel", "channel", "only sessions from this channel"),
     ("--device", "device", "only this device type (desktop, mobile, tablet)"),
     ("--country", "country", "only this country code"),
@@ -151,7 +151,7 @@ def main(
 ) -> int:
     out = out or sys.stdout
     try:
-        query = in_site_zone(ReportQuery.parse(args.name, params_from_args(args)), settings)
+        query = parse_for_site(args.name, params_from_args(args), settings)
         result = run(query, client, database)
         return _write(args, query, result, out)
     except QueryError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 REPORT_NAMES = ("overview", "funnel", "returning", "paths", "searches", "backloops", "customers")
 
@@ -177,9 +178,24 @@ class ReportQuery:
 
 def in_site_zone(query: ReportQuery, settings: Any) -> ReportQuery:
     """``query`` counting days in its site's ``time_zone`` setting (UTC without settings)."""
-    for_site = getattr(settings, "for_site", None)
-    zone = str(for_site(query.site).time_zone) if for_site is not None else "UTC"
+    zone = _site_zone(settings, query.site)
     return query if zone == query.time_zone else replace(query, time_zone=zone)
+
+
+def parse_for_site(
+    name: str, params: Mapping[str, Sequence[str]], settings: Any, now: datetime | None = None
+) -> ReportQuery:
+    """``ReportQuery.parse`` in the site's time zone: the default ``to`` is today there (at
+    01:00 UTC it is still yesterday in New York), and the days are counted there."""
+    site = next(iter(params.get("site", [])), "").strip()
+    zone = _site_zone(settings, site) if site else "UTC"
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(zone)).date()
+    return in_site_zone(ReportQuery.parse(name, params, today=today), settings)
+
+
+def _site_zone(settings: Any, site: str) -> str:
+    for_site = getattr(settings, "for_site", None)
+    return str(for_site(site).time_zone) if for_site is not None else "UTC"
 
 
 def parse_step(text: str) -> Step:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 
@@ -133,3 +133,27 @@ def test_parse_window_units() -> None:
         10800,
         604800,
     ]
+
+
+def test_default_to_is_today_in_the_sites_time_zone() -> None:
+    from datetime import datetime
+
+    from clickstream.settings import load
+    from reports.query import parse_for_site
+
+    # 01:00 UTC on 8 Dec is still 7 Dec (20:00) in New York
+    now = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    params = {"site": ["shop"]}
+    ny = parse_for_site(
+        "overview", params, load(flags={"time_zone": "America/New_York"}, env={}), now
+    )
+    assert (ny.date_from, ny.date_to, ny.time_zone) == (
+        date(2026, 11, 8),
+        date(2026, 12, 7),
+        "America/New_York",
+    )
+    utc = parse_for_site("overview", params, load(flags={}, env={}), now)
+    assert (utc.date_to, utc.time_zone) == (date(2026, 12, 8), "UTC")
+    # explicit days are kept as given
+    given = parse_for_site("overview", {"site": ["shop"], "to": ["2026-12-08"]}, None, now)
+    assert given.date_to == date(2026, 12, 8)
