@@ -14,14 +14,14 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from reports.query import REPORT_NAMES, QueryError, ReportQuery, in_site_zone
+from reports.query import REPORT_NAMES, QueryError, ReportQuery, parse_for_site
 from reports.run import pick_table, run, tables, to_csv
 
 # flag dest -> API parameter name
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--site", "site", "site id (required)"),
     ("--from", "from", "first day YYYY-MM-DD (default: 29 days before --to)"),
-    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today, UTC)"),
+    ("--to", "to", "last day YYYY-MM-DD, a day of the site's time_zone (default: today there)"),
     ("--channel", "channel", "only sessions from this channel"),
     ("--device", "device", "only this device type (desktop, mobile, tablet)"),
     ("--country", "country", "only this country code"),
@@ -151,7 +151,7 @@ def main(
 ) -> int:
     out = out or sys.stdout
     try:
-        query = in_site_zone(ReportQuery.parse(args.name, params_from_args(args)), settings)
+        query = parse_for_site(args.name, params_from_args(args), settings)
         result = run(query, client, database)
         return _write(args, query, result, out)
     except QueryError as exc:
@@ -186,11 +186,12 @@ def render_tables(query: ReportQuery, result: dict[str, Any]) -> str:
     for key, value in result.items():
         if isinstance(value, dict) and key != "query":
             chunks.append(f"\n{key}\n" + "".join(f"  {k}: {_fmt(v)}\n" for k, v in value.items()))
-    only = (
-        {query.table: tables(result)[query.table]}
-        if query.table in tables(result)
-        else tables(result)
-    )
+    found = tables(result)
+    if query.table and query.table not in found:
+        raise QueryError(
+            f"report {query.name} has no table {query.table!r}; tables: {', '.join(found)}"
+        )
+    only = {query.table: found[query.table]} if query.table else found
     for key, rows in only.items():
         chunks.append(f"\n{key}\n{text_table(rows)}")
     return "".join(chunks)
@@ -212,12 +213,10 @@ def text_table(rows: list[dict[str, Any]], width: int = 48) -> str:
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):
-        return (
-            " > ".join(_fmt(v) for v in value)
-            if value and not isinstance(value[0], int)
-            else " ".join(map(str, value))
-        )
+    if isinstance(value, list):  # a path reads a > b; numbers (weeks, retention) are spaced
+        if all(isinstance(v, str) for v in value):
+            return " > ".join(value)
+        return " ".join("-" if v is None else _fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

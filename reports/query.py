@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 REPORT_NAMES = ("overview", "funnel", "returning", "paths", "searches", "backloops", "customers")
 
 MAX_RANGE_DAYS = 366
+LAST_DATE = date(2149, 6, 6)  # ClickHouse's Date ends here; later values are clamped to it
 DEFAULT_RANGE_DAYS = 30
 MAX_ID = 128
 MAX_PAGE = 2000
@@ -50,7 +52,7 @@ PER_REPORT: dict[str, tuple[str, ...]] = {
 }
 MULTI = frozenset({"step"})
 
-_WINDOW = re.compile(r"^(\d{1,7})([smhd]?)$")
+_WINDOW = re.compile(r"^([0-9]{1,7})([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _EVENT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -176,9 +178,24 @@ class ReportQuery:
 
 def in_site_zone(query: ReportQuery, settings: Any) -> ReportQuery:
     """``query`` counting days in its site's ``time_zone`` setting (UTC without settings)."""
-    for_site = getattr(settings, "for_site", None)
-    zone = str(for_site(query.site).time_zone) if for_site is not None else "UTC"
+    zone = _site_zone(settings, query.site)
     return query if zone == query.time_zone else replace(query, time_zone=zone)
+
+
+def parse_for_site(
+    name: str, params: Mapping[str, Sequence[str]], settings: Any, now: datetime | None = None
+) -> ReportQuery:
+    """``ReportQuery.parse`` in the site's time zone: the default ``to`` is today there (at
+    01:00 UTC it is still yesterday in New York), and the days are counted there."""
+    site = next(iter(params.get("site", [])), "").strip()
+    zone = _site_zone(settings, site) if site else "UTC"
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(zone)).date()
+    return in_site_zone(ReportQuery.parse(name, params, today=today), settings)
+
+
+def _site_zone(settings: Any, site: str) -> str:
+    for_site = getattr(settings, "for_site", None)
+    return str(for_site(site).time_zone) if for_site is not None else "UTC"
 
 
 def parse_step(text: str) -> Step:
@@ -247,7 +264,7 @@ def _dates(raw_from: str, raw_to: str, today: date) -> tuple[date, date]:
 
 
 def _date(key: str, text: str) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise QueryError(f"{key} must be a date YYYY-MM-DD, got {_show(text)}")
     try:
         value = date.fromisoformat(text)
@@ -255,6 +272,8 @@ def _date(key: str, text: str) -> date:
         raise QueryError(f"{key} is not a calendar date: {_show(text)}") from None
     if value.year < 2000:
         raise QueryError(f"{key} is before 2000-01-01")
+    if value > LAST_DATE:
+        raise QueryError(f"{key} is after {LAST_DATE} (the last day of a ClickHouse Date)")
     return value
 
 
@@ -284,7 +303,7 @@ def _choice(key: str, text: str, choices: tuple[str, ...]) -> str:
 def _int(key: str, text: str, default: int, lo: int, hi: int) -> int:
     if text == "":
         return default
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
         raise QueryError(f"{key} must be a whole number from {lo} to {hi}, got {_show(text)}")
     value = int(text)
     if not lo <= value <= hi:

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clickstream.auth import require_scope
-from reports.query import REPORT_NAMES, QueryError, ReportQuery, in_site_zone
+from reports.query import REPORT_NAMES, QueryError, parse_for_site
 from reports.run import pick_table, run, sites, to_csv
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ async def report(request: Request) -> Response:
     name = request.path_params["name"]
     params = {k: request.query_params.getlist(k) for k in request.query_params}
     try:
-        query = in_site_zone(ReportQuery.parse(name, params), request.app.state.settings)
+        query = parse_for_site(name, params, request.app.state.settings)
     except QueryError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400 if name in REPORT_NAMES else 404)
     try:

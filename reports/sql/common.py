@@ -63,9 +63,36 @@ def where(
         parts.append(f"indexHint({key} {span})")
     parts.append(f"{d} {span}")
     parts.append(f"{a}is_bot = 0")
-    if segments:
+    if segments and ts == "ts":
+        parts.extend(hit_segment(q, database, alias))
+    elif segments:
         parts.extend(segment_conditions(q, database, alias))
     return " AND ".join(parts)
+
+
+# the longest session a setting allows (max_session_hours, at most 7 days), in days, plus one:
+# a session with hits in the range started at most this many days before `from`
+SESSION_DAYS_BACK = 8
+
+
+def hit_segment(q: ReportQuery, database: str, alias: str = "") -> list[str]:
+    """The segment filters for hits: ``channel``, ``device``, ``country`` and ``crm`` are
+    attributes of the session (its first hit's channel, its CRM link), so a hit is in the
+    segment when its session is.  A hit's own ``channel`` says how that hit arrived (an
+    internal click is ``direct``), so filtering hits on it would drop every page after a
+    campaign landing.  One scan of the range's sessions, only when a filter is given."""
+    seg = segment_conditions(q, database)
+    if not seg:
+        return []
+    a = f"{alias}." if alias else ""
+    span = f"BETWEEN {{d_from:Date}} - {SESSION_DAYS_BACK} AND {{d_to:Date}}"
+    start = day(q, "start_ts")
+    hint = f"indexHint(toDate(start_ts) {span}) AND " if q.time_zone == "UTC" else ""
+    return [
+        f"{a}session_hash IN (SELECT cityHash64(session_id) FROM {table(database, 'sessions')} "
+        f"WHERE site = {{site:String}} AND {hint}{start} {span} AND is_bot = 0 AND "
+        f"{' AND '.join(seg)})"
+    ]
 
 
 def segment_conditions(q: ReportQuery, database: str, alias: str = "") -> list[str]:

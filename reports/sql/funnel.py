@@ -48,13 +48,31 @@ def step_mask(q: ReportQuery) -> str:
 def _groups(q: ReportQuery, db: str) -> str:
     n = len(q.steps)
     group = "visitor_hash" if q.by == "visitor" else "session_hash"
-    strict = ", \\'strict_order\\'" if q.mode == "strict" else ""
     dim = f"argMin(cityHash64({q.breakdown}), t)" if q.breakdown else "0"
     # default mode: only hits that match a step matter; strict order: every page matters
     rows = (
         f"({PAGE_EVENTS} OR event IN {{events:Array(String)}})" if q.mode == "strict" else "m != 0"
     )
     bits = ", ".join(f"arrayMap(x -> bitTest(x, {i - 1}), a)" for i in range(1, n + 1))
+    t = f"bitShiftRight(x, {SHIFT})"
+    # strict order, one pass over the sorted hits with the state (level, start, best): a hit
+    # of the next step within the window from the start advances the chain, a step-1 hit
+    # starts it again, a hit of the step reached keeps it (a reload), any other page ends it.
+    # windowFunnel's 'strict_order' ends the group's whole search at the first other page
+    # after step 1, so a later clean attempt never counted (and a step-1 hit between steps
+    # 2 and 3 did not break the chain)
+    level = (
+        f"""tupleElement(arrayFold((s, x) -> multiIf(
+                s.1 BETWEEN 1 AND {n - 1} AND bitTest(x, s.1)
+                    AND {t} - s.2 <= {{window_ms:UInt64}},
+                    (s.1 + 1, s.2, greatest(s.3, s.1 + 1)),
+                bitTest(x, 0), (toUInt64(1), {t}, greatest(s.3, 1)),
+                s.1 >= 1 AND bitTest(x, greatest(s.1, 1) - 1), s,
+                (toUInt64(0), s.2, s.3)), a, (toUInt64(0), toUInt64(0), toUInt64(0))), 3)"""
+        if q.mode == "strict"
+        else f"""arrayReduce(concat('windowFunnel(', toString({{window_ms:UInt64}}), ')'),
+                arrayMap(x -> {t}, a), {bits})"""
+    )
     # the page after the group's last hit of the last step it reached (levels 1 .. n - 1)
     nxt = (
         f"""if(level BETWEEN 1 AND {n - 1}, arrayReduce('argMax', nhs,
@@ -66,9 +84,7 @@ def _groups(q: ReportQuery, db: str) -> str:
             arrayFirstIndex(x -> bitTest(x, 0), a) AS i1,
             if(i1 > 0, bitAnd(a[i1], {TIME_BITS}), {NONE}) AS T1
         FROM (
-            SELECT *, arraySort(raw) AS a,
-                arrayReduce(concat('windowFunnel(', toString({{window_ms:UInt64}}), '{strict})'),
-                    arrayMap(x -> bitShiftRight(x, {SHIFT}), a), {bits}) AS level
+            SELECT *, arraySort(raw) AS a, {level} AS level
             FROM (
                 SELECT {group} AS g, groupArray(packed) AS raw, groupArray(nh) AS nhs,
                     {dim} AS dim
@@ -128,7 +144,8 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
     # of the range by hash (one GROUP BY per column: one LowCardinality key is the fast one)
     values = " UNION ALL ".join(
         f"""SELECT cityHash64(v) AS h, toString(v) AS name FROM (
-            SELECT {col} AS v FROM {table(db, "hits")} WHERE {where(q, db, "ts")} GROUP BY v)"""
+            SELECT {col} AS v FROM {table(db, "hits")} WHERE {where(q, db, "ts", segments=False)}
+            GROUP BY v)"""
         for col in ["next_page"] + ([q.breakdown] if q.breakdown else [])
     )
     names = f"SELECT h, any(name) AS name FROM ({values}) GROUP BY h"

@@ -212,3 +212,46 @@ def test_funnel_of_the_most_steps_with_events_and_a_hit_matching_two_steps(
         {"after_step": "event:e7", "next_page": "(exit)", "count": 1},
         {"after_step": "/s/9", "next_page": "(exit)", "count": 1},
     ]
+
+
+def test_funnel_strict_order_counts_a_later_clean_attempt(
+    chdb_client: Client, fresh_db: Any
+) -> None:
+    # windowFunnel's strict_order stops at the first other page after step 1 and never
+    # tries a later start; "no other page between steps" is met by v1's second attempt
+    name = fresh_db()
+    h = hit
+    load(
+        chdb_client,
+        name,
+        "hits",
+        [
+            h(visitor_id="v1", ts="2024-01-10 10:00:00", path="/"),
+            h(visitor_id="v1", ts="2024-01-10 10:01:00", path="/about"),
+            h(visitor_id="v1", ts="2024-01-10 10:30:00", path="/"),
+            h(visitor_id="v1", ts="2024-01-10 10:31:00", path="/product/a"),
+            h(visitor_id="v1", ts="2024-01-10 10:32:00", event="purchase"),
+            # an other page between the steps: step 1 only
+            h(visitor_id="v2", ts="2024-01-10 10:00:00", path="/"),
+            h(visitor_id="v2", ts="2024-01-10 10:01:00", path="/about"),
+            h(visitor_id="v2", ts="2024-01-10 10:02:00", path="/product/a"),
+            # home reloaded, then the product: clean
+            h(visitor_id="v3", ts="2024-01-10 10:00:00", path="/"),
+            h(visitor_id="v3", ts="2024-01-10 10:00:05", path="/"),
+            h(visitor_id="v3", ts="2024-01-10 10:01:00", path="/product/a"),
+            # a clean attempt first, a broken one later: the clean one counts
+            h(visitor_id="v4", ts="2024-01-10 09:00:00", path="/"),
+            h(visitor_id="v4", ts="2024-01-10 09:00:10", path="/product/a"),
+            h(visitor_id="v4", ts="2024-01-10 09:30:00", path="/"),
+            h(visitor_id="v4", ts="2024-01-10 09:31:00", path="/about"),
+            # home between the product and the purchase: the chain ends at the product
+            # (windowFunnel's strict_order let the purchase follow: level 3)
+            h(visitor_id="v5", ts="2024-01-10 10:00:00", path="/"),
+            h(visitor_id="v5", ts="2024-01-10 10:01:00", path="/product/a"),
+            h(visitor_id="v5", ts="2024-01-10 10:02:00", path="/"),
+            h(visitor_id="v5", ts="2024-01-10 10:03:00", event="purchase"),
+        ],
+    )
+    out = funnel(chdb_client, name, mode="strict")
+    assert [s["count"] for s in out["steps"]] == [5, 4, 1]
+    assert [s["count"] for s in funnel(chdb_client, name)["steps"]] == [5, 5, 2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 
@@ -64,9 +64,20 @@ def test_funnel_params() -> None:
             "longer than 366 days",
         ),
         ("overview", {"site": "s", "from": "1999-12-31", "to": "2000-01-01"}, "before 2000-01-01"),
+        # ClickHouse clamps a later Date to 2149-06-06: recency would be counted to that day
+        ("overview", {"site": "s", "from": "2150-01-01", "to": "2150-01-02"}, "after 2149-06-06"),
         ("overview", {"site": "s", "limit": "0"}, "limit must be from 1 to 100000"),
         ("overview", {"site": "s", "limit": "ten"}, "limit must be a whole number"),
         ("overview", {"site": "s", "limit": "-1"}, "limit must be a whole number"),
+        # Unicode digits (fullwidth, Arabic-Indic) are not numbers here: int() would take them
+        ("overview", {"site": "s", "limit": "\uff11"}, "limit must be a whole number"),
+        ("returning", {"site": "s", "weeks": "\u0661"}, "weeks must be a whole number"),
+        (
+            "overview",
+            {"site": "s", "from": "\u0662\u0660\u0662\u0664-01-01"},
+            "from must be a date",
+        ),
+        ("funnel", {"site": "s", "step": "/", "window": "\uff13\uff10m"}, "bad window"),
         ("overview", {"site": "s", "format": "xml"}, "bad format 'xml'; accepted: json, csv"),
         ("overview", {"site": "s", "crm": "yes"}, "accepted: any, linked, anonymous"),
         ("overview", {"site": "s", "interval": "week"}, "bad interval"),
@@ -122,3 +133,27 @@ def test_parse_window_units() -> None:
         10800,
         604800,
     ]
+
+
+def test_default_to_is_today_in_the_sites_time_zone() -> None:
+    from datetime import datetime
+
+    from clickstream.settings import load
+    from reports.query import parse_for_site
+
+    # 01:00 UTC on 8 Dec is still 7 Dec (20:00) in New York
+    now = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    params = {"site": ["shop"]}
+    ny = parse_for_site(
+        "overview", params, load(flags={"time_zone": "America/New_York"}, env={}), now
+    )
+    assert (ny.date_from, ny.date_to, ny.time_zone) == (
+        date(2026, 11, 8),
+        date(2026, 12, 7),
+        "America/New_York",
+    )
+    utc = parse_for_site("overview", params, load(flags={}, env={}), now)
+    assert (utc.date_to, utc.time_zone) == (date(2026, 12, 8), "UTC")
+    # explicit days are kept as given
+    given = parse_for_site("overview", {"site": ["shop"], "to": ["2026-12-08"]}, None, now)
+    assert given.date_to == date(2026, 12, 8)

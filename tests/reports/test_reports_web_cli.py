@@ -208,6 +208,26 @@ def test_cli_bad_param_is_one_line(
     )
 
 
+def test_cli_table_shows_number_lists_with_nulls() -> None:
+    # a cohort's weeks after `to` are null; its retention is floats: neither is a path
+    assert cli._fmt([2, 1, None]) == "2 1 -"
+    assert cli._fmt([1.0, 0.5, None]) == "1 0.5 -"
+    assert cli._fmt(["/", "/cart"]) == "/ > /cart"
+
+
+def test_cli_table_format_refuses_an_unknown_table(
+    chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # as --format csv and the API do; it printed every table before
+    args = parse_cli("overview", "--site", "shop", "--table", "nope", "--format", "table")
+    out = io.StringIO()
+    assert cli.main(args, chdb_client, db, out=out) == 2
+    assert out.getvalue() == ""
+    err = capsys.readouterr().err
+    assert err.startswith("clickstream report: report overview has no table 'nope'; tables: ")
+    assert err.count("\n") == 1
+
+
 def test_clickstream_report_command_end_to_end(
     chdb_client: Client, db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
