@@ -213,9 +213,9 @@ class Collector:
                 return
             if not message.get("more_body"):
                 break
-        errors, hits = self._parse_body(bytes(body), scope, headers)
+        errors, reason, hits = self._parse_body(bytes(body), scope, headers)
         if errors:
-            METRICS.inc("beacon_rejected_total", reason=errors[0].split(":")[0])
+            METRICS.inc("beacon_rejected_total", reason=reason)
             await _json(send, 400, {"errors": errors}, cors)
             return
         origin = headers.get(b"origin", b"").decode("latin-1")
@@ -247,22 +247,27 @@ class Collector:
 
     def _parse_body(
         self, body: bytes, scope: Scope, headers: dict[bytes, bytes]
-    ) -> tuple[list[str], list[Any]]:
+    ) -> tuple[list[str], str, list[Any]]:
+        """(errors, the first error's reason, hits): no errors, or a rejected body whose
+        reason labels ``beacon_rejected_total`` (a fixed set of names, never an index)."""
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return ["body: not valid JSON (UTF-8)"], []
+            return ["body: not valid JSON (UTF-8)"], "not_json", []
         events = doc if isinstance(doc, list) else [doc]
         if not events:
-            return ["body: empty array"], []
+            return ["body: empty array"], "empty_batch", []
         if len(events) > self.settings.max_batch_events:
-            return [f"body: more than {self.settings.max_batch_events} events"], []
+            limit = self.settings.max_batch_events
+            return [f"body: more than {limit} events"], "too_many_events", []
         errors: list[str] = []
+        reason = ""
         hits: list[Hit] = []
         req = self.request_info(scope, headers, "beacon")
         for i, event in enumerate(events):
             if not isinstance(event, dict):
                 errors.append(f"event {i}: not an object")
+                reason = reason or "not_object"
                 continue
             try:
                 params = normalize(event)
@@ -271,12 +276,13 @@ class Collector:
                 hit = build_hit(params, self._cookieless(params, req) or req, self.settings)
             except Drop as drop:
                 errors.append(f"event {i}: {drop.reason}: {drop.detail}")
+                reason = reason or drop.reason
                 METRICS.inc("hits_dropped_total", reason=drop.reason)
                 continue
             if hits:  # one request, one visitor: keep the batch on one key
                 hit.visitor_id = hits[0].visitor_id
             hits.append(hit)
-        return errors, hits
+        return errors, reason, hits
 
     def _cors(self, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         origin = headers.get(b"origin")
