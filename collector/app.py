@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -24,15 +24,47 @@ from collector.hot import OPTOUT, TWO_YEARS, Collector, header_map
 STATIC = Path(__file__).parent / "static"
 
 
+_tracker: tuple[float, bytes, str] = (0.0, b"", "")  # (mtime, script, content hash)
+
+
+def _tracker_script() -> tuple[bytes, str] | None:
+    """The built tracker and the hash of its bytes (its version), re-read when it changes."""
+    global _tracker
+    try:
+        mtime = (STATIC / "t.js").stat().st_mtime
+        if mtime != _tracker[0]:
+            body = (STATIC / "t.js").read_bytes()
+            _tracker = (mtime, body, hashlib.sha256(body).hexdigest()[:16])
+    except OSError:
+        return None
+    return _tracker[1], _tracker[2]
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or any listed tag, compared weakly."""
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
 async def tracker_js(request: Request) -> Response:
-    path = STATIC / "t.js"
-    if not path.exists():
+    """The tracker, cacheable and versioned: its ETag is the hash of its bytes, a
+    revalidation answers 304; ``/t.js?v=<that hash>`` names one version and is immutable."""
+    found = _tracker_script()
+    if found is None:
         return PlainTextResponse("/* tracker not built */", status_code=404)
-    return FileResponse(
-        path,
-        media_type="application/javascript",
-        headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
-    )
+    body, version = found
+    etag = f'"{version}"'
+    immutable = request.query_params.get("v") == version
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if immutable
+        else "public, max-age=3600",
+        "ETag": etag,
+        "Access-Control-Allow-Origin": "*",
+    }
+    if _etag_matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/javascript", headers=headers)
 
 
 async def optout(request: Request) -> Response:
