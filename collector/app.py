@@ -67,29 +67,27 @@ async def tracker_js(request: Request) -> Response:
     return Response(body, media_type="application/javascript", headers=headers)
 
 
-async def optout(request: Request) -> Response:
-    undo = request.query_params.get("undo") == "1"
-    text = (
-        "Tracking is back on for this browser."
-        if undo
-        else "You are opted out: this browser is no longer tracked."
-    )
-    response = HTMLResponse(
-        f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>"
-    )
-    if undo:
-        response.delete_cookie(OPTOUT, path="/")
-    else:
-        # not HttpOnly: the tracker reads it to stay silent
-        response.set_cookie(
-            OPTOUT,
-            "1",
-            max_age=TWO_YEARS,
-            path="/",
-            samesite="lax",
-            secure=request.url.scheme == "https",
+def optout_route(collector: Collector) -> Route:
+    async def optout(request: Request) -> Response:
+        """GET /optout sets ``_cs_optout=1`` (``?undo=1`` removes it) with the visitor
+        cookie's Domain and SameSite: a collector on another site (``cookie_third_party``)
+        only sees a ``SameSite=None`` cookie on the pixels of the tracked pages, and the
+        tracker only reads one whose ``Domain`` covers its page (``cookie_domain``)."""
+        undo = request.query_params.get("undo") == "1"
+        text = (
+            "Tracking is back on for this browser."
+            if undo
+            else "You are opted out: this browser is no longer tracked."
         )
-    return response
+        response = HTMLResponse(
+            f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>"
+        )
+        # not HttpOnly: the tracker reads it to stay silent
+        value, max_age = ("", 0) if undo else ("1", TWO_YEARS)
+        response.raw_headers.append(collector.cookie(OPTOUT, value, max_age, request.scope))
+        return response
+
+    return Route("/optout", optout)
 
 
 def redirect_route(collector: Collector) -> Route:
@@ -126,7 +124,7 @@ def redirect_route(collector: Collector) -> Route:
 def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
-        Route("/optout", optout),
+        optout_route(collector),
         Route(
             "/api/snippet", require_scope("read")(snippet.api_snippet)
         ),  # the dashboard Install page

@@ -63,11 +63,14 @@ class Collector:
     def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool | None]]):
         self.settings = settings
         self.put = put
-        attrs = f"; Max-Age={TWO_YEARS}; Path=/"
+        scope_attrs = "; Path=/"  # what _cs_vid and _cs_optout share
         if settings.cookie_domain:
-            attrs += f"; Domain={settings.cookie_domain}"
-        attrs += "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
-        self.cookie_attrs = attrs
+            scope_attrs += f"; Domain={settings.cookie_domain}"
+        scope_attrs += (
+            "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
+        )
+        self.cookie_scope_attrs = scope_attrs
+        self.cookie_attrs = f"; Max-Age={TWO_YEARS}{scope_attrs}"
         self.limiter = (
             RateLimiter(settings.rate_limit_per_ip, settings.rate_limit_burst)
             if settings.rate_limit_per_ip > 0
@@ -117,6 +120,12 @@ class Collector:
         ):
             return "dnt"
         return ""
+
+    def cookie(self, name: str, value: str, max_age: int, scope: Scope) -> tuple[bytes, bytes]:
+        """A Set-Cookie header with the visitor cookie's Path, Domain and SameSite."""
+        attrs = self.cookie_scope_attrs
+        secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in attrs else ""
+        return (b"set-cookie", f"{name}={value}; Max-Age={max_age}{attrs}{secure}".encode())
 
     def _set_cookie(self, vid: str, scope: Scope) -> tuple[bytes, bytes]:
         secure = (
