@@ -202,7 +202,8 @@ class Collector:
             await _respond(send, 204, cors + [(b"access-control-max-age", b"86400")])
             return
         if scope["method"] != "POST":
-            await _json(send, 405, {"errors": ["use POST"]}, cors)
+            allow = [(b"allow", b"POST, OPTIONS")]  # RFC 9110 15.5.6: a 405 names them
+            await _json(send, 405, {"errors": ["use POST"]}, cors + allow)
             return
         limit = self.settings.max_body_bytes
         length = headers.get(b"content-length")

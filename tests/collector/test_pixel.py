@@ -285,3 +285,12 @@ async def test_dnt_and_optout_drop_at_the_door() -> None:
     client2, sink2 = make_client()
     await client2.get("/p.gif?s=demo&u=https://a.example/", headers={"dnt": "1"})
     assert len(sink2) == 1  # the default policy ignores DNT
+
+
+async def test_beacon_other_methods_get_405_naming_the_allowed_ones() -> None:
+    client, sink = make_client()
+    for method in ("GET", "PUT", "DELETE"):
+        r = await client.request(method, "/collect")
+        assert r.status_code == 405 and r.json() == {"errors": ["use POST"]}
+        assert r.headers["allow"] == "POST, OPTIONS"
+    assert sink == []
