@@ -232,6 +232,8 @@ class Collector:
         allowed = [h for h in hits if not origin or self._origin_allowed(origin, h.site)]
         if len(allowed) < len(hits):  # CORS hides the answer; this keeps the data out too
             METRICS.inc("hits_dropped_total", len(hits) - len(allowed), reason="origin_not_allowed")
+            if not allowed:  # the answer is the events' sites', not another site's
+                cors = [(b"vary", b"Origin")]
         accepted = []
         for h in allowed:  # counted under the pixel's reasons: opt_out, dnt
             refused = self._refused_by_privacy(headers, h.site)

@@ -144,8 +144,9 @@ async def test_cors_allows_each_sites_own_origins_and_drops_hits_from_others(
     before = dropped("origin_not_allowed")
     r = await c.post(
         "/collect", json=PAGE, headers={"origin": "https://www.blog.example"}
-    )  # not shop's origin
+    )  # not shop's origin (but blog's): the answer does not let blog's page read it
     assert r.status_code == 204 and sink == []
+    assert "access-control-allow-origin" not in r.headers and r.headers["vary"] == "Origin"
     assert dropped("origin_not_allowed") - before == 1
     r = await c.post(
         "/collect", json=[PAGE, {**PAGE, "s": "blog"}], headers={"origin": "https://shop.example"}
