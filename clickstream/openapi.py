@@ -127,6 +127,7 @@ def spec() -> dict[str, Any]:
                     "summary": "The tracker script",
                     "responses": {
                         "200": {"description": "JavaScript"},
+                        "304": {"description": "not modified (If-None-Match)"},
                         "404": {"description": "not built"},
                     },
                 }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -24,40 +24,70 @@ from collector.hot import OPTOUT, TWO_YEARS, Collector, header_map
 STATIC = Path(__file__).parent / "static"
 
 
+_tracker: tuple[float, bytes, str] = (0.0, b"", "")  # (mtime, script, content hash)
+
+
+def _tracker_script() -> tuple[bytes, str] | None:
+    """The built tracker and the hash of its bytes (its version), re-read when it changes."""
+    global _tracker
+    try:
+        mtime = (STATIC / "t.js").stat().st_mtime
+        if mtime != _tracker[0]:
+            body = (STATIC / "t.js").read_bytes()
+            _tracker = (mtime, body, hashlib.sha256(body).hexdigest()[:16])
+    except OSError:
+        return None
+    return _tracker[1], _tracker[2]
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or any listed tag, compared weakly."""
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
 async def tracker_js(request: Request) -> Response:
-    path = STATIC / "t.js"
-    if not path.exists():
+    """The tracker, cacheable and versioned: its ETag is the hash of its bytes, a
+    revalidation answers 304; ``/t.js?v=<that hash>`` names one version and is immutable."""
+    found = _tracker_script()
+    if found is None:
         return PlainTextResponse("/* tracker not built */", status_code=404)
-    return FileResponse(
-        path,
-        media_type="application/javascript",
-        headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
-    )
+    body, version = found
+    etag = f'"{version}"'
+    immutable = request.query_params.get("v") == version
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if immutable
+        else "public, max-age=3600",
+        "ETag": etag,
+        "Access-Control-Allow-Origin": "*",
+    }
+    if _etag_matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/javascript", headers=headers)
 
 
-async def optout(request: Request) -> Response:
-    undo = request.query_params.get("undo") == "1"
-    text = (
-        "Tracking is back on for this browser."
-        if undo
-        else "You are opted out: this browser is no longer tracked."
-    )
-    response = HTMLResponse(
-        f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>"
-    )
-    if undo:
-        response.delete_cookie(OPTOUT, path="/")
-    else:
-        # not HttpOnly: the tracker reads it to stay silent
-        response.set_cookie(
-            OPTOUT,
-            "1",
-            max_age=TWO_YEARS,
-            path="/",
-            samesite="lax",
-            secure=request.url.scheme == "https",
+def optout_route(collector: Collector) -> Route:
+    async def optout(request: Request) -> Response:
+        """GET /optout sets ``_cs_optout=1`` (``?undo=1`` removes it) with the visitor
+        cookie's Domain and SameSite: a collector on another site (``cookie_third_party``)
+        only sees a ``SameSite=None`` cookie on the pixels of the tracked pages, and the
+        tracker only reads one whose ``Domain`` covers its page (``cookie_domain``)."""
+        undo = request.query_params.get("undo") == "1"
+        text = (
+            "Tracking is back on for this browser."
+            if undo
+            else "You are opted out: this browser is no longer tracked."
         )
-    return response
+        response = HTMLResponse(
+            f"<!doctype html><meta charset=utf-8><title>Opt-out</title><p>{text}</p>"
+        )
+        # not HttpOnly: the tracker reads it to stay silent
+        value, max_age = ("", 0) if undo else ("1", TWO_YEARS)
+        response.raw_headers.append(collector.cookie(OPTOUT, value, max_age, request.scope))
+        return response
+
+    return Route("/optout", optout)
 
 
 def redirect_route(collector: Collector) -> Route:
@@ -94,7 +124,7 @@ def redirect_route(collector: Collector) -> Route:
 def routes(collector: Collector) -> list[Route]:
     return [
         Route("/t.js", tracker_js),
-        Route("/optout", optout),
+        optout_route(collector),
         Route(
             "/api/snippet", require_scope("read")(snippet.api_snippet)
         ),  # the dashboard Install page

@@ -63,11 +63,14 @@ class Collector:
     def __init__(self, settings: Settings, put: Callable[[list[Any]], Awaitable[bool | None]]):
         self.settings = settings
         self.put = put
-        attrs = f"; Max-Age={TWO_YEARS}; Path=/"
+        scope_attrs = "; Path=/"  # what _cs_vid and _cs_optout share
         if settings.cookie_domain:
-            attrs += f"; Domain={settings.cookie_domain}"
-        attrs += "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
-        self.cookie_attrs = attrs
+            scope_attrs += f"; Domain={settings.cookie_domain}"
+        scope_attrs += (
+            "; SameSite=None; Secure" if settings.cookie_third_party else "; SameSite=Lax"
+        )
+        self.cookie_scope_attrs = scope_attrs
+        self.cookie_attrs = f"; Max-Age={TWO_YEARS}{scope_attrs}"
         self.limiter = (
             RateLimiter(settings.rate_limit_per_ip, settings.rate_limit_burst)
             if settings.rate_limit_per_ip > 0
@@ -117,6 +120,12 @@ class Collector:
         ):
             return "dnt"
         return ""
+
+    def cookie(self, name: str, value: str, max_age: int, scope: Scope) -> tuple[bytes, bytes]:
+        """A Set-Cookie header with the visitor cookie's Path, Domain and SameSite."""
+        attrs = self.cookie_scope_attrs
+        secure = "; Secure" if scope.get("scheme") == "https" and "Secure" not in attrs else ""
+        return (b"set-cookie", f"{name}={value}; Max-Age={max_age}{attrs}{secure}".encode())
 
     def _set_cookie(self, vid: str, scope: Scope) -> tuple[bytes, bytes]:
         secure = (
@@ -193,7 +202,8 @@ class Collector:
             await _respond(send, 204, cors + [(b"access-control-max-age", b"86400")])
             return
         if scope["method"] != "POST":
-            await _json(send, 405, {"errors": ["use POST"]}, cors)
+            allow = [(b"allow", b"POST, OPTIONS")]  # RFC 9110 15.5.6: a 405 names them
+            await _json(send, 405, {"errors": ["use POST"]}, cors + allow)
             return
         limit = self.settings.max_body_bytes
         length = headers.get(b"content-length")
@@ -213,15 +223,17 @@ class Collector:
                 return
             if not message.get("more_body"):
                 break
-        errors, hits = self._parse_body(bytes(body), scope, headers)
+        errors, reason, hits = self._parse_body(bytes(body), scope, headers)
         if errors:
-            METRICS.inc("beacon_rejected_total", reason=errors[0].split(":")[0])
+            METRICS.inc("beacon_rejected_total", reason=reason)
             await _json(send, 400, {"errors": errors}, cors)
             return
         origin = headers.get(b"origin", b"").decode("latin-1")
         allowed = [h for h in hits if not origin or self._origin_allowed(origin, h.site)]
         if len(allowed) < len(hits):  # CORS hides the answer; this keeps the data out too
             METRICS.inc("hits_dropped_total", len(hits) - len(allowed), reason="origin_not_allowed")
+            if not allowed:  # the answer is the events' sites', not another site's
+                cors = [(b"vary", b"Origin")]
         accepted = []
         for h in allowed:  # counted under the pixel's reasons: opt_out, dnt
             refused = self._refused_by_privacy(headers, h.site)
@@ -247,22 +259,27 @@ class Collector:
 
     def _parse_body(
         self, body: bytes, scope: Scope, headers: dict[bytes, bytes]
-    ) -> tuple[list[str], list[Any]]:
+    ) -> tuple[list[str], str, list[Any]]:
+        """(errors, the first error's reason, hits): no errors, or a rejected body whose
+        reason labels ``beacon_rejected_total`` (a fixed set of names, never an index)."""
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return ["body: not valid JSON (UTF-8)"], []
+            return ["body: not valid JSON (UTF-8)"], "not_json", []
         events = doc if isinstance(doc, list) else [doc]
         if not events:
-            return ["body: empty array"], []
+            return ["body: empty array"], "empty_batch", []
         if len(events) > self.settings.max_batch_events:
-            return [f"body: more than {self.settings.max_batch_events} events"], []
+            limit = self.settings.max_batch_events
+            return [f"body: more than {limit} events"], "too_many_events", []
         errors: list[str] = []
+        reason = ""
         hits: list[Hit] = []
         req = self.request_info(scope, headers, "beacon")
         for i, event in enumerate(events):
             if not isinstance(event, dict):
                 errors.append(f"event {i}: not an object")
+                reason = reason or "not_object"
                 continue
             try:
                 params = normalize(event)
@@ -271,12 +288,13 @@ class Collector:
                 hit = build_hit(params, self._cookieless(params, req) or req, self.settings)
             except Drop as drop:
                 errors.append(f"event {i}: {drop.reason}: {drop.detail}")
+                reason = reason or drop.reason
                 METRICS.inc("hits_dropped_total", reason=drop.reason)
                 continue
             if hits:  # one request, one visitor: keep the batch on one key
                 hit.visitor_id = hits[0].visitor_id
             hits.append(hit)
-        return errors, hits
+        return errors, reason, hits
 
     def _cors(self, headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         origin = headers.get(b"origin")

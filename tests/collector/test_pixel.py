@@ -227,29 +227,41 @@ async def test_oversized_beacon_gets_413() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "needle"),
+    ("body", "needle", "reason"),
     [
-        (b"not json", "not valid JSON"),
-        (b"[]", "empty array"),
-        (b"[1]", "not an object"),
-        (b'{"u":"https://a.example/"}', "missing_site"),
-        (b'[{"s":"demo","u":"https://a.example/"},{"s":"demo","u":"ftp://x"}]', "bad_url"),
+        (b"not json", "not valid JSON", "not_json"),
+        (b"[]", "empty array", "empty_batch"),
+        (b"[1]", "not an object", "not_object"),
+        (b'{"u":"https://a.example/"}', "missing_site", "missing_site"),
+        (
+            b'[{"s":"demo","u":"https://a.example/"},{"s":"demo","u":"ftp://x"}]',
+            "bad_url",
+            "bad_url",
+        ),
         (
             b"[" + b",".join([b'{"s":"demo","u":"https://a.example/"}'] * 101) + b"]",
             "more than 100 events",
+            "too_many_events",
         ),
-        (b'{"s":"demo","u":"https://a.example/","props":[1]}', "bad_props"),
-        (b'{"s":"demo","u":"https://a.example/","props":{"a":{"b":{"c":1}}}}', "bad_prop"),
+        (b'{"s":"demo","u":"https://a.example/","props":[1]}', "bad_props", "bad_props"),
+        (
+            b'{"s":"demo","u":"https://a.example/","props":{"a":{"b":{"c":1}}}}',
+            "bad_prop",
+            "bad_prop",
+        ),
     ],
 )
 async def test_bad_beacon_body_is_400_with_errors_and_nothing_accepted(
-    body: bytes, needle: str
+    body: bytes, needle: str, reason: str
 ) -> None:
     client, sink = make_client()
+    before = METRICS.get("beacon_rejected_total", reason=reason)
     r = await client.post("/collect", content=body)
     assert r.status_code == 400
     assert any(needle in e for e in r.json()["errors"])
     assert sink == []
+    # the label is the reason, never "event 3" (one series per batch position)
+    assert METRICS.get("beacon_rejected_total", reason=reason) == before + 1
 
 
 async def test_cors_preflight_and_allowed_origins() -> None:
@@ -273,3 +285,12 @@ async def test_dnt_and_optout_drop_at_the_door() -> None:
     client2, sink2 = make_client()
     await client2.get("/p.gif?s=demo&u=https://a.example/", headers={"dnt": "1"})
     assert len(sink2) == 1  # the default policy ignores DNT
+
+
+async def test_beacon_other_methods_get_405_naming_the_allowed_ones() -> None:
+    client, sink = make_client()
+    for method in ("GET", "PUT", "DELETE"):
+        r = await client.request(method, "/collect")
+        assert r.status_code == 405 and r.json() == {"errors": ["use POST"]}
+        assert r.headers["allow"] == "POST, OPTIONS"
+    assert sink == []

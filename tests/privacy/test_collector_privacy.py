@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
+
 from clickstream.metrics import METRICS
 from collector.cookieless import DailySalt
 from collector.hot import GIF
@@ -59,11 +61,11 @@ async def test_optout_cookie_stops_tracking_until_undone(tmp_path: Path) -> None
         assert r.status_code == 200 and "opted out" in r.text
         assert (
             r.headers["set-cookie"].startswith("_cs_optout=1;")
-            and "SameSite=lax" in r.headers["set-cookie"]
+            and "SameSite=Lax" in r.headers["set-cookie"]
         )
         r = await web.get("/optout?undo=1")
         assert (
-            r.headers["set-cookie"].startswith('_cs_optout="";')
+            r.headers["set-cookie"].startswith("_cs_optout=;")
             and "Max-Age=0" in r.headers["set-cookie"]
         )
     c, sink, _ = collector(tmp_path)
@@ -142,8 +144,9 @@ async def test_cors_allows_each_sites_own_origins_and_drops_hits_from_others(
     before = dropped("origin_not_allowed")
     r = await c.post(
         "/collect", json=PAGE, headers={"origin": "https://www.blog.example"}
-    )  # not shop's origin
+    )  # not shop's origin (but blog's): the answer does not let blog's page read it
     assert r.status_code == 204 and sink == []
+    assert "access-control-allow-origin" not in r.headers and r.headers["vary"] == "Origin"
     assert dropped("origin_not_allowed") - before == 1
     r = await c.post(
         "/collect", json=[PAGE, {**PAGE, "s": "blog"}], headers={"origin": "https://shop.example"}
@@ -198,3 +201,41 @@ async def test_visitor_cookie_flags(tmp_path: Path) -> None:
     assert (
         "SameSite=None; Secure" in third and "Domain=c.test" in third and third.count("Secure") == 1
     )
+
+
+async def test_optout_cookie_reaches_where_the_visitor_cookie_does(tmp_path: Path) -> None:
+    """A collector on another site only receives a SameSite=None cookie with the tracked
+    pages' pixels, and the tracker reads _cs_optout only under the shared Domain: the
+    opt-out cookie carries the visitor cookie's Domain and SameSite, and its undo too."""
+    from starlette.applications import Starlette
+
+    from collector import app as collector_app
+
+    for flags, attrs in (
+        ({}, "; Path=/; SameSite=Lax"),
+        (
+            {"cookie_domain": "shop.example", "cookie_third_party": True},
+            "; Path=/; Domain=shop.example; SameSite=None; Secure",
+        ),
+    ):
+        _, _, col = collector(tmp_path, **flags)
+        app = Starlette(routes=collector_app.routes(col))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://c.test"
+        ) as c:
+            out = (await c.get("/optout")).headers["set-cookie"]
+            assert out == f"_cs_optout=1; Max-Age=63072000{attrs}"
+            undo = (await c.get("/optout", params={"undo": "1"})).headers["set-cookie"]
+            assert undo == f"_cs_optout=; Max-Age=0{attrs}"
+        vid = (await col_pixel(col)).headers["set-cookie"]
+        assert vid.endswith(f"; Max-Age=63072000{attrs}")
+
+
+async def col_pixel(col: object) -> httpx.Response:
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await col.pixel(scope, receive, send)  # type: ignore[attr-defined]
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://c.test"
+    ) as c:
+        return await c.get("/p.gif", params=PAGE)
