@@ -191,9 +191,9 @@ def read_query(
     Anything but a read is refused before it is sent: on chDB a refused write would
     leave the shared session in readonly mode (its settings are applied with SET).
     """
-    from clickstream.sqlguard import READ_STARTS, first_keyword
+    from clickstream.sqlguard import is_read
 
-    if first_keyword(sql) not in READ_STARTS:
+    if not is_read(sql):
         raise WarehouseError("only read statements may run on the read-only path")
     query_settings = {"readonly": 1, "log_comment": comment[:200]}
     query_settings.update(settings or {})
