@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from clickstream import settings as settings_mod
 from clickstream.settings import SETTINGS, Settings, SettingsError
@@ -18,6 +19,33 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 class CLIError(Exception):
     """A one-line error for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line like every other CLI error: the problem,
+    then where the options are listed (no usage block of the 60 settings flags)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """The message for arguments no option took; a mistyped flag names the nearest one."""
+    flags = [e for e in extras if e.startswith("-") and len(e) > 1]
+    if not flags:
+        return "unrecognized arguments: " + " ".join(extras)
+    name = flags[0].split("=", 1)[0]
+    options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"unrecognized argument {name}" + (f"; did you mean {close[0]}?" if close else "")
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
 
 
 def _add_setting_flags(p: argparse.ArgumentParser) -> None:
@@ -197,7 +225,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clickstream",
         description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
     )
@@ -274,7 +302,10 @@ def _plugins() -> list[Callable[..., None]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = _subparser(parser, getattr(args, "command", None))
+        command.error(_unrecognized(command, extras))
     try:
         settings = resolve(args)
         return int(args.handler(args, settings))

@@ -57,9 +57,31 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
             ["sql", "DROP TABLE clickstream.hits"],
             "clickstream: error: only read statements are allowed",
         ),
+        (
+            ["serve", "--sesion-timeout-min", "5"],
+            "clickstream serve: error: unrecognized argument --sesion-timeout-min; "
+            "did you mean --session-timeout-min? (`clickstream serve --help` lists the options)",
+        ),
+        (
+            ["import-log", "x.log", "--site", "s", "--formt", "common"],
+            "clickstream import-log: error: unrecognized argument --formt; did you mean --format?",
+        ),
+        (
+            ["report", "overview", "--site", "s", "--format", "xml"],
+            "clickstream report: error: argument --format: invalid choice: 'xml'",
+        ),
+        (
+            ["import-log", "x.log"],
+            "clickstream import-log: error: the following arguments are required: --site",
+        ),
+        (
+            ["serve", "--clickhouse", "foo://x"],
+            "clickstream: error: setting 'clickhouse' (flag --clickhouse): 'foo://x' is not",
+        ),
     ],
 )
 def test_errors_are_one_line(argv: list[str], message: str) -> None:
+    """Usage errors too: argparse printed the usage block of the 60 settings flags first."""
     proc = subprocess.run(
         [sys.executable, "-m", "clickstream.cli", *argv],
         capture_output=True,
