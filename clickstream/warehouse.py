@@ -199,4 +199,22 @@ def read_query(
     query_settings.update(settings or {})
     with CHDB_LOCK:
         result = client.query(sql, parameters=parameters, settings=query_settings)
-    return ReadResult(list(result.column_names), [list(r) for r in result.result_rows])
+        columns = list(result.column_names)
+        rows = [list(r) for r in result.result_rows]
+        if not columns and not rows and _words_start(sql) in ("SELECT", "WITH", "("):
+            # No rows came with no column names (chDB sends no Native block for an empty
+            # result); an analyst still wants the header: ask for the columns alone.
+            probe = f"SELECT * FROM (\n{sql.strip().rstrip(';')}\n) LIMIT 0"
+            try:
+                probed = client.query(probe, parameters=parameters, settings=query_settings)
+                columns = list(probed.column_names)
+            except Exception:  # the statement ran; a header is not worth failing it
+                columns = []
+    return ReadResult(columns, rows)
+
+
+def _words_start(sql: str) -> str:
+    """The first keyword (or an opening parenthesis) past comments, upper-cased."""
+    text = re.sub(r"(--|#)[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).lstrip()
+    match = re.match(r"[A-Za-z]+|\(", text)
+    return match.group().upper() if match else ""

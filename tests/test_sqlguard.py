@@ -73,3 +73,18 @@ def test_read_path_refuses_writes_and_keeps_the_engine_writable(ch, database: st
     assert warehouse.read_query(ch, "(SELECT 1) UNION ALL (SELECT 2)").rows == [[1], [2]]
     ch.command(f"CREATE TABLE {database}.still_writable (a Int8) ENGINE = Memory")
     ch.command(f"DROP TABLE {database}.still_writable")
+
+
+def test_an_empty_result_keeps_its_column_names(ch, database: str) -> None:  # type: ignore[no-untyped-def]
+    """chDB sends no block for zero rows: `clickstream sql` printed two blank lines and
+    /api/sql answered {"columns": [], "rows": []}."""
+    from clickstream import warehouse
+
+    for sql in (
+        f"SELECT site, count() AS n FROM {database}.hits WHERE site = 'none' GROUP BY site",
+        f"WITH 1 AS one SELECT one, site FROM {database}.hits WHERE 0 -- trailing comment",
+        f"(SELECT site AS a, 2 AS b FROM {database}.sessions WHERE 0);",
+    ):
+        result = warehouse.read_query(ch, sql.rstrip(";"))
+        assert result.rows == [] and len(result.columns) == 2, (sql, result.columns)
+    assert warehouse.read_query(ch, "SELECT 1 AS x WHERE 0").columns == ["x"]
