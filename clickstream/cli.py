@@ -314,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `clickstream migrate --cluster prod | head`: the reader left, nothing to report
+        # (stdout goes to /dev/null so that the interpreter's final flush stays quiet)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # one line for the user; details with --log-level debug
         from clickstream.broker import BrokerError
         from clickstream.warehouse import WarehouseError

@@ -151,3 +151,23 @@ def test_migrate_applies_the_retention_settings(tmp_path: Path) -> None:
         == "schema is up to date\n"
     )
     assert "retention: clickstream.hits keeps rows forever (TTL removed)" in migrate()
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    """`clickstream migrate --cluster prod | head -1` printed `error: [Errno 32] Broken pipe`."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first line
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "clickstream.cli", "migrate", "--cluster", "prod"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
