@@ -85,6 +85,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import warehouse
 
+    if args.apply and args.cluster and not settings.clickhouse:
+        # the embedded chDB has no cluster: it answered "Requested cluster ... not found"
+        raise CLIError("--apply runs the ON CLUSTER DDL on a server: give --clickhouse DSN")
+    if not settings.clickhouse and not args.cluster:
+        from clickstream import running
+
+        if running.find(settings.data_dir):  # its chDB files are locked by that process
+            raise CLIError(
+                f"the `clickstream serve` running with --data {settings.data_dir} owns its "
+                "chDB and migrated it at start; stop it first, or give --clickhouse DSN"
+            )
     if args.cluster:
         from clickstream.cluster import ClusterDDLError, print_or_apply
 

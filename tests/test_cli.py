@@ -52,6 +52,10 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
     [
         (["migrate", "--cluster", "bad name"], "clickstream: error: bad identifier 'bad name'"),
         (["migrate", "--apply"], "clickstream: error: --apply goes with --cluster NAME"),
+        (
+            ["migrate", "--cluster", "prod", "--apply"],
+            "clickstream: error: --apply runs the ON CLUSTER DDL on a server: give --clickhouse DSN",
+        ),
         (["demo", "--sessions", "0"], "clickstream: error: --sessions must be 1..1000000"),
         (
             ["sql", "DROP TABLE clickstream.hits"],
@@ -171,3 +175,23 @@ def test_a_closed_pipe_is_not_an_error() -> None:
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_migrate_names_the_serve_that_owns_the_chdb(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It opened the locked chDB files and answered 'Unable to open the chdb engine'."""
+    import json
+    import os
+
+    from clickstream import running
+
+    (tmp_path / running.NAME).write_text(
+        json.dumps({"url": "http://127.0.0.1:1", "kafka": "127.0.0.1:2", "pid": os.getpid()})
+    )
+    assert main(["migrate", "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"clickstream: error: the `clickstream serve` running with --data {tmp_path} owns its "
+        "chDB and migrated it at start; stop it first, or give --clickhouse DSN\n"
+    )
+    assert not (tmp_path / "chdb").exists()
