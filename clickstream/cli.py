@@ -311,6 +311,20 @@ def _plugins() -> list[Callable[..., None]]:
     return [__import__(module, fromlist=["add_parser"]).add_parser for module in PLUGINS]
 
 
+SERVER_COMMANDS = frozenset({"serve", "collector", "sessionizer", "dashboard"})
+
+
+def _quiet_client_libraries() -> None:
+    """A one-shot command reports a failure in its own one line; the client libraries'
+    logs of the same failure (aiokafka: every reconnection attempt, some 70 lines for an
+    unreachable broker; clickhouse-connect: "Unexpected Http Driver Exception") are kept
+    for ``--log-level debug``. The servers configure logging themselves."""
+    import logging
+
+    for name in ("aiokafka", "clickhouse_connect"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -319,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.error(_unrecognized(command, extras))
     try:
         settings = resolve(args)
+        if args.command not in SERVER_COMMANDS and settings.log_level != "debug":
+            _quiet_client_libraries()
         return int(args.handler(args, settings))
     except (SettingsError, CLIError) as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -252,21 +250,6 @@ def add_parser(
     return p
 
 
-@contextlib.contextmanager
-def _quiet_kafka_client(log_level: str) -> Iterator[None]:
-    """aiokafka logs every reconnection attempt ("Unable connect to ...", some 70 lines for
-    an unreachable broker) before the one-line error that says the same; below
-    ``--log-level debug`` the command keeps to its own lines."""
-    logger = logging.getLogger("aiokafka")
-    before = logger.level
-    if log_level != "debug":
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
-
-
 def _fail(message: str) -> int:
     print(f"clickstream import-log: error: {message}", file=sys.stderr)
     return 2
@@ -332,10 +315,9 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             for _ in hits:
                 pass
         else:
-            with _quiet_kafka_client(settings.log_level):
-                asyncio.run(
-                    produce(hits, bootstrap, settings.topic, settings.topic_partitions, idempotent)
-                )
+            asyncio.run(
+                produce(hits, bootstrap, settings.topic, settings.topic_partitions, idempotent)
+            )
     except Exception as exc:  # aiokafka, ClickHouse or the API raise many types: one line
         progress.done()
         print(stats.summary(), file=sys.stdout)

@@ -195,3 +195,19 @@ def test_migrate_names_the_serve_that_owns_the_chdb(
         "chDB and migrated it at start; stop it first, or give --clickhouse DSN\n"
     )
     assert not (tmp_path / "chdb").exists()
+
+
+def test_an_unreachable_server_is_one_line() -> None:
+    """clickhouse-connect's own log line ("Unexpected Http Driver Exception") came first."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", "migrate", "--clickhouse", "http://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        "clickstream: error: cannot reach ClickHouse at http://127.0.0.1:1"
+    )
+    assert proc.stderr.count("\n") == 1, proc.stderr
