@@ -40,6 +40,17 @@ def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str
     return f"unrecognized argument {name}" + (f"; did you mean {close[0]}?" if close else "")
 
 
+def _is_base_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
@@ -328,9 +339,13 @@ def _quiet_client_libraries() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    command = _subparser(parser, getattr(args, "command", None))
     if extras:
-        command = _subparser(parser, getattr(args, "command", None))
         command.error(_unrecognized(command, extras))
+    for option in ("url", "collector"):  # the base URL of a serve or a collector
+        value = getattr(args, option, None)
+        if value and not _is_base_url(value):
+            command.error(f"--{option} {value!r}: an http:// or https:// URL expected")
     try:
         settings = resolve(args)
         if args.command not in SERVER_COMMANDS and settings.log_level != "debug":

@@ -79,6 +79,14 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
             "clickstream import-log: error: the following arguments are required: --site",
         ),
         (
+            ["sql", "SELECT 1", "--url", "127.0.0.1:8000"],
+            "clickstream sql: error: --url '127.0.0.1:8000': an http:// or https:// URL expected",
+        ),
+        (
+            ["demo", "--collector", "localhost"],
+            "clickstream demo: error: --collector 'localhost': an http:// or https:// URL expected",
+        ),
+        (
             ["serve", "--clickhouse", "foo://x"],
             "clickstream: error: setting 'clickhouse' (flag --clickhouse): 'foo://x' is not",
         ),
