@@ -223,7 +223,14 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     )
     embedded = None
     bootstrap = settings.kafka
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from clickstream.settings import SettingsError
+
+        raise SettingsError(
+            f"setting 'data': cannot create {str(settings.data_dir)!r}: {exc.strerror}"
+        ) from None
     if roles.collector and roles.sessionizer:
         from collector.worker import check_port_free
 

@@ -463,7 +463,15 @@ def _check_topic(value: str) -> str:
     return f"{value!r} is not a Kafka topic name (1-249 letters, digits, '.', '_', '-')"
 
 
+def _check_data_dir(value: str) -> str:
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a directory"
+    return ""
+
+
 _CHECKS: dict[str, Callable[[Any], str]] = {
+    "data": _check_data_dir,
     "clickhouse": _check_clickhouse_dsn,
     "database": _check_identifier,
     "kafka": _check_bootstrap,

@@ -87,6 +87,10 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
             "clickstream demo: error: --collector 'localhost': an http:// or https:// URL expected",
         ),
         (
+            ["serve", "--data", "/proc/clickstream-data"],
+            "clickstream: error: setting 'data': cannot create '/proc/clickstream-data': ",
+        ),
+        (
             ["serve", "--clickhouse", "foo://x"],
             "clickstream: error: setting 'clickhouse' (flag --clickhouse): 'foo://x' is not",
         ),

@@ -233,6 +233,10 @@ def test_a_boolean_flag_alone_means_true_and_still_takes_a_value() -> None:
         ),
         ({"kafka": "::::"}, "'::::' is not host:port"),
         ({"topic": "hits/v1"}, "setting 'topic' (flag --topic): 'hits/v1' is not a Kafka topic"),
+        (
+            {"data": __file__},
+            f"setting 'data' (flag --data): {__file__!r} is a file, not a directory",
+        ),
     ],
 )
 def test_values_used_only_after_start_up_are_checked_when_settings_load(
