@@ -187,6 +187,10 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import demo
 
+    from collector.validate import SITE_RE
+
+    if not SITE_RE.match(args.site):  # the collector would answer 400 to every event
+        raise CLIError(f"--site {args.site!r}: 1-64 characters of letters, digits, '.', '_', '-'")
     if not 1 <= args.sessions <= 1_000_000:
         raise CLIError("--sessions must be 1..1000000")
     if not 1 <= args.days <= 30:

@@ -58,6 +58,10 @@ def test_migrate_cluster_prints_on_cluster_ddl(capsys: pytest.CaptureFixture[str
         ),
         (["demo", "--sessions", "0"], "clickstream: error: --sessions must be 1..1000000"),
         (
+            ["demo", "--site", "my shop"],
+            "clickstream: error: --site 'my shop': 1-64 characters of letters, digits, '.', '_', '-'",
+        ),
+        (
             ["sql", "DROP TABLE clickstream.hits"],
             "clickstream: error: only read statements are allowed",
         ),
