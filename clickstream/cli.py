@@ -186,7 +186,6 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import demo
-
     from collector.validate import SITE_RE
 
     if not SITE_RE.match(args.site):  # the collector would answer 400 to every event
