@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from clickstream import settings as settings_mod
 from clickstream.settings import SETTINGS, Settings, SettingsError
@@ -18,6 +19,44 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 class CLIError(Exception):
     """A one-line error for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line like every other CLI error: the problem,
+    then where the options are listed (no usage block of the 60 settings flags)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """The message for arguments no option took; a mistyped flag names the nearest one."""
+    flags = [e for e in extras if e.startswith("-") and len(e) > 1]
+    if not flags:
+        return "unrecognized arguments: " + " ".join(extras)
+    name = flags[0].split("=", 1)[0]
+    options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"unrecognized argument {name}" + (f"; did you mean {close[0]}?" if close else "")
+
+
+def _is_base_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
 
 
 def _add_setting_flags(p: argparse.ArgumentParser) -> None:
@@ -57,6 +96,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import warehouse
 
+    if args.apply and args.cluster and not settings.clickhouse:
+        # the embedded chDB has no cluster: it answered "Requested cluster ... not found"
+        raise CLIError("--apply runs the ON CLUSTER DDL on a server: give --clickhouse DSN")
+    if not settings.clickhouse and not args.cluster:
+        from clickstream import running
+
+        if running.find(settings.data_dir):  # its chDB files are locked by that process
+            raise CLIError(
+                f"the `clickstream serve` running with --data {settings.data_dir} owns its "
+                "chDB and migrated it at start; stop it first, or give --clickhouse DSN"
+            )
     if args.cluster:
         from clickstream.cluster import ClusterDDLError, print_or_apply
 
@@ -136,7 +186,10 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from clickstream import demo
+    from collector.validate import SITE_RE
 
+    if not SITE_RE.match(args.site):  # the collector would answer 400 to every event
+        raise CLIError(f"--site {args.site!r}: 1-64 characters of letters, digits, '.', '_', '-'")
     if not 1 <= args.sessions <= 1_000_000:
         raise CLIError("--sessions must be 1..1000000")
     if not 1 <= args.days <= 30:
@@ -197,7 +250,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clickstream",
         description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
     )
@@ -272,17 +325,45 @@ def _plugins() -> list[Callable[..., None]]:
     return [__import__(module, fromlist=["add_parser"]).add_parser for module in PLUGINS]
 
 
+SERVER_COMMANDS = frozenset({"serve", "collector", "sessionizer", "dashboard"})
+
+
+def _quiet_client_libraries() -> None:
+    """A one-shot command reports a failure in its own one line; the client libraries'
+    logs of the same failure (aiokafka: every reconnection attempt, some 70 lines for an
+    unreachable broker; clickhouse-connect: "Unexpected Http Driver Exception") are kept
+    for ``--log-level debug``. The servers configure logging themselves."""
+    import logging
+
+    for name in ("aiokafka", "clickhouse_connect"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    command = _subparser(parser, getattr(args, "command", None))
+    if extras:
+        command.error(_unrecognized(command, extras))
+    for option in ("url", "collector"):  # the base URL of a serve or a collector
+        value = getattr(args, option, None)
+        if value and not _is_base_url(value):
+            command.error(f"--{option} {value!r}: an http:// or https:// URL expected")
     try:
         settings = resolve(args)
+        if args.command not in SERVER_COMMANDS and settings.log_level != "debug":
+            _quiet_client_libraries()
         return int(args.handler(args, settings))
     except (SettingsError, CLIError) as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `clickstream migrate --cluster prod | head`: the reader left, nothing to report
+        # (stdout goes to /dev/null so that the interpreter's final flush stays quiet)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # one line for the user; details with --log-level debug
         from clickstream.broker import BrokerError
         from clickstream.warehouse import WarehouseError

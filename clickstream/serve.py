@@ -223,7 +223,14 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
     )
     embedded = None
     bootstrap = settings.kafka
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from clickstream.settings import SettingsError
+
+        raise SettingsError(
+            f"setting 'data': cannot create {str(settings.data_dir)!r}: {exc.strerror}"
+        ) from None
     if roles.collector and roles.sessionizer:
         from collector.worker import check_port_free
 
@@ -267,7 +274,7 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
                 os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.main_nice
             )
     if announce:
-        _announce(settings, token, generated, bootstrap, embedded is not None)
+        _announce(settings, token, generated, bootstrap, embedded is not None, roles)
     # uvicorn re-raises the signal it caught once shutdown is done; after a graceful
     # shutdown that is not an error, so the re-raised SIGTERM/SIGINT is absorbed here.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -306,20 +313,41 @@ def uvicorn_config(app: Any, settings: Settings) -> Any:
 
 
 def _announce(
-    settings: Settings, token: str, generated: bool, bootstrap: str, embedded: bool
+    settings: Settings,
+    token: str,
+    generated: bool,
+    bootstrap: str,
+    embedded: bool,
+    roles: Roles | None = None,
 ) -> None:
     from collector.snippet import snippet
 
+    roles = roles or Roles()
     base = f"http://{settings.host}:{settings.port}"
-    print(f"Clickstream is running: dashboard {base}/", flush=True)
+    if roles.collector and roles.sessionizer and roles.dashboard:
+        print(f"Clickstream is running: dashboard {base}/", flush=True)
+    else:  # `clickstream collector|sessionizer|dashboard`: say which part, not a dashboard
+        part = next(
+            name
+            for name, on in (
+                ("collector", roles.collector),
+                ("sessionizer", roles.sessionizer),
+                ("dashboard", roles.dashboard),
+            )
+            if on
+        )
+        print(f"Clickstream {part} is running on {base}/", flush=True)
     kind = "in-memory" if settings.broker_storage.startswith("memory:") else "durable"
     print(f"  Kafka: {bootstrap}{f' (embedded Tansu, {kind})' if embedded else ''}", flush=True)
-    print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
+    if roles.sessionizer or roles.dashboard:
+        print(f"  ClickHouse: {settings.clickhouse_dsn}", flush=True)
     if settings.api_token:  # the operator's secret (maybe only its sha256): not echoed into logs
         print("  API token: the api_token setting (CLICKSTREAM_API_TOKEN), not shown", flush=True)
     else:
         where = f" (saved in {Path(settings.data_dir) / 'api_token'})"
         print(f"  API token{' (new)' if generated else ''}: {token}{where}", flush=True)
+    if not roles.collector:  # the snippet points browsers here: only where pixels land
+        return
     from collector.snippet import SnippetError
 
     try:

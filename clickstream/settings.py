@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -418,7 +419,63 @@ def _check_readable_file(value: str) -> str:
         return f"cannot open {value!r}: {exc.strerror}"
 
 
+def _check_clickhouse_dsn(value: str) -> str:
+    """The DSNs ``warehouse.connect`` takes (checked here so that start-up stops first)."""
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.password:  # the message names the value: not its password
+        value = value.replace(parts.password, "***")
+    if parts.scheme == "chdb":
+        if value.startswith("chdb:///"):
+            return ""
+        return f"{value!r} is not chdb:///abs/path (an absolute path after chdb://)"
+    if parts.scheme in ("http", "https", "clickhouse") and parts.hostname:
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            return f"{value!r} has a bad port"
+        return ""
+    return f"{value!r} is not a ClickHouse DSN (http(s)://user:pass@host:8123 or chdb:///abs/path)"
+
+
+def _check_identifier(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", value):
+        return ""
+    return f"{value!r} is not a ClickHouse identifier (letters, digits, '_'; not a digit first)"
+
+
+def _check_bootstrap(value: str) -> str:
+    """``host:port`` (comma list); empty: the embedded broker."""
+    for part in value.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep:  # a bare host: the client's default port 9092
+            host, port = port, "9092"
+        host = host.strip("[]")
+        if not (host and port.isdigit() and 0 < int(port) < 65536 and " " not in host):
+            return f"{part.strip()!r} is not host:port (a comma list of Kafka bootstrap servers)"
+    return ""
+
+
+def _check_topic(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value) and value not in (".", ".."):
+        return ""
+    return f"{value!r} is not a Kafka topic name (1-249 letters, digits, '.', '_', '-')"
+
+
+def _check_data_dir(value: str) -> str:
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a directory"
+    return ""
+
+
 _CHECKS: dict[str, Callable[[Any], str]] = {
+    "data": _check_data_dir,
+    "clickhouse": _check_clickhouse_dsn,
+    "database": _check_identifier,
+    "kafka": _check_bootstrap,
+    "topic": _check_topic,
     "geoip_db": _check_readable_file,
     "time_zone": _check_time_zone,
     "chdb_max_memory": _check_memory_size,

@@ -81,10 +81,51 @@ def check_read_only(sql: str) -> str:
         raise SQLRefused(
             f"only read statements are allowed (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), not {words[0]}"
         )
+    if _has_insert(words):
+        raise SQLRefused(
+            "only read statements are allowed (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN), not INSERT"
+        )
     if "OUTFILE" in words:
         raise SQLRefused("INTO OUTFILE is not allowed")
+    fmt = _format_clause(sql)
+    if fmt:
+        raise SQLRefused(
+            f"a FORMAT clause is not allowed (FORMAT {fmt}): the answer is JSON"
+            " (the CLI's --format prints table, json or csv)"
+        )
     _check_functions(sql)
     return sql.strip().rstrip(";").strip()
+
+
+def is_read(sql: str) -> bool:
+    """Whether the statement may go to the read path: it starts (past comments and
+    opening parentheses) with a read keyword and holds no ``INSERT INTO``.
+
+    ``WITH … INSERT INTO …`` starts with a read keyword, but clickhouse-connect sends an
+    insert's settings with ``SET`` and restores them afterwards: ``SET readonly = 1`` then
+    refuses every later ``SET`` (the restore included), and on chDB the one shared
+    session stays read-only for the sessionizer too."""
+    words = _words(sql)
+    return bool(words) and words[0] in READ_STARTS and not _has_insert(words)
+
+
+def _words(sql: str) -> list[str]:
+    return [m.group().upper() for m in _TOKEN.finditer(sql) if m.lastgroup == "word"]
+
+
+def _has_insert(words: list[str]) -> bool:
+    return any(a == "INSERT" and b == "INTO" for a, b in zip(words, words[1:], strict=False))
+
+
+def _format_clause(sql: str) -> str:
+    """The format of a trailing ``FORMAT X`` clause ('' if none; ``format(…)`` is a function)."""
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(sql) if m.lastgroup != "comment"]
+    for i, (kind, text) in enumerate(tokens[:-1]):
+        if kind == "word" and text.upper() == "FORMAT" and tokens[i + 1][0] == "word":
+            rest = tokens[i + 2 :]
+            if not rest or rest[0][0] == "semi" or rest[0][1].upper() == "SETTINGS":
+                return tokens[i + 1][1]
+    return ""
 
 
 def _check_functions(sql: str) -> None:
@@ -93,12 +134,3 @@ def _check_functions(sql: str) -> None:
             rest = sql[m.end() :].lstrip()
             if rest.startswith("("):
                 raise SQLRefused(f"table function {m.group()}() is not allowed")
-
-
-def first_keyword(sql: str) -> str:
-    """The statement's first word (comments skipped), upper-cased; '' if none."""
-    for m in _TOKEN.finditer(sql):
-        if m.lastgroup == "comment":
-            continue
-        return m.group().upper() if m.lastgroup == "word" else m.group()
-    return ""

@@ -191,12 +191,30 @@ def read_query(
     Anything but a read is refused before it is sent: on chDB a refused write would
     leave the shared session in readonly mode (its settings are applied with SET).
     """
-    from clickstream.sqlguard import READ_STARTS, first_keyword
+    from clickstream.sqlguard import is_read
 
-    if first_keyword(sql) not in READ_STARTS:
+    if not is_read(sql):
         raise WarehouseError("only read statements may run on the read-only path")
     query_settings = {"readonly": 1, "log_comment": comment[:200]}
     query_settings.update(settings or {})
     with CHDB_LOCK:
         result = client.query(sql, parameters=parameters, settings=query_settings)
-    return ReadResult(list(result.column_names), [list(r) for r in result.result_rows])
+        columns = list(result.column_names)
+        rows = [list(r) for r in result.result_rows]
+        if not columns and not rows and _words_start(sql) in ("SELECT", "WITH", "("):
+            # No rows came with no column names (chDB sends no Native block for an empty
+            # result); an analyst still wants the header: ask for the columns alone.
+            probe = f"SELECT * FROM (\n{sql.strip().rstrip(';')}\n) LIMIT 0"
+            try:
+                probed = client.query(probe, parameters=parameters, settings=query_settings)
+                columns = list(probed.column_names)
+            except Exception:  # the statement ran; a header is not worth failing it
+                columns = []
+    return ReadResult(columns, rows)
+
+
+def _words_start(sql: str) -> str:
+    """The first keyword (or an opening parenthesis) past comments, upper-cased."""
+    text = re.sub(r"(--|#)[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).lstrip()
+    match = re.match(r"[A-Za-z]+|\(", text)
+    return match.group().upper() if match else ""

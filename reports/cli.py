@@ -83,6 +83,14 @@ def handle(args: argparse.Namespace, settings: Any) -> int:
     serve = None if settings.clickhouse else running.find(settings.data_dir)
     if serve:  # its chDB files are that process's: ask its API
         return main_remote(args, serve["url"], token=_token(settings))
+    if not settings.clickhouse and not (settings.data_dir / "chdb").is_dir():
+        # nothing to read here: opening chDB would create an empty one in ./clickstream-data
+        print(
+            f"clickstream report: no running `clickstream serve` and no data in "
+            f"{settings.data_dir}: give --data of a serve, --url of one, or --clickhouse DSN",
+            file=sys.stderr,
+        )
+        return 2
 
     client = warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
     return main(args, client, settings.database, settings=settings)

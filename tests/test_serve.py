@@ -117,3 +117,25 @@ def test_serve_prints_a_generated_token_but_never_the_configured_one(
         in capsys.readouterr().out
     )
     assert serve.api_token(fresh) == (token, False)  # the next start reuses it
+
+
+def test_a_single_part_announces_itself_not_a_dashboard(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`clickstream collector` printed "Clickstream is running: dashboard …" and the
+    ClickHouse DSN it never opens; `clickstream sessionizer` printed a snippet to paste."""
+    from clickstream import serve, settings
+
+    s = settings.load(flags={"data": str(tmp_path), "port": "8123"}, env={})
+    collector = serve.Roles(collector=True, sessionizer=False, dashboard=False)
+    serve._announce(s, "t", False, "k:9092", False, collector)
+    out = capsys.readouterr().out
+    assert out.startswith("Clickstream collector is running on http://127.0.0.1:8123/\n")
+    assert "dashboard" not in out and "ClickHouse" not in out and "/p.gif?s=SITE" in out
+    sessionizer = serve.Roles(collector=False, sessionizer=True, dashboard=False)
+    serve._announce(s, "t", False, "k:9092", False, sessionizer)
+    out = capsys.readouterr().out
+    assert out.startswith("Clickstream sessionizer is running on http://127.0.0.1:8123/\n")
+    assert "  ClickHouse: chdb://" in out and "p.gif" not in out
+    serve._announce(s, "t", False, "k:9092", False)
+    assert capsys.readouterr().out.startswith(
+        "Clickstream is running: dashboard http://127.0.0.1:8123/\n"
+    )

@@ -217,19 +217,48 @@ def test_a_boolean_flag_alone_means_true_and_still_takes_a_value() -> None:
             {"geoip_db": "/nope/City.mmdb"},
             "setting 'geoip_db' (flag --geoip-db): cannot open '/nope/City.mmdb': No such file",
         ),
+        (
+            {"clickhouse": "foo://x"},
+            "setting 'clickhouse' (flag --clickhouse): 'foo://x' is not a ClickHouse DSN",
+        ),
+        ({"clickhouse": "chdb://rel/path"}, "is not chdb:///abs/path"),
+        ({"clickhouse": "http://u:secret@h:x"}, "'http://u:***@h:x' has a bad port"),
+        (
+            {"database": "bad-name"},
+            "setting 'database' (flag --database): 'bad-name' is not a ClickHouse identifier",
+        ),
+        (
+            {"kafka": "h1:9092,h2:port"},
+            "setting 'kafka' (flag --kafka): 'h2:port' is not host:port",
+        ),
+        ({"kafka": "::::"}, "'::::' is not host:port"),
+        ({"topic": "hits/v1"}, "setting 'topic' (flag --topic): 'hits/v1' is not a Kafka topic"),
+        (
+            {"data": __file__},
+            f"setting 'data' (flag --data): {__file__!r} is a file, not a directory",
+        ),
     ],
 )
 def test_values_used_only_after_start_up_are_checked_when_settings_load(
     flags: dict, message: str
 ) -> None:
     """serve printed its banner, then a traceback, for a bad chdb_max_memory or a missing
-    geoip_db; migrate took any retention_tables."""
+    geoip_db (and for a bad clickhouse DSN or database name; a bad kafka bootstrap started
+    collectors that spooled every hit); migrate took any retention_tables."""
     with pytest.raises(SettingsError) as info:
         load(env={}, flags=flags)
     assert message in str(info.value) and "\n" not in str(info.value)
     assert load(
         env={}, flags={"chdb_max_memory": "512MiB", "retention_tables": "hits=90, sessions=0"}
     )
+    ok = {
+        "clickhouse": "https://user:pw@ch.example:8443",
+        "kafka": "k1:9092, k2, [::1]:9093",
+        "database": "analytics_2",
+        "topic": "clickstream.hits-v1",
+    }
+    assert load(env={}, flags=ok).kafka == "k1:9092, k2, [::1]:9093"
+    assert load(env={}, flags={"clickhouse": "chdb:///var/lib/cs/chdb"})
 
 
 def test_readme_states_the_precedence_the_loader_applies(tmp_path: Path) -> None:

@@ -155,3 +155,25 @@ def test_site_outside_the_allow_list_is_refused_like_the_collector_refuses_it(ca
         "clickstream import-log: error: --site 'blog' is not in the `sites` allow list (docs, shop)\n"
     )
     assert main(str(SAMPLE), "--site", "shop", "--dry-run", "--no-progress", sites="shop,docs") == 0
+
+
+def test_unreachable_broker_is_one_line():
+    """aiokafka logged each reconnection attempt (some 70 lines) before the error."""
+    import subprocess
+    from pathlib import Path
+
+    from clickstream.broker import free_port
+
+    bootstrap = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", "import-log", str(SAMPLE), "--site", "s"]
+        + ["--no-progress", "--kafka", bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 2 and proc.stdout.startswith("lines read: ")
+    err = proc.stderr
+    assert err.startswith(f"clickstream import-log: error: Kafka at {bootstrap}: BrokerError: ")
+    assert err.count("\n") == 1, err

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -280,3 +281,20 @@ async def test_api_counts_days_in_the_sites_time_zone(chdb_client: Client, db: s
         ).json()
     assert (on_10th["totals"]["sessions"], on_11th["totals"]["sessions"]) == (0, 2)
     assert on_11th["series"][0]["t"] == "2024-01-11"
+
+
+def test_report_without_a_serve_or_data_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It opened chDB in the data dir, creating an empty one, and answered
+    'Database clickstream does not exist'."""
+    from clickstream.cli import main as clickstream_main
+
+    data = tmp_path / "none"
+    assert clickstream_main(["report", "overview", "--site", "s", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"clickstream report: no running `clickstream serve` and no data in {data}: "
+        "give --data of a serve, --url of one, or --clickhouse DSN\n"
+    )
+    assert not data.exists()
