@@ -143,6 +143,7 @@
       page(navType || navigation);
     }
     navType = 0;
+    entries = history.length;
   }
 
   function run(args, created) {
@@ -205,8 +206,11 @@
     on(w.navigation, 'navigate', function (e) {
       navType = e.navigationType == 'traverse' ? 'back_forward' : 'navigate';
     });
+  // without the Navigation API: popstate also fires for a new fragment navigation (a hash
+  // route link, `location.hash = …`), which adds a history entry; a traversal adds none
+  var entries = history.length;
   on(w, 'popstate', function () {
-    route('back_forward');
+    route(history.length > entries ? 'navigate' : 'back_forward');
   });
   on(w, 'hashchange', function () {
     route('navigate');

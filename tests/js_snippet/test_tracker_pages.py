@@ -282,3 +282,30 @@ def test_spa_back_without_the_navigation_api_falls_back_to_popstate(web, context
         (url + "/cart", "navigate"),
         (url, "back_forward"),
     ]
+
+
+@pytest.mark.parametrize("navigation_api", [True, False], ids=["navigation-api", "popstate"])
+def test_a_new_hash_route_is_navigate_and_only_back_is_back_forward(
+    web, context, navigation_api: bool
+) -> None:
+    # popstate fires for every fragment navigation, not only for history traversals: the
+    # fallback must not call a hash-route link or `location.hash = …` a back-button use
+    if not navigation_api:
+        context.add_init_script("Object.defineProperty(window, 'navigation', {value: undefined})")
+    url = web.page("/app", "App", body='<a id=cart href="#/cart">cart</a>')
+    page = context.new_page()
+    page.goto(url)
+    web.recorder.wait(1)
+    page.click("#cart")
+    web.recorder.wait(2)
+    page.evaluate("location.hash = '#/checkout'")
+    web.recorder.wait(3)
+    page.go_back()
+    sent = web.recorder.wait(4)
+    assert (page.evaluate("window.navigation") is None) is not navigation_api
+    assert [(stable(s.params)["u"], s.params["nav"]) for s in sent] == [
+        (url, "navigate"),
+        (url + "#/cart", "navigate"),
+        (url + "#/checkout", "navigate"),
+        (url + "#/cart", "back_forward"),
+    ]
