@@ -217,6 +217,7 @@
   });
   // restored from the back-forward cache: the page does not load again
   on(w, 'pageshow', function (e) {
+    entries = history.length; // the visitor may have gone on and come back
     if (e.persisted) {
       ref = d.referrer;
       page('back_forward');
