@@ -17,8 +17,13 @@
   // the site's search parameters (its `search_params` setting, put in the snippet by the
   // collector when they are not these)
   var SEARCH = (attr('search') || 'q,query,s,search,searchword,k,keyword,keywords').split(',');
+  // read again before every request: a visitor may opt out while the page stays open (an
+  // SPA, a consent dialog, a page restored from the back-forward cache)
+  var optedOut = function () {
+    return /(^|; )_cs_optout=1/.test(d.cookie);
+  };
   if (
-    /(^|; )_cs_optout=1/.test(d.cookie) ||
+    optedOut() ||
     (dnt != null && dnt != 'false' && (nav.doNotTrack == '1' || nav.globalPrivacyControl))
   ) {
     w.cs = function () {}; // the visitor said no: drop the queue, send nothing, set no cookie
@@ -71,6 +76,7 @@
   // so their derived times keep the client's order exactly. `cts` runs ahead of the
   // clock when hits come faster than one per ms, and sts < cts would void the offset
   function transmit(list) {
+    if (optedOut()) return store([]); // opted out since the page loaded: send nothing, keep nothing
     var t = now();
     list.forEach(function (hit) {
       t = Math.max(t, hit.cts);
@@ -137,6 +143,7 @@
       page(navType || navigation);
     }
     navType = 0;
+    entries = history.length;
   }
 
   function run(args, created) {
@@ -199,14 +206,18 @@
     on(w.navigation, 'navigate', function (e) {
       navType = e.navigationType == 'traverse' ? 'back_forward' : 'navigate';
     });
+  // without the Navigation API: popstate also fires for a new fragment navigation (a hash
+  // route link, `location.hash = …`), which adds a history entry; a traversal adds none
+  var entries = history.length;
   on(w, 'popstate', function () {
-    route('back_forward');
+    route(history.length > entries ? 'navigate' : 'back_forward');
   });
   on(w, 'hashchange', function () {
     route('navigate');
   });
   // restored from the back-forward cache: the page does not load again
   on(w, 'pageshow', function (e) {
+    entries = history.length; // the visitor may have gone on and come back
     if (e.persisted) {
       ref = d.referrer;
       page('back_forward');

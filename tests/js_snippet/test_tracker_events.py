@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.js_snippet.chromium import launch
 from tests.js_snippet.hitcheck import stable
 
 pytestmark = pytest.mark.browser
@@ -243,6 +244,44 @@ def test_dnt_gpc_and_optout(web, context, init: str, respect: bool, hits: int) -
     assert len(sent) == hits * 3
     names = {c["name"] for c in context.cookies(web.site_url)}
     assert ("_cs_vid" in names) is bool(hits)
+
+
+def test_opting_out_while_the_page_is_open_stops_every_later_hit(web, playwright) -> None:
+    # the README: a first-party _cs_optout=1 cookie always stops the tracker, also when the
+    # visitor opts out after the page loaded (a consent dialog, an SPA, a bfcache restore)
+    browser = launch(playwright, bfcache=True)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        a = web.page("/a", "A", body='<a id=go href="/b">to B</a>')
+        b = web.page("/b", "B")
+        page.goto(a)
+        page.evaluate("window.marker = 42")
+        context.set_offline(True)
+        page.evaluate("cs('event', 'queued_offline')")
+        context.set_offline(False)
+        sent = web.recorder.wait(2)
+        assert [(stable(s.params)["u"], s.params["e"]) for s in sent] == [
+            (a, "pageview"),
+            (a, "queued_offline"),
+        ]
+        page.click("#go")
+        page.wait_for_url(b)
+        web.recorder.wait(3)
+        page.evaluate("document.cookie = '_cs_optout=1; path=/'")
+        context.set_offline(True)
+        page.evaluate("cs('event', 'offline_after_optout')")
+        context.set_offline(False)
+        page.evaluate("history.pushState({}, '', '/b/next'); cs('event', 'after_optout')")
+        page.evaluate("history.back()")
+        page.wait_for_url(b, wait_until="commit")
+        page.go_back(wait_until="commit")  # A from the back-forward cache
+        page.wait_for_url(a, wait_until="commit")
+        assert page.evaluate("window.marker") == 42
+        assert len(web.recorder.wait(4, timeout=1.0)) == 3
+        assert page.evaluate("localStorage._cs_q || '[]'") == "[]"
+    finally:
+        browser.close()
 
 
 def test_noscript_pixel_sends_the_full_page_url_as_referer(web, browser) -> None:

@@ -282,3 +282,61 @@ def test_spa_back_without_the_navigation_api_falls_back_to_popstate(web, context
         (url + "/cart", "navigate"),
         (url, "back_forward"),
     ]
+
+
+@pytest.mark.parametrize("navigation_api", [True, False], ids=["navigation-api", "popstate"])
+def test_a_new_hash_route_is_navigate_and_only_back_is_back_forward(
+    web, context, navigation_api: bool
+) -> None:
+    # popstate fires for every fragment navigation, not only for history traversals: the
+    # fallback must not call a hash-route link or `location.hash = …` a back-button use
+    if not navigation_api:
+        context.add_init_script("Object.defineProperty(window, 'navigation', {value: undefined})")
+    url = web.page("/app", "App", body='<a id=cart href="#/cart">cart</a>')
+    page = context.new_page()
+    page.goto(url)
+    web.recorder.wait(1)
+    page.click("#cart")
+    web.recorder.wait(2)
+    page.evaluate("location.hash = '#/checkout'")
+    web.recorder.wait(3)
+    page.go_back()
+    sent = web.recorder.wait(4)
+    assert (page.evaluate("window.navigation") is None) is not navigation_api
+    assert [(stable(s.params)["u"], s.params["nav"]) for s in sent] == [
+        (url, "navigate"),
+        (url + "#/cart", "navigate"),
+        (url + "#/checkout", "navigate"),
+        (url + "#/cart", "back_forward"),
+    ]
+
+
+def test_popstate_fallback_after_a_bfcache_restore_is_still_back_forward(web, playwright) -> None:
+    # the popstate fallback counts history entries: a page restored from the back-forward
+    # cache must not compare with the count from before the visitor left it
+    browser = launch(playwright, bfcache=True)
+    try:
+        context = browser.new_context()
+        context.add_init_script("Object.defineProperty(window, 'navigation', {value: undefined})")
+        page = context.new_page()
+        url = web.page("/app", "App")
+        other = web.page("/other", "Other")
+        page.goto(url)
+        page.evaluate("window.marker = 42; history.pushState({}, '', '/app?step=2')")
+        web.recorder.wait(2)
+        page.goto(other)
+        web.recorder.wait(3)
+        page.go_back(wait_until="commit")  # /app?step=2 from the back-forward cache
+        web.recorder.wait(4)
+        assert page.evaluate("window.marker") == 42
+        page.go_back(wait_until="commit")  # within the restored page: popstate
+        sent = web.recorder.wait(5)
+        assert [(stable(s.params)["u"], s.params["nav"]) for s in sent] == [
+            (url, "navigate"),
+            (url + "?step=2", "navigate"),
+            (other, "navigate"),
+            (url + "?step=2", "back_forward"),
+            (url, "back_forward"),
+        ]
+    finally:
+        browser.close()
