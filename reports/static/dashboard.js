@@ -65,9 +65,14 @@
     return p;
   }
 
+  // each load() is numbered: an answer that arrives after a newer load() started (a slow
+  // 90-day query overtaken by a 7-day one) is dropped, never drawn over the newer state
+  let loads = 0;
+
   async function load() {
     readHash();
     syncControls();
+    const seq = ++loads;
     const name = state.get("report");
     if (!state.get("site")) { status("Pick a site to see its reports.", false); $("report").innerHTML = ""; return; }
     status("Loading…", false);
@@ -76,13 +81,16 @@
       const url = name === "install" ? `/api/snippet?${new URLSearchParams({ site: state.get("site") })}` : `/api/reports/${name}?${apiParams()}`;
       const res = await fetch(url);
       const body = await res.json();
+      if (seq !== loads) return;
       if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
       $("report").innerHTML = RENDER[name](body);
       const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
       status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
       bindLinks();
     } catch (err) {
+      if (seq !== loads) return;
       status(`could not load the report: ${err}`, true);
+      $("report").innerHTML = "";
     }
   }
 
@@ -100,7 +108,7 @@
 
   function cards(obj, pct = []) {
     return `<div class="cards">${Object.entries(obj).map(([k, v]) =>
-      `<div class="card"><div class="v">${pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
+      `<div class="card"><div class="v">${v === null ? "–" : pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
   }
 
   // rows: list of objects; cols: [key, label, {num, bar, link, pct}]
@@ -111,7 +119,7 @@
     const cell = (r, [k, , o = {}]) => {
       let v = r[k];
       if (Array.isArray(v)) v = v.join(" → ");
-      const text = o.pct ? (v * 100).toFixed(1) + "%" : fmt(v);
+      const text = o.pct && v !== null ? (v * 100).toFixed(1) + "%" : fmt(v);  // null: (none), not 0.0%
       const bar = o.bar ? `<div class="bar" style="width:${(100 * r[k]) / max[k]}%"></div>` : "";
       const linked = o.link && !(o.link === "page" && !String(v).startsWith("/"));
       const data = linked ? ` data-${o.link}="${esc(v)}"` : "";
@@ -166,7 +174,8 @@
     paths(d) {
       const side = (rows) => table(rows, [["page", "Page", { link: "page" }], ["count", "Count", BAR], ["share", "Share", P]]);
       return panel(`Transitions of ${d.transitions.page || "(no page)"} · ${fmt(d.transitions.pageviews)} pageviews`,
-        `<div class="transitions"><div><h3>Came from</h3>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div><h3>Went to</h3>${side(d.next)}</div></div>`, "previous") +
+        // one CSV per side: the panel holds two tables
+        `<div class="transitions"><div><h3><span>Came from</span>${csvLink("previous")}</h3>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div><h3><span>Went to</span>${csvLink("next")}</h3>${side(d.next)}</div></div>`) +
         panel("Top paths", table(d.top_paths, [["path", "Path"], ["sessions", "Sessions", BAR], ["visitors", "Visitors", N]]), "top_paths");
     },
     searches(d) {
