@@ -30,7 +30,11 @@
 
   function readHash() {
     state = new URLSearchParams(location.hash.slice(1));
-    if (!state.get("report")) state.set("report", "overview");
+    // an unknown report (an old bookmark, a typo) opens the overview, and the URL says so
+    if (!Object.hasOwn(EXTRA, state.get("report") || "")) {
+      state.set("report", "overview");
+      if (location.hash.length > 1) history.replaceState(null, "", `#${state}`);
+    }
     if (!state.get("to")) state.set("to", today());
     if (!state.get("from")) state.set("from", daysAgo(state.get("to"), 29));
   }
@@ -46,7 +50,7 @@
     const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
     if (!fields.length) { form.innerHTML = ""; return; }
     form.innerHTML = fields.map(([key, label, kind, dflt]) => {
-      const val = key === "step" ? (state.getAll("step").join("\n") || dflt) : (state.get(key) ?? dflt ?? "");
+      const val = key === "step" ? (state.getAll("step").filter(Boolean).join("\n") || dflt) : (state.get(key) ?? dflt ?? "");
       let input;
       if (Array.isArray(kind)) input = `<select name="${key}">${kind.map((o) => `<option${o === val ? " selected" : ""} value="${esc(o)}">${esc(o || "all")}</option>`).join("")}</select>`;
       else if (kind === "lines") input = `<textarea name="${key}">${esc(val)}</textarea>`;
@@ -58,7 +62,8 @@
   function apiParams(extra = {}) {
     const p = new URLSearchParams();
     for (const [k, v] of state) if (k !== "report" && v !== "") p.append(k, v);
-    if (state.get("report") === "funnel" && !state.getAll("step").length) {
+    // no steps (or only empty ones: step= in a URL) asks for the default steps the form shows
+    if (state.get("report") === "funnel" && !state.getAll("step").some(Boolean)) {
       EXTRA.funnel[0][3].split("\n").forEach((s) => p.append("step", s));
     }
     for (const [k, v] of Object.entries(extra)) p.set(k, v);

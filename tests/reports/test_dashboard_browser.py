@@ -291,3 +291,28 @@ def test_dashboard_csv_links_export_the_tables_shown(served: Served) -> None:
     assert tables == ["previous", "next", "top_paths"]
     assert [r[0] for r in _csv_rows(served.url + str(paths[1]["href"]))] == went_to
     assert empty_cards["bounce rate"] == "–" and empty_cards["visitors"] == "0"
+
+
+def test_dashboard_url_with_unknown_report_or_empty_step(served: Served) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        # an old bookmark or a typo: the overview, and the URL says so
+        page.goto(served.url + "/#report=bogus&site=demo")
+        _wait_loaded(page, "overview")
+        url = page.url
+        tab = page.inner_text("#tabs a.active")
+        # step= with nothing: the default steps the form shows, not an error
+        page.goto(served.url + "/#report=funnel&site=demo&step=")
+        status = _wait_loaded(page, "funnel")
+        shown_steps = page.input_value("#extra [name=step]").splitlines()
+        counted = page.locator("section.panel:nth-of-type(2) tbody tr td:first-child")
+        counted_steps = counted.all_inner_texts()
+        browser.close()  # type: ignore[attr-defined]
+    assert errors == []
+    assert "report=overview" in url and tab == "Overview"
+    assert "error" not in status and shown_steps == counted_steps and len(shown_steps) == 5
