@@ -316,3 +316,28 @@ def test_dashboard_url_with_unknown_report_or_empty_step(served: Served) -> None
     assert errors == []
     assert "report=overview" in url and tab == "Overview"
     assert "error" not in status and shown_steps == counted_steps and len(shown_steps) == 5
+
+
+def test_csv_of_every_table_has_its_header_even_without_rows(served: Served) -> None:
+    from reports.run import COLUMNS
+
+    extra = {
+        "funnel": [("step", "/"), ("step", "/cart"), ("breakdown", "channel")],
+        "customers": [("crm_id", "cust-3468")],
+    }
+    seen = set()
+    for report, columns in COLUMNS.items():
+        params = [("site", "demo"), *extra.get(report, [])]
+        body = httpx.get(f"{served.url}/api/reports/{report}", params=params, timeout=60).json()
+        for table, cols in columns.items():
+            assert isinstance(body[table], list), (report, table)
+            if body[table]:  # the registry says what the shape writes
+                assert tuple(body[table][0]) == cols, (report, table)
+                seen.add((report, table))
+            r = httpx.get(
+                f"{served.url}/api/reports/{report}",
+                params=[*params, ("format", "csv"), ("table", table)],
+                timeout=60,
+            )
+            assert r.text.splitlines()[0] == ",".join(cols), (report, table)
+    assert len(seen) >= 20  # most tables have rows in the demo traffic
