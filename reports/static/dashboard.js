@@ -35,16 +35,17 @@
       state.set("report", "overview");
       if (location.hash.length > 1) history.replaceState(null, "", `#${state}`);
     }
-    if (!state.get("to")) state.set("to", today());
-    if (!state.get("from")) state.set("from", daysAgo(state.get("to"), 29));
+    // no range in the URL: the API's default (the last 30 days to today in the site's time
+    // zone, not the browser's), written back into the URL when the answer names it
+    if (state.get("to") && !state.get("from")) state.set("from", daysAgo(state.get("to"), 29));
   }
 
   function writeHash() { location.hash = state.toString(); }
 
   function syncControls() {
     $("site").value = state.get("site") || "";
-    $("from").value = state.get("from");
-    $("to").value = state.get("to");
+    $("from").value = state.get("from") || "";
+    $("to").value = state.get("to") || "";
     document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.report === state.get("report")));
     const form = $("extra");
     const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
@@ -88,6 +89,11 @@
       const body = await res.json();
       if (seq !== loads) return;
       if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
+      if (body.query && !state.get("to")) {
+        state.set("from", body.query.from); state.set("to", body.query.to);
+        history.replaceState(null, "", `#${state}`);
+        syncControls();
+      }
       $("report").innerHTML = RENDER[name](body);
       const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
       status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
@@ -224,7 +230,8 @@
 
   $("controls").addEventListener("submit", (e) => {
     e.preventDefault();
-    state.set("site", $("site").value.trim()); state.set("from", $("from").value); state.set("to", $("to").value);
+    state.set("site", $("site").value.trim());
+    for (const k of ["from", "to"]) { if ($(k).value) state.set(k, $(k).value); else state.delete(k); }  // blank: the default
     writeHash();
   });
   document.querySelectorAll(".quick button").forEach((b) => b.addEventListener("click", () => {

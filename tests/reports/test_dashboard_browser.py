@@ -341,3 +341,32 @@ def test_csv_of_every_table_has_its_header_even_without_rows(served: Served) -> 
             )
             assert r.text.splitlines()[0] == ",".join(cols), (report, table)
     assert len(seen) >= 20  # most tables have rows in the demo traffic
+
+
+def test_dashboard_default_range_is_the_apis_not_the_browser_clock(served: Served) -> None:
+    """Without a range in the URL the dashboard shows the API's default (30 days to today in
+    the site's time zone); a browser whose clock or zone says another day changes nothing."""
+    import datetime as dt
+
+    from playwright.sync_api import sync_playwright
+
+    api = httpx.get(f"{served.url}/api/reports/overview", params={"site": "demo"}).json()
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(timezone_id="Pacific/Kiritimati")  # type: ignore[attr-defined]
+        page.clock.set_fixed_time(dt.datetime.now(dt.UTC) + dt.timedelta(days=3))
+        page.goto(served.url + "/")
+        status = _wait_loaded(page, "overview")
+        fr, to, url = page.input_value("#from"), page.input_value("#to"), page.url
+        visitors = int(page.inner_text(".card .v").replace(",", ""))
+        # a blank date falls back to the default instead of blocking the form
+        page.fill("#from", "")
+        page.fill("#to", "")
+        page.click("button.go")
+        page.wait_for_timeout(300)
+        status_blank = _wait_loaded(page, "overview")
+        browser.close()  # type: ignore[attr-defined]
+    assert (fr, to) == (api["query"]["from"], api["query"]["to"]), status
+    assert f"from={fr}" in url and f"to={to}" in url
+    assert visitors == api["totals"]["visitors"]
+    assert f"{fr} to {to}" in status_blank
