@@ -260,7 +260,9 @@
   fetch("/api/reports").then((r) => r.json()).then((idx) => {
     $("sites").innerHTML = idx.sites.map((s) => `<option value="${esc(s)}">`).join("");
     readHash();
-    if (!state.get("site") && idx.sites.length) { state.set("site", idx.sites[0]); writeHash(); return; }
+    // the busiest site, in place of the bare URL: Back leaves the dashboard instead of
+    // returning to an empty 'Pick a site' page
+    if (!state.get("site") && idx.sites.length) { state.set("site", idx.sites[0]); history.replaceState(null, "", `#${state}`); }
     load();
   }).catch(() => load());
 })();
