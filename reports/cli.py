@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from reports.query import REPORT_NAMES, QueryError, ReportQuery, parse_for_site
-from reports.run import pick_table, run, tables, to_csv
+from reports.run import run, table_csv, tables
 
 # flag dest -> API parameter name
 OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -180,7 +180,7 @@ def _write(
         if args.out_format == "json":
             out.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
         elif args.out_format == "csv":
-            out.write(to_csv(pick_table(query, result)[1]))
+            out.write(table_csv(query, result)[1])
         else:
             out.write(render_tables(query, result))
     except QueryError as exc:

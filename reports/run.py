@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -28,6 +29,104 @@ MAIN_TABLE = {
     "searches": "terms",
     "backloops": "pages",
     "customers": "customers",
+}
+
+_VALUE = ("value", "sessions", "visitors")
+_TERM = (
+    "term",
+    "searches",
+    "visitors",
+    "zero_results",
+    "exits",
+    "dead_ends",
+    "pogo_sticks",
+    "avg_results",
+    "success_rate",
+)
+_CUSTOMER = (
+    "crm_id",
+    "visitors",
+    "devices",
+    "sessions",
+    "revenue",
+    "recency_days",
+    "r",
+    "f",
+    "m",
+    "segment",
+    "sessions_total",
+    "cadence_days",
+    "at_risk",
+)
+_BACKLOOP = ("back_loops", "quick_backs", "back_button", "sessions")
+# each table's columns as reports.shape writes them: the header of a CSV without rows (a
+# spreadsheet import or a script reading the columns by name still finds them)
+COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "overview": {
+        "series": ("t", "visitors", "sessions", "pageviews"),
+        "top_pages": ("page", "pageviews", "visitors"),
+        **{
+            t: _VALUE
+            for t in (
+                "entry_pages",
+                "exit_pages",
+                "channels",
+                "referrers",
+                "devices",
+                "browsers",
+                "countries",
+            )
+        },
+    },
+    "funnel": {
+        "steps": (
+            "step",
+            "count",
+            "conversion",
+            "dropoff",
+            "dropoff_rate",
+            "median_seconds_from_previous",
+        ),
+        "breakdown": ("value", "counts", "conversion"),
+        "dropoff_next": ("after_step", "next_page", "count"),
+    },
+    "returning": {
+        "days": ("date", "new_visitors", "returning_visitors"),
+        "cohorts": ("cohort", "weeks", "visitors", "retention"),
+        "frequency": ("sessions", "visitors"),
+        "days_since_last_visit": ("days", "sessions"),
+    },
+    "paths": {
+        "top_paths": ("path", "sessions", "visitors"),
+        "previous": ("page", "count", "share"),
+        "next": ("page", "count", "share"),
+    },
+    "searches": {
+        "terms": _TERM,
+        "zero_result_terms": _TERM,
+        "search_exits": _TERM,
+        "refinements": ("term", "next_term", "n"),
+        "pogo_sticking": ("term", "pogo_sticks"),
+    },
+    "backloops": {"pages": ("page", *_BACKLOOP), "pairs": ("a", "b", *_BACKLOOP)},
+    "customers": {
+        "customers": _CUSTOMER,
+        "at_risk": _CUSTOMER,
+        "timeline": (
+            "session_id",
+            "visitor_id",
+            "start_ts",
+            "duration_s",
+            "pageviews",
+            "entry_path",
+            "exit_path",
+            "channel",
+            "device_type",
+            "browser",
+            "revenue",
+            "identified",
+        ),
+    },
 }
 
 
@@ -76,11 +175,19 @@ def pick_table(query: ReportQuery, result: dict[str, Any]) -> tuple[str, list[di
     return name, found[name]
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def table_csv(query: ReportQuery, result: dict[str, Any]) -> tuple[str, str]:
+    """The table a CSV download names (or the report's main one) and its CSV, with the
+    header row even when the table has no rows."""
+    name, rows = pick_table(query, result)
+    return name, to_csv(rows, COLUMNS.get(query.name, {}).get(name, ()))
+
+
+def to_csv(rows: list[dict[str, Any]], columns: Sequence[str] = ()) -> str:
+    """``columns``: the header when there are no rows (else the first row's keys)."""
     buf = io.StringIO()
-    if not rows:
+    if not rows and not columns:
         return ""
-    columns = list(rows[0])
+    columns = list(rows[0]) if rows else list(columns)
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for r in rows:

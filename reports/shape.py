@@ -7,8 +7,9 @@ JSON-able dict.  Tables are lists of flat dicts so that any of them can be a CSV
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from reports.query import ReportQuery
 
@@ -43,6 +44,20 @@ def _days(q: ReportQuery) -> list[str]:
     ]
 
 
+def _hours(q: ReportQuery) -> list[str]:
+    """The UTC hours (as the series names them) that the range's days cover in the site's
+    time zone: from the hour of the first day's start to the hour before the last day's end."""
+    zone = ZoneInfo(q.time_zone)
+    start = datetime.combine(q.date_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(q.date_to + timedelta(days=1), time(), zone).astimezone(UTC)
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        hour += timedelta(hours=1)
+    return out
+
+
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     rows = res["sessions"]
     total = res["totals"][0] if res["totals"] else {}
@@ -66,11 +81,13 @@ def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
         ),
         key=lambda r: str(r["t"]),
     )
-    if q.interval == "day":
-        by_day = {r["t"]: r for r in series}
-        series = [
-            by_day.get(d, {"t": d, "visitors": 0, "sessions": 0, "pageviews": 0}) for d in _days(q)
-        ]
+    # every day (or hour) of the range, a quiet one as 0: a chart spaces its points evenly, so a
+    # missing bucket would join the hours around it as if they were one apart
+    by_bucket = {r["t"]: r for r in series}
+    series = [
+        by_bucket.get(t, {"t": t, "visitors": 0, "sessions": 0, "pageviews": 0})
+        for t in (_hours(q) if q.interval == "hour" else _days(q))
+    ]
     out: dict[str, Any] = {"totals": totals, "series": series, "top_pages": _rows(res["top_pages"])}
     for name in (
         "entry_pages",

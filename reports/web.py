@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from clickstream.auth import require_scope
 from reports.query import REPORT_NAMES, QueryError, parse_for_site
-from reports.run import pick_table, run, sites, to_csv
+from reports.run import run, sites, table_csv
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -50,12 +50,12 @@ async def report(request: Request) -> Response:
         )
     if query.format == "csv":
         try:
-            table, rows = pick_table(query, result)
+            table, text = table_csv(query, result)
         except QueryError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         filename = f"{name}-{table}-{query.date_from}-{query.date_to}.csv"
         return Response(
-            to_csv(rows),
+            text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )

@@ -30,23 +30,28 @@
 
   function readHash() {
     state = new URLSearchParams(location.hash.slice(1));
-    if (!state.get("report")) state.set("report", "overview");
-    if (!state.get("to")) state.set("to", today());
-    if (!state.get("from")) state.set("from", daysAgo(state.get("to"), 29));
+    // an unknown report (an old bookmark, a typo) opens the overview, and the URL says so
+    if (!Object.hasOwn(EXTRA, state.get("report") || "")) {
+      state.set("report", "overview");
+      if (location.hash.length > 1) history.replaceState(null, "", `#${state}`);
+    }
+    // no range in the URL: the API's default (the last 30 days to today in the site's time
+    // zone, not the browser's), written back into the URL when the answer names it
+    if (state.get("to") && !state.get("from")) state.set("from", daysAgo(state.get("to"), 29));
   }
 
   function writeHash() { location.hash = state.toString(); }
 
   function syncControls() {
     $("site").value = state.get("site") || "";
-    $("from").value = state.get("from");
-    $("to").value = state.get("to");
+    $("from").value = state.get("from") || "";
+    $("to").value = state.get("to") || "";
     document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.report === state.get("report")));
     const form = $("extra");
     const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
     if (!fields.length) { form.innerHTML = ""; return; }
     form.innerHTML = fields.map(([key, label, kind, dflt]) => {
-      const val = key === "step" ? (state.getAll("step").join("\n") || dflt) : (state.get(key) ?? dflt ?? "");
+      const val = key === "step" ? (state.getAll("step").filter(Boolean).join("\n") || dflt) : (state.get(key) ?? dflt ?? "");
       let input;
       if (Array.isArray(kind)) input = `<select name="${key}">${kind.map((o) => `<option${o === val ? " selected" : ""} value="${esc(o)}">${esc(o || "all")}</option>`).join("")}</select>`;
       else if (kind === "lines") input = `<textarea name="${key}">${esc(val)}</textarea>`;
@@ -58,16 +63,22 @@
   function apiParams(extra = {}) {
     const p = new URLSearchParams();
     for (const [k, v] of state) if (k !== "report" && v !== "") p.append(k, v);
-    if (state.get("report") === "funnel" && !state.getAll("step").length) {
+    // no steps (or only empty ones: step= in a URL) asks for the default steps the form shows
+    if (state.get("report") === "funnel" && !state.getAll("step").some(Boolean)) {
       EXTRA.funnel[0][3].split("\n").forEach((s) => p.append("step", s));
     }
     for (const [k, v] of Object.entries(extra)) p.set(k, v);
     return p;
   }
 
+  // each load() is numbered: an answer that arrives after a newer load() started (a slow
+  // 90-day query overtaken by a 7-day one) is dropped, never drawn over the newer state
+  let loads = 0;
+
   async function load() {
     readHash();
     syncControls();
+    const seq = ++loads;
     const name = state.get("report");
     if (!state.get("site")) { status("Pick a site to see its reports.", false); $("report").innerHTML = ""; return; }
     status("Loading…", false);
@@ -76,13 +87,21 @@
       const url = name === "install" ? `/api/snippet?${new URLSearchParams({ site: state.get("site") })}` : `/api/reports/${name}?${apiParams()}`;
       const res = await fetch(url);
       const body = await res.json();
+      if (seq !== loads) return;
       if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
+      if (body.query && !state.get("to")) {
+        state.set("from", body.query.from); state.set("to", body.query.to);
+        history.replaceState(null, "", `#${state}`);
+        syncControls();
+      }
       $("report").innerHTML = RENDER[name](body);
       const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
       status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
       bindLinks();
     } catch (err) {
+      if (seq !== loads) return;
       status(`could not load the report: ${err}`, true);
+      $("report").innerHTML = "";
     }
   }
 
@@ -100,7 +119,7 @@
 
   function cards(obj, pct = []) {
     return `<div class="cards">${Object.entries(obj).map(([k, v]) =>
-      `<div class="card"><div class="v">${pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
+      `<div class="card"><div class="v">${v === null ? "–" : pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
   }
 
   // rows: list of objects; cols: [key, label, {num, bar, link, pct}]
@@ -111,7 +130,7 @@
     const cell = (r, [k, , o = {}]) => {
       let v = r[k];
       if (Array.isArray(v)) v = v.join(" → ");
-      const text = o.pct ? (v * 100).toFixed(1) + "%" : fmt(v);
+      const text = o.pct && v !== null ? (v * 100).toFixed(1) + "%" : fmt(v);  // null: (none), not 0.0%
       const bar = o.bar ? `<div class="bar" style="width:${(100 * r[k]) / max[k]}%"></div>` : "";
       const linked = o.link && !(o.link === "page" && !String(v).startsWith("/"));
       const data = linked ? ` data-${o.link}="${esc(v)}"` : "";
@@ -166,7 +185,8 @@
     paths(d) {
       const side = (rows) => table(rows, [["page", "Page", { link: "page" }], ["count", "Count", BAR], ["share", "Share", P]]);
       return panel(`Transitions of ${d.transitions.page || "(no page)"} · ${fmt(d.transitions.pageviews)} pageviews`,
-        `<div class="transitions"><div><h3>Came from</h3>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div><h3>Went to</h3>${side(d.next)}</div></div>`, "previous") +
+        // one CSV per side: the panel holds two tables
+        `<div class="transitions"><div><h3><span>Came from</span>${csvLink("previous")}</h3>${side(d.previous)}</div><div class="focus">${esc(d.transitions.page)}</div><div><h3><span>Went to</span>${csvLink("next")}</h3>${side(d.next)}</div></div>`) +
         panel("Top paths", table(d.top_paths, [["path", "Path"], ["sessions", "Sessions", BAR], ["visitors", "Visitors", N]]), "top_paths");
     },
     searches(d) {
@@ -210,7 +230,8 @@
 
   $("controls").addEventListener("submit", (e) => {
     e.preventDefault();
-    state.set("site", $("site").value.trim()); state.set("from", $("from").value); state.set("to", $("to").value);
+    state.set("site", $("site").value.trim());
+    for (const k of ["from", "to"]) { if ($(k).value) state.set(k, $(k).value); else state.delete(k); }  // blank: the default
     writeHash();
   });
   document.querySelectorAll(".quick button").forEach((b) => b.addEventListener("click", () => {
@@ -239,7 +260,9 @@
   fetch("/api/reports").then((r) => r.json()).then((idx) => {
     $("sites").innerHTML = idx.sites.map((s) => `<option value="${esc(s)}">`).join("");
     readHash();
-    if (!state.get("site") && idx.sites.length) { state.set("site", idx.sites[0]); writeHash(); return; }
+    // the busiest site, in place of the bare URL: Back leaves the dashboard instead of
+    // returning to an empty 'Pick a site' page
+    if (!state.get("site") && idx.sites.length) { state.set("site", idx.sites[0]); history.replaceState(null, "", `#${state}`); }
     load();
   }).catch(() => load());
 })();

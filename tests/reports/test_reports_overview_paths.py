@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -169,9 +170,18 @@ def test_overview_segment_filters(chdb_client: Client, db: str) -> None:
 
 def test_overview_hourly_series(chdb_client: Client, db: str) -> None:
     out = report(chdb_client, db, "overview", interval="hour", **{"from": "2024-01-11"})
-    assert out["series"] == [
-        {"t": "2024-01-11T09:00:00Z", "visitors": 1, "sessions": 1, "pageviews": 1},
-        {"t": "2024-01-11T18:00:00Z", "visitors": 1, "sessions": 1, "pageviews": 2},
+    # every hour of the range, a quiet one as 0 (as the daily series)
+    quiet = {"visitors": 0, "sessions": 0, "pageviews": 0}
+    busy = {
+        "2024-01-11T09:00:00Z": {"visitors": 1, "sessions": 1, "pageviews": 1},
+        "2024-01-11T18:00:00Z": {"visitors": 1, "sessions": 1, "pageviews": 2},
+    }
+    assert out["query"]["from"] == "2024-01-11"
+    days = (date.fromisoformat(out["query"]["to"]) - date(2024, 1, 11)).days + 1
+    assert [r["t"] for r in out["series"]][:2] == ["2024-01-11T00:00:00Z", "2024-01-11T01:00:00Z"]
+    assert len(out["series"]) == 24 * days
+    assert [r for r in out["series"] if r != {"t": r["t"], **quiet}] == [
+        {"t": t, **v} for t, v in busy.items()
     ]
 
 
@@ -201,3 +211,23 @@ def test_paths_transitions_of_a_chosen_page(chdb_client: Client, db: str) -> Non
     out = report(chdb_client, db, "paths", page="/nowhere")
     assert out["previous"] == [] and out["next"] == []
     assert out["transitions"] == {"page": "/nowhere", "pageviews": 0}
+
+
+def test_overview_hourly_series_covers_the_site_days_in_utc_hours() -> None:
+    from dataclasses import replace
+
+    from reports.shape import overview
+
+    q = ReportQuery.parse(
+        "overview",
+        {"site": ["s"], "from": ["2024-01-11"], "to": ["2024-01-11"], "interval": ["hour"]},
+    )
+    empty = {"sessions": [], "totals": [], "top_pages": []}
+    empty |= {name: [] for name in ("entry_pages", "exit_pages")}
+    # 11 Jan in Kolkata (UTC+5:30) is 10 Jan 18:30 .. 11 Jan 18:30 UTC: 25 UTC hours, partly
+    series = overview(replace(q, time_zone="Asia/Kolkata"), empty)["series"]
+    assert (series[0]["t"], series[-1]["t"], len(series)) == (
+        "2024-01-10T18:00:00Z",
+        "2024-01-11T18:00:00Z",
+        25,
+    )

@@ -127,6 +127,7 @@ def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
     rows = [{"term": "=HYPERLINK(1)", "n": -3, "path": ["/", "/a"], "x": None, "y": "+1 x"}]
     assert to_csv(rows) == "term,n,path,x,y\n'=HYPERLINK(1),-3,/ > /a,,'+1 x\n"
     assert to_csv([]) == ""
+    assert to_csv([], ("term", "n")) == "term,n\n"  # a table without rows keeps its header
     assert to_csv([{"weeks": [3, 1, None]}]) == "weeks\n3 1 \n"
 
 
