@@ -65,18 +65,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "overview": {
         "series": ("t", "visitors", "sessions", "pageviews"),
         "top_pages": ("page", "pageviews", "visitors"),
-        **{
-            t: _VALUE
-            for t in (
-                "entry_pages",
-                "exit_pages",
-                "channels",
-                "referrers",
-                "devices",
-                "browsers",
-                "countries",
-            )
-        },
+        **{t: _VALUE for t in shape.OVERVIEW_BREAKDOWNS},
     },
     "funnel": {
         "steps": (

@@ -58,6 +58,18 @@ def _hours(q: ReportQuery) -> list[str]:
     return out
 
 
+# the overview's tables of sessions and visitors per value of one dimension
+OVERVIEW_BREAKDOWNS = (
+    "entry_pages",
+    "exit_pages",
+    "channels",
+    "referrers",
+    "devices",
+    "browsers",
+    "countries",
+)
+
+
 def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
     rows = res["sessions"]
     total = res["totals"][0] if res["totals"] else {}
@@ -89,15 +101,7 @@ def overview(q: ReportQuery, res: dict[str, Rows]) -> dict[str, Any]:
         for t in (_hours(q) if q.interval == "hour" else _days(q))
     ]
     out: dict[str, Any] = {"totals": totals, "series": series, "top_pages": _rows(res["top_pages"])}
-    for name in (
-        "entry_pages",
-        "exit_pages",
-        "channels",
-        "referrers",
-        "devices",
-        "browsers",
-        "countries",
-    ):
+    for name in OVERVIEW_BREAKDOWNS:
         out[name] = [
             {"value": r["value"], "sessions": int(r["sessions"]), "visitors": int(r["visitors"])}
             for r in rows
