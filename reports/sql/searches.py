@@ -54,15 +54,16 @@ def build(q: ReportQuery, db: str) -> list[Statement]:
         ),
         Statement(
             "refinements",
-            f"""SELECT term, next_term, count() AS n FROM (
-                SELECT term, next_page,
-                    leadInFrame(term) OVER w AS next_term, leadInFrame(page) OVER w AS next_search_page
+            # each session's searches as one array sorted by seq, paired with the next
+            # (a window partitioned by session_id sorted every search hit: 0.52 against
+            # 0.33-0.43 CPU s over 10M hits); pages compared by hash
+            f"""SELECT cur.2 AS term, nxt.2 AS next_term, count() AS n FROM (
+                SELECT arraySort(x -> x.1, groupArray(
+                    (seq, term, cityHash64(page), cityHash64(next_page)))) AS a
                 FROM ({base}) WHERE is_back_loop = 0
-                -- by the id itself: a window partitioned by its hash was 1.7 times slower
-                WINDOW w AS (PARTITION BY session_id ORDER BY seq
-                             ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
-            ) WHERE next_term != '' AND next_term != term AND next_page = next_search_page
-                AND term != ''
+                GROUP BY session_hash HAVING count() > 1
+            ) ARRAY JOIN arrayPopBack(a) AS cur, arrayPopFront(a) AS nxt
+            WHERE cur.2 != '' AND nxt.2 != '' AND nxt.2 != cur.2 AND cur.4 = nxt.3
             GROUP BY term, next_term ORDER BY n DESC, term, next_term LIMIT {{limit:UInt32}}""",
             p,
         ),
