@@ -24,6 +24,8 @@
   const COMMON = [["channel", "Channel", "text", ""], ["device", "Device", ["", "desktop", "mobile", "tablet"]],
     ["country", "Country", "text", ""], ["crm", "Visitors", ["any", "linked", "anonymous"]]];
   let state = new URLSearchParams();
+  // what a report tab carries over to the next report: the site, range and segment
+  const SHARED = ["site", "from", "to", "channel", "device", "country", "crm"];
 
   const today = () => new Date().toISOString().slice(0, 10);
   const daysAgo = (d, n) => new Date(Date.parse(d) - n * 86400000).toISOString().slice(0, 10);
@@ -42,11 +44,25 @@
 
   function writeHash() { location.hash = state.toString(); }
 
+  // the hash a report tab opens (its own parameters start from their defaults)
+  function tabHash(report) {
+    const keep = new URLSearchParams();
+    for (const k of SHARED) if (state.get(k)) keep.set(k, state.get(k));
+    keep.set("report", report);
+    return `#${keep}`;
+  }
+
   function syncControls() {
     $("site").value = state.get("site") || "";
     $("from").value = state.get("from") || "";
     $("to").value = state.get("to") || "";
-    document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.report === state.get("report")));
+    // the tabs are links to their report in this site, range and segment: Enter, a new tab
+    document.querySelectorAll("#tabs a").forEach((a) => {
+      const current = a.dataset.report === state.get("report");
+      a.classList.toggle("active", current);
+      a.setAttribute("href", tabHash(a.dataset.report));
+      if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    });
     const form = $("extra");
     const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
     if (!fields.length) { form.innerHTML = ""; return; }
@@ -249,12 +265,6 @@
     }
     writeHash();
   });
-  document.querySelectorAll("#tabs a").forEach((a) => a.addEventListener("click", () => {
-    const keep = new URLSearchParams();
-    for (const k of ["site", "from", "to", "channel", "device", "country", "crm"]) if (state.get(k)) keep.set(k, state.get(k));
-    keep.set("report", a.dataset.report);
-    state = keep; writeHash();
-  }));
   window.addEventListener("hashchange", load);
 
   fetch("/api/reports").then((r) => r.json()).then((idx) => {
