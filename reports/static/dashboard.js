@@ -96,7 +96,7 @@
     syncControls();
     const seq = ++loads;
     const name = state.get("report");
-    if (!state.get("site")) { status("Pick a site to see its reports.", false); $("report").innerHTML = ""; return; }
+    if (!state.get("site")) { status("Pick a site to see its reports.", false); showReport(""); return; }
     status("Loading…", false);
     const t0 = performance.now();
     try {
@@ -104,21 +104,29 @@
       const res = await fetch(url);
       const body = await res.json();
       if (seq !== loads) return;
-      if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
+      if (!res.ok) { status(body.error || `error ${res.status}`, true); showReport(""); return; }
       if (body.query && !state.get("to")) {
         state.set("from", body.query.from); state.set("to", body.query.to);
         history.replaceState(null, "", `#${state}`);
         syncControls();
       }
-      $("report").innerHTML = RENDER[name](body);
+      showReport(RENDER[name](body));
       const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
       status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
-      bindLinks();
     } catch (err) {
       if (seq !== loads) return;
       status(`could not load the report: ${err}`, true);
-      $("report").innerHTML = "";
+      showReport("");
     }
+  }
+
+  // a link inside the report (a page's transitions, a customer) is gone once the next report is
+  // drawn: the keyboard focus moves to the new report (Tab goes on from its start), not to the
+  // top of the page; the scroll position stays as it was
+  function showReport(html) {
+    const report = $("report"), focused = report.contains(document.activeElement);
+    report.innerHTML = html;
+    if (focused) report.focus({ preventScroll: true });
   }
 
   function status(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
@@ -138,6 +146,12 @@
       `<div class="card"><div class="v">${v === null ? "–" : pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
   }
 
+  // the hash a link in a table opens: a page's transitions, a customer's timeline
+  const LINKS = {
+    page(page) { const p = new URLSearchParams(state); p.set("report", "paths"); p.set("page", page); return `#${p}`; },
+    crm(crm) { const p = new URLSearchParams(state); p.set("crm_id", crm); return `#${p}`; },
+  };
+
   // rows: list of objects; cols: [key, label, {num, bar, link, pct}]
   function table(rows, cols) {
     if (!rows || !rows.length) return `<p class="k">No data in this range.</p>`;
@@ -149,9 +163,10 @@
       const text = o.pct && v !== null ? (v * 100).toFixed(1) + "%" : fmt(v);  // null: (none), not 0.0%
       const bar = o.bar ? `<div class="bar" style="width:${(100 * r[k]) / max[k]}%"></div>` : "";
       const linked = o.link && !(o.link === "page" && !String(v).startsWith("/"));
-      const data = linked ? ` data-${o.link}="${esc(v)}"` : "";
-      const cls = [o.num || o.bar || o.pct ? "n" : "", linked ? "link" : ""].join(" ");
-      return `<td class="${cls}"${data}>${text === "" ? "<i>(none)</i>" : text}${bar}</td>`;
+      const shown = text === "" ? "<i>(none)</i>" : text;
+      // a link is a real one (Tab, Enter, a new tab): its href is the hash of what it opens
+      const content = linked ? `<a href="${esc(LINKS[o.link](String(v)))}" data-${o.link}="${esc(v)}">${shown}</a>` : shown;
+      return `<td class="${o.num || o.bar || o.pct ? "n" : ""}">${content}${bar}</td>`;
     };
     return `<table><thead><tr>${cols.map(([, l, o = {}]) => `<th class="${o.num || o.bar || o.pct ? "n" : ""}">${esc(l)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${cols.map((c) => cell(r, c)).join("")}</tr>`).join("")}</tbody></table>`;
   }
@@ -234,15 +249,6 @@
   RENDER.install = (d) =>
     panel("Paste into every page's <head> (JavaScript tracker)", `<pre class="code">${esc(d.js)}</pre>`) +
     panel("Or a bare pixel (no JavaScript, e-mails)", `<pre class="code">${esc(d.pixel)}</pre>`);
-
-  function bindLinks() {
-    document.querySelectorAll("td[data-page]").forEach((td) => td.addEventListener("click", () => {
-      state.set("report", "paths"); state.set("page", td.dataset.page); writeHash();
-    }));
-    document.querySelectorAll("td[data-crm]").forEach((td) => td.addEventListener("click", () => {
-      state.set("crm_id", td.dataset.crm); writeHash();
-    }));
-  }
 
   $("controls").addEventListener("submit", (e) => {
     e.preventDefault();
