@@ -146,9 +146,15 @@
       `<div class="card"><div class="v">${v === null ? "–" : pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
   }
 
-  // the hash a link in a table opens: a page's transitions, a customer's timeline
+  // the hash a link in a table opens: a page's transitions, a customer's timeline; the
+  // parameters only another report takes (the funnel's steps, the overview's interval) stay
+  // behind, as the paths report refuses them
+  const PATHS_KEEP = new Set(["report", ...SHARED, ...EXTRA.paths.map(([k]) => k)]);
   const LINKS = {
-    page(page) { const p = new URLSearchParams(state); p.set("report", "paths"); p.set("page", page); return `#${p}`; },
+    page(page) {
+      const p = new URLSearchParams([...state].filter(([k]) => PATHS_KEEP.has(k)));
+      p.set("report", "paths"); p.set("page", page); return `#${p}`;
+    },
     crm(crm) { const p = new URLSearchParams(state); p.set("crm_id", crm); return `#${p}`; },
   };
 

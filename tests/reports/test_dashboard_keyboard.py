@@ -173,3 +173,40 @@ def test_dashboard_space_and_enter_on_range_buttons(served: Served) -> None:
         browser.close()  # type: ignore[attr-defined]
     assert week[1] == quarter[1] and quarter[0] < week[0]
     assert "error" not in week[2] + quarter[2]
+
+
+def test_dashboard_page_link_leaves_other_reports_parameters(served: Served) -> None:
+    """A page link from a report whose form was applied (the overview's interval, the funnel's
+    steps) opens the transitions without those, which the paths report refuses; the site,
+    range and segment go along."""
+    from playwright.sync_api import sync_playwright
+
+    opened: dict[str, tuple[str, str]] = {}
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()  # type: ignore[attr-defined]
+        for report, own in [
+            ("overview", "interval=hour&device=desktop"),
+            ("funnel", "step=%2F&step=%2Fcart&window=1d&by=visitor&mode=default"),
+        ]:
+            page.goto(f"{served.url}/#report={report}&site=demo&{own}")
+            _wait_loaded(page, report)
+            link = page.locator("#report td a[data-page]").first
+            target = link.get_attribute("data-page")
+            link.focus()
+            page.keyboard.press("Enter")
+            page.wait_for_function(  # the next report's answer (or its error), not this one's
+                """r => { const s = document.getElementById('status').textContent;
+                          return !s.startsWith(r + ' · ') && !s.startsWith('Loading'); }""",
+                arg=report,
+                timeout=60_000,
+            )
+            opened[report] = (page.inner_text("#status"), page.url)
+            if opened[report][0].startswith("paths · "):
+                assert page.inner_text(".transitions .focus") == target
+        browser.close()  # type: ignore[attr-defined]
+    for report, (status, url) in opened.items():
+        assert status.startswith("paths · "), (report, status)
+        assert "report=paths" in url and "site=demo" in url and "from=" in url, url
+        assert "step=" not in url and "window=" not in url and "interval=" not in url, url
+    assert "device=desktop" in opened["overview"][1]
