@@ -24,6 +24,8 @@
   const COMMON = [["channel", "Channel", "text", ""], ["device", "Device", ["", "desktop", "mobile", "tablet"]],
     ["country", "Country", "text", ""], ["crm", "Visitors", ["any", "linked", "anonymous"]]];
   let state = new URLSearchParams();
+  // what a report tab carries over to the next report: the site, range and segment
+  const SHARED = ["site", "from", "to", "channel", "device", "country", "crm"];
 
   const today = () => new Date().toISOString().slice(0, 10);
   const daysAgo = (d, n) => new Date(Date.parse(d) - n * 86400000).toISOString().slice(0, 10);
@@ -42,11 +44,25 @@
 
   function writeHash() { location.hash = state.toString(); }
 
+  // the hash a report tab opens (its own parameters start from their defaults)
+  function tabHash(report) {
+    const keep = new URLSearchParams();
+    for (const k of SHARED) if (state.get(k)) keep.set(k, state.get(k));
+    keep.set("report", report);
+    return `#${keep}`;
+  }
+
   function syncControls() {
     $("site").value = state.get("site") || "";
     $("from").value = state.get("from") || "";
     $("to").value = state.get("to") || "";
-    document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.report === state.get("report")));
+    // the tabs are links to their report in this site, range and segment: Enter, a new tab
+    document.querySelectorAll("#tabs a").forEach((a) => {
+      const current = a.dataset.report === state.get("report");
+      a.classList.toggle("active", current);
+      a.setAttribute("href", tabHash(a.dataset.report));
+      if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    });
     const form = $("extra");
     const fields = state.get("report") === "install" ? [] : [...EXTRA[state.get("report")], ...COMMON];
     if (!fields.length) { form.innerHTML = ""; return; }
@@ -80,7 +96,7 @@
     syncControls();
     const seq = ++loads;
     const name = state.get("report");
-    if (!state.get("site")) { status("Pick a site to see its reports.", false); $("report").innerHTML = ""; return; }
+    if (!state.get("site")) { status("Pick a site to see its reports.", false); showReport(""); return; }
     status("Loading…", false);
     const t0 = performance.now();
     try {
@@ -88,21 +104,29 @@
       const res = await fetch(url);
       const body = await res.json();
       if (seq !== loads) return;
-      if (!res.ok) { status(body.error || `error ${res.status}`, true); $("report").innerHTML = ""; return; }
+      if (!res.ok) { status(body.error || `error ${res.status}`, true); showReport(""); return; }
       if (body.query && !state.get("to")) {
         state.set("from", body.query.from); state.set("to", body.query.to);
         history.replaceState(null, "", `#${state}`);
         syncControls();
       }
-      $("report").innerHTML = RENDER[name](body);
+      showReport(RENDER[name](body));
       const range = body.query ? ` · ${body.query.from} to ${body.query.to}` : "";
       status(`${name}${range} · ${((performance.now() - t0) / 1000).toFixed(2)} s`, false);
-      bindLinks();
     } catch (err) {
       if (seq !== loads) return;
       status(`could not load the report: ${err}`, true);
-      $("report").innerHTML = "";
+      showReport("");
     }
+  }
+
+  // a link inside the report (a page's transitions, a customer) is gone once the next report is
+  // drawn: the keyboard focus moves to the new report (Tab goes on from its start), not to the
+  // top of the page; the scroll position stays as it was
+  function showReport(html) {
+    const report = $("report"), focused = report.contains(document.activeElement);
+    report.innerHTML = html;
+    if (focused) report.focus({ preventScroll: true });
   }
 
   function status(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
@@ -122,6 +146,18 @@
       `<div class="card"><div class="v">${v === null ? "–" : pct.includes(k) ? (v * 100).toFixed(1) + "%" : fmt(v)}</div><div class="k">${esc(k.replace(/_/g, " "))}</div></div>`).join("")}</div>`;
   }
 
+  // the hash a link in a table opens: a page's transitions, a customer's timeline; the
+  // parameters only another report takes (the funnel's steps, the overview's interval) stay
+  // behind, as the paths report refuses them
+  const PATHS_KEEP = new Set(["report", ...SHARED, ...EXTRA.paths.map(([k]) => k)]);
+  const LINKS = {
+    page(page) {
+      const p = new URLSearchParams([...state].filter(([k]) => PATHS_KEEP.has(k)));
+      p.set("report", "paths"); p.set("page", page); return `#${p}`;
+    },
+    crm(crm) { const p = new URLSearchParams(state); p.set("crm_id", crm); return `#${p}`; },
+  };
+
   // rows: list of objects; cols: [key, label, {num, bar, link, pct}]
   function table(rows, cols) {
     if (!rows || !rows.length) return `<p class="k">No data in this range.</p>`;
@@ -133,9 +169,10 @@
       const text = o.pct && v !== null ? (v * 100).toFixed(1) + "%" : fmt(v);  // null: (none), not 0.0%
       const bar = o.bar ? `<div class="bar" style="width:${(100 * r[k]) / max[k]}%"></div>` : "";
       const linked = o.link && !(o.link === "page" && !String(v).startsWith("/"));
-      const data = linked ? ` data-${o.link}="${esc(v)}"` : "";
-      const cls = [o.num || o.bar || o.pct ? "n" : "", linked ? "link" : ""].join(" ");
-      return `<td class="${cls}"${data}>${text === "" ? "<i>(none)</i>" : text}${bar}</td>`;
+      const shown = text === "" ? "<i>(none)</i>" : text;
+      // a link is a real one (Tab, Enter, a new tab): its href is the hash of what it opens
+      const content = linked ? `<a href="${esc(LINKS[o.link](String(v)))}" data-${o.link}="${esc(v)}">${shown}</a>` : shown;
+      return `<td class="${o.num || o.bar || o.pct ? "n" : ""}">${content}${bar}</td>`;
     };
     return `<table><thead><tr>${cols.map(([, l, o = {}]) => `<th class="${o.num || o.bar || o.pct ? "n" : ""}">${esc(l)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${cols.map((c) => cell(r, c)).join("")}</tr>`).join("")}</tbody></table>`;
   }
@@ -219,15 +256,6 @@
     panel("Paste into every page's <head> (JavaScript tracker)", `<pre class="code">${esc(d.js)}</pre>`) +
     panel("Or a bare pixel (no JavaScript, e-mails)", `<pre class="code">${esc(d.pixel)}</pre>`);
 
-  function bindLinks() {
-    document.querySelectorAll("td[data-page]").forEach((td) => td.addEventListener("click", () => {
-      state.set("report", "paths"); state.set("page", td.dataset.page); writeHash();
-    }));
-    document.querySelectorAll("td[data-crm]").forEach((td) => td.addEventListener("click", () => {
-      state.set("crm_id", td.dataset.crm); writeHash();
-    }));
-  }
-
   $("controls").addEventListener("submit", (e) => {
     e.preventDefault();
     state.set("site", $("site").value.trim());
@@ -249,12 +277,6 @@
     }
     writeHash();
   });
-  document.querySelectorAll("#tabs a").forEach((a) => a.addEventListener("click", () => {
-    const keep = new URLSearchParams();
-    for (const k of ["site", "from", "to", "channel", "device", "country", "crm"]) if (state.get(k)) keep.set(k, state.get(k));
-    keep.set("report", a.dataset.report);
-    state = keep; writeHash();
-  }));
   window.addEventListener("hashchange", load);
 
   fetch("/api/reports").then((r) => r.json()).then((idx) => {
