@@ -250,9 +250,11 @@ def _token_file(settings: Settings) -> str:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> None:
-    import csv
-
+    """``csv`` and ``table`` print values as ClickHouse's own CSV does (arrays ``['a','b']``,
+    tuples, maps; ``clickstream.chtext``), so the text is clickhouse-client's."""
     import orjson
+
+    from clickstream import chtext
 
     if fmt == "json":
         sys.stdout.write(
@@ -263,11 +265,11 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str 
         )
         return
     if fmt == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(rows)
+        sys.stdout.write(chtext.csv_line(columns))
+        for row in rows:
+            sys.stdout.write(chtext.csv_line(row))
         return
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
+    cells = [[str(c) for c in columns]] + [[chtext.cell(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for n, row in enumerate(cells):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -317,7 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url", help="base URL of a running `clickstream serve`, e.g. http://127.0.0.1:8000"
     )
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output (default: table); csv and table write arrays, tuples and maps as "
+        "ClickHouse's CSV does: \"['a','b']\", [1,2]",
+    )
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
     p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
