@@ -1,4 +1,11 @@
-"""The ``clickstream`` command. Errors are one line on stderr, never a traceback."""
+"""The ``clickstream`` command. Errors are one line on stderr, never a traceback.
+
+Exit status (:data:`EXIT_STATUS`, the ``--help`` epilog): 2 when the command line or the
+settings are wrong and nothing was done (argparse, :class:`SettingsError`,
+:class:`CLIError`); 1 when the command failed while running — ClickHouse, Kafka, a
+``serve`` or a collector unreachable or refusing (:class:`CLIFailure`,
+``WarehouseError``, ``BrokerError``, ``OSError``, anything unexpected).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,25 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 class CLIError(Exception):
-    """A one-line error for the user."""
+    """A one-line error for the user about what they asked (exit 2: usage)."""
+
+    exit_code = 2
+
+
+class CLIFailure(CLIError):
+    """A one-line error about a failure while running: a server that cannot be reached or
+    refused the request (exit 1, as an unreachable ClickHouse or Kafka)."""
+
+    exit_code = 1
+
+
+EXIT_STATUS = """exit status:
+  0    done
+  1    failed while running: ClickHouse, Kafka, the serve API or the collector
+       unreachable or refusing (import-log: also an input not read to its end)
+  2    usage: a bad option, value or setting; nothing was done
+  130  interrupted (Ctrl-C)
+  141  the reader of the output left (`| head`)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,9 +191,10 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
                 message = orjson.loads(body).get("error", "")
             except (orjson.JSONDecodeError, AttributeError):
                 message = body.decode("utf-8", "replace")[:200]
-            raise CLIError(f"{url} answered {exc.code}: {message}") from None
+            error = CLIError if exc.code == 400 else CLIFailure  # 400: the statement
+            raise error(f"{url} answered {exc.code}: {message}") from None
         except urllib.error.URLError as exc:
-            raise CLIError(f"cannot reach {url}: {exc.reason}") from None
+            raise CLIFailure(f"cannot reach {url}: {exc.reason}") from None
         columns, rows = doc["columns"], doc["rows"]
     else:
         if not settings.clickhouse:
@@ -204,7 +230,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             args.collector, args.site, args.sessions, args.days, args.seed
         )
     except (OSError, RuntimeError, httpx.HTTPError) as exc:
-        raise CLIError(f"demo traffic to {args.collector} failed: {exc}") from None
+        raise CLIFailure(f"demo traffic to {args.collector} failed: {exc}") from None
     print(
         f"sent {n_events} events in {n_sessions} sessions to {args.collector} (site {args.site!r})"
     )
@@ -224,9 +250,11 @@ def _token_file(settings: Settings) -> str:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> None:
-    import csv
-
+    """``csv`` and ``table`` print values as ClickHouse's own CSV does (arrays ``['a','b']``,
+    tuples, maps; ``clickstream.chtext``), so the text is clickhouse-client's."""
     import orjson
+
+    from clickstream import chtext
 
     if fmt == "json":
         sys.stdout.write(
@@ -237,11 +265,11 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str 
         )
         return
     if fmt == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(rows)
+        sys.stdout.write(chtext.csv_line(columns))
+        for row in rows:
+            sys.stdout.write(chtext.csv_line(row))
         return
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
+    cells = [[str(c) for c in columns]] + [[chtext.cell(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for n, row in enumerate(cells):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -253,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="clickstream",
         description="Self-hosted clickstream and web-bug tracking: pixel/beacon -> Kafka -> sessions in ClickHouse.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
@@ -289,7 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url", help="base URL of a running `clickstream serve`, e.g. http://127.0.0.1:8000"
     )
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output (default: table); csv and table write arrays, tuples and maps as "
+        "ClickHouse's CSV does: \"['a','b']\", [1,2]",
+    )
     _add_setting_flags(p)
     p.set_defaults(handler=cmd_sql)
     p = sub.add_parser("demo", help="send realistic synthetic traffic to a running collector")
@@ -356,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except (SettingsError, CLIError) as exc:
         print(f"clickstream: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code if isinstance(exc, CLIError) else 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

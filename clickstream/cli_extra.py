@@ -23,10 +23,12 @@ import orjson
 from clickstream.settings import Settings
 
 
-def _cli_error() -> type[Exception]:
-    from clickstream.cli import CLIError
+def _cli_error(usage: bool = True) -> type[Exception]:
+    """CLIError (exit 2) for what the user asked, CLIFailure (exit 1) for a failure while
+    running (a server unreachable or refusing)."""
+    from clickstream.cli import CLIError, CLIFailure
 
-    return CLIError
+    return CLIError if usage else CLIFailure
 
 
 def _token(settings: Settings) -> str:
@@ -53,9 +55,9 @@ def _call(
             message = orjson.loads(exc.read()).get("error", "")
         except orjson.JSONDecodeError:
             message = exc.reason
-        raise _cli_error()(f"{exc.code}: {message}") from None
+        raise _cli_error(usage=exc.code == 400)(f"{exc.code}: {message}") from None
     except urllib.error.URLError as exc:
-        raise _cli_error()(f"cannot reach {url}: {exc.reason}") from None
+        raise _cli_error(usage=False)(f"cannot reach {url}: {exc.reason}") from None
 
 
 def _url(args: argparse.Namespace, settings: Settings) -> str:
@@ -81,7 +83,7 @@ def _direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
         raise _cli_error()(str(exc)) from None
     except ClickHouseError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _cli_error()(
+        raise _cli_error(usage=False)(
             f"ClickHouse at {settings.clickhouse_dsn}: {first} "
             "(no `clickstream serve` runs with this --data; give --url of one, "
             "or run `clickstream migrate` first)"

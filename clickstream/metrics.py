@@ -4,6 +4,10 @@ Every metric is declared once in :data:`CATALOG` (name, type, labels, help);
 ``docs/metrics.md`` is generated from it (a test keeps them equal) and
 :meth:`Metrics.render` prints its ``# HELP`` lines.  Names are prefixed
 ``clickstream_`` on output.  Each process (each uvicorn worker) has its own values.
+
+A summary prints ``_count`` and ``_sum`` (no quantiles), the only samples the text
+format allows in a summary family; its largest observation is a family of its own,
+the gauge ``<name>_max`` (:func:`peak_help`), as Micrometer exposes timers' maxima.
 """
 
 from __future__ import annotations
@@ -172,6 +176,15 @@ CATALOG: tuple[Metric, ...] = (
 )
 del M
 BY_NAME = {m.name: m for m in CATALOG}
+PEAK_SUFFIX = "_max"
+
+
+def peak_help(summary: Metric) -> str:
+    """HELP of the gauge family that carries a summary's largest observation."""
+    return (
+        f"Largest observation of clickstream_{summary.name} since the process started"
+        " (with collector workers: the largest of theirs)."
+    )
 
 
 class Metrics:
@@ -244,13 +257,15 @@ class Metrics:
         lines: list[str] = []
         seen: set[str] = set()
 
-        def head(name: str, kind: str) -> None:
+        def head(name: str, kind: str, help_text: str | None = None) -> None:
             if name in seen:
                 return
             seen.add(name)
             meta = BY_NAME.get(name)
-            if meta is not None:
-                lines.append(f"# HELP clickstream_{name} {meta.help}")
+            if help_text is None and meta is not None:
+                help_text = meta.help
+            if help_text is not None:
+                lines.append(f"# HELP clickstream_{name} {help_text}")
             lines.append(f"# TYPE clickstream_{name} {kind}")
 
         with self._lock:
@@ -269,7 +284,9 @@ class Metrics:
             head(name, "summary")
             lines.append(f"clickstream_{name}_count {count:g}")
             lines.append(f"clickstream_{name}_sum {total:g}")
-            lines.append(f"clickstream_{name}_max {peak:g}")
+            meta = BY_NAME.get(name)
+            head(name + PEAK_SUFFIX, "gauge", peak_help(meta) if meta is not None else None)
+            lines.append(f"clickstream_{name}{PEAK_SUFFIX} {peak:g}")
         return "\n".join(lines) + "\n"
 
 
@@ -279,6 +296,8 @@ def markdown_table() -> str:
     for m in CATALOG:
         labels = ", ".join(f"`{x}`" for x in m.labels)
         rows.append(f"| `clickstream_{m.name}` | {m.type} | {labels} | {m.help} |")
+        if m.type == "summary":
+            rows.append(f"| `clickstream_{m.name}{PEAK_SUFFIX}` | gauge |  | {peak_help(m)} |")
     return "\n".join(rows)
 
 

@@ -244,6 +244,12 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         ).start()
         bootstrap = embedded.bootstrap
     retention.wanted(settings)  # a bad retention_tables stops here, with one line
+    try:
+        _reach(settings, bootstrap, roles)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
     token, generated = api_token(settings)
     app = ClickstreamApp(settings, bootstrap, roles, token)
     server = uvicorn.Server(uvicorn_config(app, settings))
@@ -290,6 +296,25 @@ def run(settings: Settings, roles: Roles, announce: bool = True) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _reach(settings: Settings, bootstrap: str, roles: Roles) -> None:
+    """Reach ClickHouse and (for the sessionizer) Kafka before uvicorn starts, as the
+    lifespan is about to: failing there printed uvicorn's traceback and exited 3; raised
+    here, it is the CLI's one line and exit status 1 (WarehouseError, BrokerError), as for
+    every other command. The client is the process-wide one the lifespan then reuses.
+    The client libraries' own logs of each attempt are kept for ``--log-level debug``."""
+    quiet = [] if settings.log_level == "debug" else ["aiokafka", "clickhouse_connect", "urllib3"]
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        warehouse.connect(settings.clickhouse_dsn, settings.chdb_max_memory)
+        if roles.sessionizer:
+            asyncio.run(broker.ensure_topic(bootstrap, settings.topic, settings.topic_partitions))
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def uvicorn_config(app: Any, settings: Settings) -> Any:

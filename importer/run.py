@@ -250,15 +250,15 @@ def add_parser(
     return p
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
     print(f"clickstream import-log: error: {message}", file=sys.stderr)
-    return 2
+    return status
 
 
 def main(args: argparse.Namespace, settings: Any) -> int:
     """Run an import: 0 when every file was read to its end (skipped lines are normal),
-    1 when some could not be (a cut .gz: its lines before the damage are imported), 2 on a
-    usage error."""
+    1 when some could not be (a cut .gz: its lines before the damage are imported) or
+    Kafka, ClickHouse or the serve API failed (unreachable), 2 on a usage error."""
     from collector.validate import SITE_RE
 
     site = args.site
@@ -324,7 +324,8 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         where = "dry run" if args.dry_run else f"Kafka at {bootstrap}"
         first = str(exc).splitlines()[0] if str(exc) else ""
         return _fail(
-            f"{where}: {type(exc).__name__}: {first} (the summary above counts the lines read before it)"
+            f"{where}: {type(exc).__name__}: {first} (the summary above counts the lines read before it)",
+            status=1,
         )
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)

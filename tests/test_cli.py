@@ -138,7 +138,7 @@ def test_failures_past_the_arguments_are_one_line_too(
         timeout=120,
         cwd=ROOT,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # a failure while running, not a usage error (2)
     lines = [
         ln for ln in proc.stderr.splitlines() if not ln.startswith("Code: ")
     ]  # chDB's own print
@@ -227,3 +227,99 @@ def test_an_unreachable_server_is_one_line() -> None:
         "clickstream: error: cannot reach ClickHouse at http://127.0.0.1:1"
     )
     assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+NOWHERE = "http://127.0.0.1:1"  # nothing listens on port 1
+DAYS = ["--from", "2026-01-01", "--to", "2026-01-02"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # ClickHouse unreachable
+        ["migrate", "--clickhouse", NOWHERE],
+        ["migrate", "--cluster", "prod", "--apply", "--clickhouse", NOWHERE],
+        ["sql", "SELECT 1", "--clickhouse", NOWHERE],
+        ["report", "overview", "--site", "s", "--clickhouse", NOWHERE],
+        [
+            "identify",
+            "--site",
+            "s",
+            "--visitor",
+            "abcdefgh12",
+            "--crm",
+            "c",
+            "--clickhouse",
+            NOWHERE,
+        ],
+        ["erase", "--site", "s", "--crm", "c", "--clickhouse", NOWHERE],
+        ["export", "--site", "s", "--crm", "c", "--clickhouse", NOWHERE],
+        ["resessionize", "--site", "s", *DAYS, "--clickhouse", NOWHERE],
+        [
+            "import-log",
+            "{log}",
+            "--site",
+            "s",
+            "--skip-tracked",
+            "--dry-run",
+            "--clickhouse",
+            NOWHERE,
+        ],
+        ["serve", "--kafka", "127.0.0.1:1", "--clickhouse", NOWHERE, "--port", "{port}"],
+        ["collector", "--kafka", "127.0.0.1:1", "--clickhouse", NOWHERE, "--port", "{port}"],
+        ["sessionizer", "--kafka", "127.0.0.1:1", "--clickhouse", NOWHERE, "--port", "{port}"],
+        ["dashboard", "--kafka", "127.0.0.1:1", "--clickhouse", NOWHERE, "--port", "{port}"],
+        # a serve (its API) or a collector unreachable
+        ["sql", "SELECT 1", "--url", NOWHERE],
+        ["report", "overview", "--site", "s", "--url", NOWHERE],
+        ["identify", "--site", "s", "--visitor", "abcdefgh12", "--crm", "c", "--url", NOWHERE],
+        ["erase", "--site", "s", "--crm", "c", "--url", NOWHERE],
+        ["export", "--site", "s", "--crm", "c", "--url", NOWHERE],
+        ["import-log", "{log}", "--site", "s", "--skip-tracked", "--dry-run", "--url", NOWHERE],
+        ["demo", "--collector", NOWHERE, "--sessions", "1"],
+        # Kafka unreachable (about 20 s: retried while a broker starts); import-log:
+        # tests/importer/test_importlog_cli.py
+        ["sessionizer", "--kafka", "127.0.0.1:1", "--port", "{port}"],
+    ],
+    ids=lambda argv: " ".join(a for a in argv if not a.startswith("{"))[:70],
+)
+def test_an_unreachable_server_is_exit_status_1_for_every_command(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """`migrate` exited 1, `sql --url` 2, the servers 3 with uvicorn's traceback: every
+    command says it in one line and exits 1, a failure while running (2 is a usage error)."""
+    log = tmp_path / "access.log"
+    log.write_text(
+        '1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "Mozilla/5.0"\n'
+    )
+    argv = [a.format(log=log, port=_free_port()) for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-m", "clickstream.cli", *argv, "--data", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("clickstream") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "127.0.0.1:1" in proc.stderr, proc.stderr
+
+
+def test_help_lists_the_exit_status() -> None:
+    from clickstream.cli import EXIT_STATUS
+
+    text = build_parser().format_help()
+    assert EXIT_STATUS in text
+    readme = (ROOT / "README.md").read_text()
+    for line in EXIT_STATUS.splitlines()[1:]:
+        code = line.split()[0]
+        if code.isdigit():
+            assert f"`{code}`" in readme.split("## CLI", 1)[1], f"README lacks exit status {code}"
