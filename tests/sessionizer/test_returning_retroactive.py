@@ -120,7 +120,6 @@ async def _until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyp
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="identity.link does not settle the customer's sessions yet")
 async def test_a_device_linked_later_by_the_api_makes_the_customers_later_sessions_returning(
     kafka: EmbeddedBroker, ch: Client, database: str
 ) -> None:
