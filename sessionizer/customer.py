@@ -25,8 +25,9 @@ Two moments decide ``is_returning``:
   CLI): a customer's stored sessions that start after the customer's earliest session but
   say 0 are rewritten with ``is_returning`` 1 — the row as stored, one ``version`` above the
   one read, so a write the sessionizer made since (a grown open session) still wins and is
-  itself decided again.  After a write it runs for the customers whose link a hit of the
-  write made, whose stored sessions on other visitor ids start after a session of the
+  itself decided again.  After a write it runs for the customers whose link the write
+  made or holds the earliest hit of (``Writer.links_first``: not every hit of a customer
+  signed in for long, each settle scans the site's sessions by visitor id), whose stored sessions on other visitor ids start after a session of the
   write, and of every session closed with 0 (it checks the final row against what other
   processes stored while it was decided).
 
@@ -112,7 +113,7 @@ def mark_returning(
     """Set ``is_returning`` on sessions whose CRM customer had an earlier session on
     another visitor id (in place; ``cache``: open session ids known to be returning).
     Returns the customers to :func:`settle` once these results are written."""
-    settle_after = links_made(results)
+    settle_after: set[Key] = set()
     cands = [r for r in results if not r.session["is_returning"] and customers_of(r)]
     if not cands:
         return settle_after
@@ -142,17 +143,6 @@ def mark_returning(
         if r.closed:
             cache.discard(r.session_id)
     return settle_after
-
-
-def links_made(results: list[SessionResult]) -> set[Key]:
-    """Customers linked by a hit of these results written now (``uid``): their sessions
-    from before the link, on this device, may be the customer's earliest."""
-    return {
-        (e.hit.site, e.hit.crm_id)
-        for r in results
-        for i, e in enumerate(r.hits)
-        if e.hit.crm_id and i not in r.unchanged
-    }
 
 
 def settle(client: Client, db: str, customers: Iterable[Key]) -> int:

@@ -408,7 +408,7 @@ class Sessionizer:
         db = self.settings.database
         settle = customer.mark_returning(self.client, db, results, self.customer_cache)
         self.writer.write(results, tombstones)
-        customer.settle(self.client, db, settle)
+        customer.settle(self.client, db, settle | self.writer.links_first)
 
     def _caught_up(self) -> set[int]:
         out: set[int] = set()

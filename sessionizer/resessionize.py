@@ -118,6 +118,7 @@ def resessionize(
         writer = Writer(client, db)
         for i in range(0, len(results), BATCH):
             writer.write(results[i : i + BATCH])
+            settle |= writer.links_first
         writer.write([], tombstones)
         customer.settle(client, db, settle)
     return Summary(len(rows), len(old_ids), len(results), len(tombstones), capped)
