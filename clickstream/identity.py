@@ -7,6 +7,10 @@ writes one for every hit with ``uid``; :func:`link` writes them server-to-server
 that :func:`undo` can put them back.  Reports read the views ``resolved_identities``
 and ``resolved_sessions`` (migrations 0013, 0014) which apply links and merges.
 
+A link also makes the customer's stored sessions after its earliest one, on every
+device, returning (``sessionizer.customer.settle``: ``is_returning`` is the one column of
+``sessions`` a link rewrites).
+
 Changes are serialised per process by a lock.  An undo is refused when the rows it
 would restore were changed again since (undo the later change first).
 """
@@ -274,6 +278,11 @@ def link(client: Client, db: str, site: str, visitor_id: str, crm_id: str, actor
         change = Change(uuid.uuid4().hex, "link", site, {"links": before}, {"links": after})
         _write_links(client, db, site, [row], deleted=False)
         _record(client, db, change, actor, visitor_id=visitor_id, crm_id=crm_id)
+    # the customer's sessions after its earliest one, on any device, are returning now
+    # here, not on top: sessionizer.writer imports clickstream.erase, which imports this module
+    from sessionizer import customer
+
+    customer.settle(client, db, [(site, crm_id)])
     return change
 
 

@@ -42,6 +42,7 @@ class SessionResult:
     session: dict[str, Any]
     closed: bool
     unchanged: frozenset[int] = frozenset()  # hit indexes whose row is already written as is
+    visitor_crm: str = ""  # the CRM id the visitor is linked to, as known when built
 
 
 def is_search(e: Enriched) -> bool:

@@ -156,7 +156,7 @@ class Sessionizer:
         self.hits_folded = 0  # hits folded by this process (all written once a flush returns)
         self.dead: list[tuple[bytes | None, bytes | None, str, int, int]] = []  # poison records
         self.dlq: Any = None  # producer of the dead-letter topic, started on first use
-        self.customer_cache: dict[str, bool] = {}  # open session id -> returning via its customer
+        self.customer_cache: set[str] = set()  # open session ids returning via their customer
         self.erased_position = 0  # erasures of the writer's erased set already applied to memory
         self.started_ms = int(time.time() * 1000)
 
@@ -405,8 +405,10 @@ class Sessionizer:
             self._closed(sessions.forget_erased(self.state, key, erased_ms))
 
     def _write(self, results: list[SessionResult], tombstones: list[Tombstone]) -> None:
-        customer.mark_returning(self.client, self.settings.database, results, self.customer_cache)
+        db = self.settings.database
+        settle = customer.mark_returning(self.client, db, results, self.customer_cache)
         self.writer.write(results, tombstones)
+        customer.settle(self.client, db, settle | self.writer.links_first)
 
     def _caught_up(self) -> set[int]:
         out: set[int] = set()

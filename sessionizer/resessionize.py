@@ -114,9 +114,11 @@ def resessionize(
         if sid not in live
     ]
     if not dry_run:
-        customer.mark_returning(client, db, results, {})
+        settle = customer.mark_returning(client, db, results, set())
         writer = Writer(client, db)
         for i in range(0, len(results), BATCH):
             writer.write(results[i : i + BATCH])
+            settle |= writer.links_first
         writer.write([], tombstones)
+        customer.settle(client, db, settle)
     return Summary(len(rows), len(old_ids), len(results), len(tombstones), capped)

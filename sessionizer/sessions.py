@@ -161,6 +161,7 @@ def _emit(v: Visitor, seg: list[Enriched], rules: Rules, next_start: int = -1) -
     v.last_end = seg[-1].hit.ts
     if result.session["crm_id"] and result.session["crm_id"] != v.crm_id:
         v.crm_id, v.crm_since = result.session["crm_id"], 0
+    result.visitor_crm = v.crm_id
     return result
 
 
@@ -341,6 +342,7 @@ def take_dirty(state: State) -> list[SessionResult]:
                 number=v.sessions_before + 1,
                 crm_id=linked_crm(v, seg, state.rules(v.site)),
             )
+            r.visitor_crm = v.crm_id
             v.written = (r.session_id, seg[0].hit.ts)
             out.append(r)
     state.dirty.clear()

@@ -249,6 +249,9 @@ class Writer:
         self.client = client
         self.db = warehouse.check_name(database)
         self.erased = erase.erased_set(client, self.db)
+        # (site, crm id) of the links the last write made or moved earlier: their first hit
+        # is in it (a replay of that write finds them again); ``customer.settle`` them
+        self.links_first: set[tuple[str, str]] = set()
 
     def write(
         self, results: list[SessionResult], tombstones: Sequence[Tombstone] = ()
@@ -269,6 +272,7 @@ class Writer:
         self, links: dict[tuple[str, str, str], list[int]], version: int
     ) -> list[list[Any]]:
         """Merge with the stored links so ``first_ts`` stays the earliest ever seen."""
+        self.links_first = set()
         if not links:
             return []
         stored = warehouse.read_query(
@@ -279,9 +283,17 @@ class Writer:
             parameters={"keys": tuple(links)},
             comment="sessionizer:identities",
         ).rows
+        first_here = {key: span[0] for key, span in links.items()}
         for site, vid, crm, first, last in stored:
             span = links[(site, vid, crm)]
             span[0], span[1] = min(span[0], first), max(span[1], last)
+        # a link is new, or this write holds its earliest hit (also when replayed): the
+        # hits of a customer signed in for a while carry a link made long before
+        self.links_first = {
+            (site, crm)
+            for (site, vid, crm), span in links.items()
+            if first_here[(site, vid, crm)] <= span[0]
+        }
         return [
             [site, vid, crm, ms_to_dt(first), ms_to_dt(last), version, 0]
             for (site, vid, crm), (first, last) in links.items()

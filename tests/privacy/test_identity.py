@@ -63,6 +63,33 @@ def test_customer_sees_sessions_of_every_device_including_before_login(ch, datab
     assert len(r.rows) == 4 and "session_crm_id" in r.columns and "crm_id" in r.columns
 
 
+def test_a_link_makes_the_customers_later_sessions_on_every_device_returning(
+    ch, database: str
+) -> None:  # type: ignore[no-untyped-def]
+    """identity.link (the API, or the CLI straight on the warehouse, no sessionizer): the
+    laptop's anonymous session came after the phone's first one, so it is returning now;
+    session numbers stay per visitor id; a link again changes nothing."""
+    customer_with_two_devices(ch, database)
+    sql = (
+        f"SELECT visitor_id, session_number, is_returning FROM {database}.sessions FINAL "
+        "ORDER BY start_ts"
+    )
+    expected = [
+        ["phone0001", 1, 0],
+        ["stranger1", 1, 0],
+        ["tablet001", 1, 0],
+        ["laptop001", 1, 1],
+        ["phone0001", 2, 1],
+        ["phone0001", 3, 1],
+    ]
+    assert warehouse.read_query(ch, sql).rows == expected
+    versions = f"SELECT count() FROM {database}.sessions"
+    before = warehouse.read_query(ch, versions).rows
+    identity.link(ch, database, "shop", "laptop001", "c1", "test")
+    assert warehouse.read_query(ch, sql).rows == expected
+    assert warehouse.read_query(ch, versions).rows == before  # nothing left to rewrite
+
+
 def test_merge_then_undo_restores_the_prior_state_and_audits_both(ch, database: str) -> None:  # type: ignore[no-untyped-def]
     customer_with_two_devices(ch, database)
     before = (sessions_of(ch, database, "c1"), sessions_of(ch, database, "c2"))

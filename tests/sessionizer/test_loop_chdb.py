@@ -158,7 +158,7 @@ async def test_a_new_device_of_a_known_customer_is_returning(client: Client, db:
         ["vis00001", 1, 0, ""],
         ["vis00001", 2, 1, "C7"],
     ]
-    assert sz.customer_cache == {}  # closed sessions leave the cache
+    assert sz.customer_cache == set()  # closed sessions leave the cache
 
 
 async def test_two_devices_of_one_customer_in_one_write(client: Client, db: str) -> None:
