@@ -8,6 +8,10 @@ The definitions are DESIGN.md's:
   followed directly by another search (no result opened in between);
 - per search: a result was opened when the next page is not a search; pogo-sticking
   when the page after that result is the same results page again;
+- a search page that is a back-loop (back on results seen two pages earlier, as after
+  opening a result) is not a new search: it has no search flags, is not counted in
+  ``searches``, and, as the next page of a search, still counts as searching again
+  (the searches report counts it as a pogo-stick, not a search);
 - a back-loop is a return to the page viewed two pages earlier (A → B → A, B ≠ A),
   counted on the return; a quick back when the time on B was under ``quick_back_ms``.
 """
@@ -73,12 +77,17 @@ def build_session(
             after = hits[i].page
         else:
             flags[i].next_page = after
-    # searches: dead ends, result opened, pogo-sticking (results -> result -> results)
+    # back-loops: A -> B -> A (B != A), counted on the return (positions in `pages`)
+    returns = [k for k in range(2, n) if pages[k] == pages[k - 2] and pages[k - 1] != pages[k]]
+    # searches: dead ends, result opened, pogo-sticking (results -> result -> results);
+    # a search page that is a back-loop is the visitor back on results already counted
+    # (pogo-sticking), not a new search: no search flags of its own
     dead_terms: list[str] = []
     searches = opened = pogo = 0
+    back = set(returns)
     for k, i in enumerate(page_idx):
         e = hits[i]
-        if not is_search(e):
+        if not is_search(e) or k in back:
             continue
         searches += 1
         last = k + 1 == n
@@ -92,18 +101,16 @@ def build_session(
             if k + 2 < n and pages[k + 2] == pages[k]:
                 flags[i].is_pogo_stick = True
                 pogo += 1
-    # back-loops: A -> B -> A (B != A), counted on the return
     back_loops = quick_backs = 0
     loop_pages: list[str] = []
-    for k in range(2, n):
+    for k in returns:
         b, c = page_idx[k - 1], page_idx[k]
-        if pages[k] == pages[k - 2] and pages[k - 1] != pages[k]:
-            flags[c].is_back_loop = True
-            back_loops += 1
-            loop_pages.append(hits[b].page)
-            if hits[c].hit.ts - hits[b].hit.ts < rules.quick_back_ms:
-                flags[c].is_quick_back = True
-                quick_backs += 1
+        flags[c].is_back_loop = True
+        back_loops += 1
+        loop_pages.append(hits[b].page)
+        if hits[c].hit.ts - hits[b].hit.ts < rules.quick_back_ms:
+            flags[c].is_quick_back = True
+            quick_backs += 1
     # CRM id: the visitor's known id, replaced from the hit that carries a new one on
     current = crm_id
     for f, e in zip(flags, hits, strict=True):

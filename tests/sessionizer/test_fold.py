@@ -168,13 +168,21 @@ S = "/search?q=shoes"
         ([(S, 5)], [1], [0], [0]),  # last page of the session
         ([(S, 5), ("/search?q=boots", 3), ("/p1", None)], [1, 0], [0, 1], [0, 0]),  # searched again
         ([(S, 5), ("/p1", None)], [0], [1], [0]),  # success
+        # back to the results page (a back-loop) is no new search: no flags of its own,
+        # not counted in `searches`, as the searches report counts it (a pogo-stick)
         (
             [(S, 5), ("/p1", None), (S, 5), ("/p2", None)],
             [0, 0],
-            [1, 1],
             [1, 0],
-        ),  # pogo then success
-        ([(S, 5), ("/p1", None), (S, 5)], [0, 1], [1, 0], [1, 0]),  # pogo then left
+            [1, 0],
+        ),  # pogo then another result
+        ([(S, 5), ("/p1", None), (S, 5)], [0, 0], [1, 0], [1, 0]),  # pogo then left
+        (
+            [(S, 5), ("/search?q=boots", 3), (S, 5), ("/p1", None)],
+            [1, 1, 0],
+            [0, 0, 0],
+            [0, 0, 0],
+        ),  # shoes, boots, back to the shoes results: boots was left for another search
         (
             [("/find?keywords=x", 2), ("/find?searchword=y", 2), ("/p", None)],
             [1, 0],
@@ -195,12 +203,13 @@ def test_dead_end_searches_result_opened_and_pogo(
     assert [int(r.flags[i].search_result_opened) for i in idx] == opened
     assert [int(r.flags[i].is_pogo_stick) for i in idx] == pogo
     s = r.session
+    searches = sum(1 for i in idx if not r.flags[i].is_back_loop)
     assert (
         s["searches"],
         s["dead_end_searches"],
         s["search_results_opened"],
         s["pogo_sticks"],
-    ) == (len(idx), sum(dead), sum(opened), sum(pogo))
+    ) == (searches, sum(dead), sum(opened), sum(pogo))
     assert s["dead_end_terms"] == [
         hits[i].search_query for i, d in zip(idx, dead, strict=True) if d
     ]
