@@ -5,7 +5,11 @@ The definitions are DESIGN.md's:
   tracking parameters; ``paths`` is the session's sequence of pages; ``prev_page`` and
   ``next_page`` of any hit are the pages before and after it in the session;
 - a dead-end search returned 0 results, or was the session's last page, or was
-  followed directly by another search (no result opened in between);
+  followed directly by a search for another term (no result opened in between); the
+  same term again (case aside: results page 2, a re-sort, a reload of the results) is
+  that search going on, not searching again, so only the last page of such a run can
+  be a dead end for being left or followed by another term (each page still counts in
+  ``searches``, and each page with 0 results is a dead end);
 - per search: a result was opened when the next page is not a search; pogo-sticking
   when the page after that result is the same results page again;
 - a search page that is a back-loop (back on results seen two pages earlier, as after
@@ -52,6 +56,15 @@ def is_search(e: Enriched) -> bool:
     return bool(e.page) and (bool(e.search_query) or e.hit.event == "search")
 
 
+def same_term(a: Enriched, b: Enriched | None) -> bool:
+    """Both searches are for the same (non-empty) term, whatever its case."""
+    return (
+        b is not None
+        and bool(a.search_query)
+        and (a.search_query.casefold() == b.search_query.casefold())
+    )
+
+
 def build_session(
     sid: str, hits: list[Enriched], rules: Rules, closed: bool, number: int, crm_id: str = ""
 ) -> SessionResult:
@@ -91,8 +104,11 @@ def build_session(
             continue
         searches += 1
         last = k + 1 == n
-        next_is_search = not last and is_search(hits[page_idx[k + 1]])
-        if e.hit.search_results == 0 or (last and closed) or next_is_search:
+        nxt = None if last else hits[page_idx[k + 1]]
+        next_is_search = nxt is not None and is_search(nxt)
+        # the same term again (results page 2, a re-sort, a reload) is this search going on
+        again = next_is_search and not same_term(e, nxt)
+        if e.hit.search_results == 0 or (last and closed) or again:
             flags[i].is_dead_end_search = True
             dead_terms.append(e.search_query)
         if not last and not next_is_search:

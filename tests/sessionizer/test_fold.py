@@ -183,6 +183,13 @@ S = "/search?q=shoes"
             [0, 0, 0],
             [0, 0, 0],
         ),  # shoes, boots, back to the shoes results: boots was left for another search
+        # the same term again (results page 2, a re-sort, a reload) is the same search
+        # going on, not searching again: only the last of the run can be a dead end
+        ([(S, 5), (S, 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), (S + "&page=2", 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), ("/search?q=+Shoes", 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), (S + "&page=2", 5)], [0, 1], [0, 0], [0, 0]),  # left on page 2
+        ([(S, 0), (S, 0)], [1, 1], [0, 0], [0, 0]),  # 0 results is a dead end each time
         (
             [("/find?keywords=x", 2), ("/find?searchword=y", 2), ("/p", None)],
             [1, 0],
