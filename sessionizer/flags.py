@@ -10,7 +10,8 @@ The definitions are DESIGN.md's:
   that search going on, not searching again, so only the last page of such a run can
   be a dead end for being left or followed by another term (each page still counts in
   ``searches``, and each page with 0 results is a dead end);
-- per search: a result was opened when the next page is not a search; pogo-sticking
+- per search: a result was opened when the next page is not a search (and the search
+  did not report 0 results: a page after those is no result); pogo-sticking
   when the page after that result is the same results page again;
 - a search page that is a back-loop (back on results seen two pages earlier, as after
   opening a result) is not a new search: it has no search flags, is not counted in
@@ -108,10 +109,11 @@ def build_session(
         next_is_search = nxt is not None and is_search(nxt)
         # the same term again (results page 2, a re-sort, a reload) is this search going on
         again = next_is_search and not same_term(e, nxt)
-        if e.hit.search_results == 0 or (last and closed) or again:
+        no_results = e.hit.search_results == 0
+        if no_results or (last and closed) or again:
             flags[i].is_dead_end_search = True
             dead_terms.append(e.search_query)
-        if not last and not next_is_search:
+        if not last and not next_is_search and not no_results:  # 0 results: none to open
             flags[i].search_result_opened = True
             opened += 1
             if k + 2 < n and pages[k + 2] == pages[k]:

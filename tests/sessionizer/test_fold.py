@@ -164,7 +164,8 @@ S = "/search?q=shoes"
     ("seq", "dead", "opened", "pogo"),
     [
         # (path, results) ...; flags per search hit in order
-        ([(S, 0), ("/p1", None)], [1], [1], [0]),  # 0 results
+        ([(S, 0), ("/p1", None)], [1], [0], [0]),  # 0 results: no result to open
+        ([(S, 0), ("/p1", None), (S, 0)], [1, 0], [0, 0], [0, 0]),  # nor a pogo-stick
         ([(S, 5)], [1], [0], [0]),  # last page of the session
         ([(S, 5), ("/search?q=boots", 3), ("/p1", None)], [1, 0], [0, 1], [0, 0]),  # searched again
         ([(S, 5), ("/p1", None)], [0], [1], [0]),  # success
