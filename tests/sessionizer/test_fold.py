@@ -246,6 +246,19 @@ def test_search_event_and_last_page_only_when_closed() -> None:
         (["/a", "/a", "/a"], [5, 5], [0, 0, 0], [0, 0, 0], [], 0),  # B == A
         (["/a", "/b", "/a", "/b"], [5, 5, 5], [0, 0, 1, 1], [0, 0, 1, 1], ["/b", "/a"], 1),
         (["/a", "/b", "/c", "/b", "/a"], [5, 5, 5, 5], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], ["/c"], 0),
+        # every return counts: A B A B A is 3 back-loops
+        (
+            ["/a", "/b", "/a", "/b", "/a"],
+            [20, 20, 20, 20],
+            [0, 0, 1, 1, 1],
+            [0, 0, 0, 0, 0],
+            ["/b", "/a", "/b"],
+            1,
+        ),
+        # a reload is a page view: B reloaded puts A three pages back, no back-loop
+        (["/a", "/b", "/b", "/a"], [20, 20, 20], [0, 0, 0, 0], [0, 0, 0, 0], [], 0),
+        # tracking parameters are not part of the page
+        (["/a", "/b", "/a?gclid=1&utm_term=x"], [20, 20], [0, 0, 1], [0, 0, 0], ["/b"], 0),
     ],
 )
 def test_back_loops(
