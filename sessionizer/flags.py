@@ -5,9 +5,18 @@ The definitions are DESIGN.md's:
   tracking parameters; ``paths`` is the session's sequence of pages; ``prev_page`` and
   ``next_page`` of any hit are the pages before and after it in the session;
 - a dead-end search returned 0 results, or was the session's last page, or was
-  followed directly by another search (no result opened in between);
-- per search: a result was opened when the next page is not a search; pogo-sticking
+  followed directly by a search for another term (no result opened in between); the
+  same term again (case aside: results page 2, a re-sort, a reload of the results) is
+  that search going on, not searching again, so only the last page of such a run can
+  be a dead end for being left or followed by another term (each page still counts in
+  ``searches``, and each page with 0 results is a dead end);
+- per search: a result was opened when the next page is not a search (and the search
+  did not report 0 results: a page after those is no result); pogo-sticking
   when the page after that result is the same results page again;
+- a search page that is a back-loop (back on results seen two pages earlier, as after
+  opening a result) is not a new search: it has no search flags, is not counted in
+  ``searches``, and, as the next page of a search, still counts as searching again
+  (the searches report counts it as a pogo-stick, not a search);
 - a back-loop is a return to the page viewed two pages earlier (A → B → A, B ≠ A),
   counted on the return; a quick back when the time on B was under ``quick_back_ms``.
 """
@@ -49,6 +58,15 @@ def is_search(e: Enriched) -> bool:
     return bool(e.page) and (bool(e.search_query) or e.hit.event == "search")
 
 
+def same_term(a: Enriched, b: Enriched | None) -> bool:
+    """Both searches are for the same (non-empty) term, whatever its case."""
+    return (
+        b is not None
+        and bool(a.search_query)
+        and (a.search_query.casefold() == b.search_query.casefold())
+    )
+
+
 def build_session(
     sid: str, hits: list[Enriched], rules: Rules, closed: bool, number: int, crm_id: str = ""
 ) -> SessionResult:
@@ -74,37 +92,44 @@ def build_session(
             after = hits[i].page
         else:
             flags[i].next_page = after
-    # searches: dead ends, result opened, pogo-sticking (results -> result -> results)
+    # back-loops: A -> B -> A (B != A), counted on the return (positions in `pages`)
+    returns = [k for k in range(2, n) if pages[k] == pages[k - 2] and pages[k - 1] != pages[k]]
+    # searches: dead ends, result opened, pogo-sticking (results -> result -> results);
+    # a search page that is a back-loop is the visitor back on results already counted
+    # (pogo-sticking), not a new search: no search flags of its own
     dead_terms: list[str] = []
     searches = opened = pogo = 0
+    back = set(returns)
     for k, i in enumerate(page_idx):
         e = hits[i]
-        if not is_search(e):
+        if not is_search(e) or k in back:
             continue
         searches += 1
         last = k + 1 == n
-        next_is_search = not last and is_search(hits[page_idx[k + 1]])
-        if e.hit.search_results == 0 or (last and closed) or next_is_search:
+        nxt = None if last else hits[page_idx[k + 1]]
+        next_is_search = nxt is not None and is_search(nxt)
+        # the same term again (results page 2, a re-sort, a reload) is this search going on
+        again = next_is_search and not same_term(e, nxt)
+        no_results = e.hit.search_results == 0
+        if no_results or (last and closed) or again:
             flags[i].is_dead_end_search = True
             dead_terms.append(e.search_query)
-        if not last and not next_is_search:
+        if not last and not next_is_search and not no_results:  # 0 results: none to open
             flags[i].search_result_opened = True
             opened += 1
             if k + 2 < n and pages[k + 2] == pages[k]:
                 flags[i].is_pogo_stick = True
                 pogo += 1
-    # back-loops: A -> B -> A (B != A), counted on the return
     back_loops = quick_backs = 0
     loop_pages: list[str] = []
-    for k in range(2, n):
+    for k in returns:
         b, c = page_idx[k - 1], page_idx[k]
-        if pages[k] == pages[k - 2] and pages[k - 1] != pages[k]:
-            flags[c].is_back_loop = True
-            back_loops += 1
-            loop_pages.append(hits[b].page)
-            if hits[c].hit.ts - hits[b].hit.ts < rules.quick_back_ms:
-                flags[c].is_quick_back = True
-                quick_backs += 1
+        flags[c].is_back_loop = True
+        back_loops += 1
+        loop_pages.append(hits[b].page)
+        if hits[c].hit.ts - hits[b].hit.ts < rules.quick_back_ms:
+            flags[c].is_quick_back = True
+            quick_backs += 1
     # CRM id: the visitor's known id, replaced from the hit that carries a new one on
     current = crm_id
     for f, e in zip(flags, hits, strict=True):

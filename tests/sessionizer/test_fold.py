@@ -164,17 +164,33 @@ S = "/search?q=shoes"
     ("seq", "dead", "opened", "pogo"),
     [
         # (path, results) ...; flags per search hit in order
-        ([(S, 0), ("/p1", None)], [1], [1], [0]),  # 0 results
+        ([(S, 0), ("/p1", None)], [1], [0], [0]),  # 0 results: no result to open
+        ([(S, 0), ("/p1", None), (S, 0)], [1, 0], [0, 0], [0, 0]),  # nor a pogo-stick
         ([(S, 5)], [1], [0], [0]),  # last page of the session
         ([(S, 5), ("/search?q=boots", 3), ("/p1", None)], [1, 0], [0, 1], [0, 0]),  # searched again
         ([(S, 5), ("/p1", None)], [0], [1], [0]),  # success
+        # back to the results page (a back-loop) is no new search: no flags of its own,
+        # not counted in `searches`, as the searches report counts it (a pogo-stick)
         (
             [(S, 5), ("/p1", None), (S, 5), ("/p2", None)],
             [0, 0],
-            [1, 1],
             [1, 0],
-        ),  # pogo then success
-        ([(S, 5), ("/p1", None), (S, 5)], [0, 1], [1, 0], [1, 0]),  # pogo then left
+            [1, 0],
+        ),  # pogo then another result
+        ([(S, 5), ("/p1", None), (S, 5)], [0, 0], [1, 0], [1, 0]),  # pogo then left
+        (
+            [(S, 5), ("/search?q=boots", 3), (S, 5), ("/p1", None)],
+            [1, 1, 0],
+            [0, 0, 0],
+            [0, 0, 0],
+        ),  # shoes, boots, back to the shoes results: boots was left for another search
+        # the same term again (results page 2, a re-sort, a reload) is the same search
+        # going on, not searching again: only the last of the run can be a dead end
+        ([(S, 5), (S, 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), (S + "&page=2", 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), ("/search?q=+Shoes", 5), ("/p1", None)], [0, 0], [0, 1], [0, 0]),
+        ([(S, 5), (S + "&page=2", 5)], [0, 1], [0, 0], [0, 0]),  # left on page 2
+        ([(S, 0), (S, 0)], [1, 1], [0, 0], [0, 0]),  # 0 results is a dead end each time
         (
             [("/find?keywords=x", 2), ("/find?searchword=y", 2), ("/p", None)],
             [1, 0],
@@ -195,12 +211,13 @@ def test_dead_end_searches_result_opened_and_pogo(
     assert [int(r.flags[i].search_result_opened) for i in idx] == opened
     assert [int(r.flags[i].is_pogo_stick) for i in idx] == pogo
     s = r.session
+    searches = sum(1 for i in idx if not r.flags[i].is_back_loop)
     assert (
         s["searches"],
         s["dead_end_searches"],
         s["search_results_opened"],
         s["pogo_sticks"],
-    ) == (len(idx), sum(dead), sum(opened), sum(pogo))
+    ) == (searches, sum(dead), sum(opened), sum(pogo))
     assert s["dead_end_terms"] == [
         hits[i].search_query for i, d in zip(idx, dead, strict=True) if d
     ]
@@ -229,6 +246,19 @@ def test_search_event_and_last_page_only_when_closed() -> None:
         (["/a", "/a", "/a"], [5, 5], [0, 0, 0], [0, 0, 0], [], 0),  # B == A
         (["/a", "/b", "/a", "/b"], [5, 5, 5], [0, 0, 1, 1], [0, 0, 1, 1], ["/b", "/a"], 1),
         (["/a", "/b", "/c", "/b", "/a"], [5, 5, 5, 5], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], ["/c"], 0),
+        # every return counts: A B A B A is 3 back-loops
+        (
+            ["/a", "/b", "/a", "/b", "/a"],
+            [20, 20, 20, 20],
+            [0, 0, 1, 1, 1],
+            [0, 0, 0, 0, 0],
+            ["/b", "/a", "/b"],
+            1,
+        ),
+        # a reload is a page view: B reloaded puts A three pages back, no back-loop
+        (["/a", "/b", "/b", "/a"], [20, 20, 20], [0, 0, 0, 0], [0, 0, 0, 0], [], 0),
+        # tracking parameters are not part of the page
+        (["/a", "/b", "/a?gclid=1&utm_term=x"], [20, 20], [0, 0, 1], [0, 0, 0], ["/b"], 0),
     ],
 )
 def test_back_loops(

@@ -40,6 +40,13 @@ def plain_is_search(e: Enriched) -> bool:
     return any(p.split("=")[0] in ("q", "k") for p in query.split("&"))
 
 
+def plain_term(e: Enriched) -> str:
+    query = e.hit.url.partition("?")[2]
+    return next(
+        (v for k, _, v in (p.partition("=") for p in query.split("&")) if k in ("q", "k")), ""
+    )
+
+
 def reference(hits: list[Enriched], rules: Rules) -> list[tuple[Any, ...]]:
     visitors: dict[tuple[str, str], list[Enriched]] = {}
     for e in hits:
@@ -70,20 +77,25 @@ def reference(hits: list[Enriched], rules: Rules) -> list[tuple[Any, ...]]:
         for number, s in enumerate(sessions, 1):
             page_hits = [e for e in s if plain_page(e)]
             pages = [plain_page(e) for e in page_hits]
+            returns = [k for k in range(2, len(pages)) if pages[k] == pages[k - 2] != pages[k - 1]]
             dead = 0
             for k, e in enumerate(page_hits):
+                if k in returns:  # back on results seen before: not a new search
+                    continue
                 if plain_is_search(e) and (
                     e.hit.search_results == 0
                     or k == len(page_hits) - 1
-                    or plain_is_search(page_hits[k + 1])
+                    or (
+                        plain_is_search(page_hits[k + 1])
+                        and not (plain_term(e) and plain_term(e) == plain_term(page_hits[k + 1]))
+                    )
                 ):
                     dead += 1
             loops = quick = 0
-            for k in range(2, len(pages)):
-                if pages[k] == pages[k - 2] and pages[k - 1] != pages[k]:
-                    loops += 1
-                    if page_hits[k].hit.ts - page_hits[k - 1].hit.ts < rules.quick_back_ms:
-                        quick += 1
+            for k in returns:
+                loops += 1
+                if page_hits[k].hit.ts - page_hits[k - 1].hit.ts < rules.quick_back_ms:
+                    quick += 1
             out.append(
                 (
                     site,
