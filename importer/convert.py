@@ -154,12 +154,29 @@ def visitor_id(ip: str, user_agent: str) -> str:
 
 
 @lru_cache(maxsize=65536)
+def canonical_ip(ip: str) -> str:
+    """An IP address in one spelling: IPv4-mapped IPv6 (``::ffff:a.b.c.d``, as a
+    dual-stack server logs IPv4 clients) as the IPv4 address, IPv6 compressed and in
+    lower case; anything else (``-``, a host name) unchanged."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+@lru_cache(maxsize=65536)
 def truncate_ip(ip: str) -> str:
-    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP."""
+    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP.
+    An IPv4-mapped IPv6 address is truncated as the IPv4 address it is."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return ""
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
@@ -258,7 +275,7 @@ class Converter:
             raise LineError("url_too_long")
         ua = _clean(line.user_agent)
         utm = _utm(target) if "utm_" in target else _NO_UTM
-        ip = line.ip
+        ip = canonical_ip(line.ip)
         download = _extension(target.split("?", 1)[0]) in DOWNLOAD_EXTENSIONS
         return Hit(
             site=self.site,

@@ -171,3 +171,26 @@ def test_a_downloaded_file_is_a_download_event_not_a_page(write):
     assert stats.imported == 4
     for h in hits:
         Hit.from_json(h.to_json())
+
+
+def test_an_ipv4_mapped_ipv6_address_is_the_ipv4_address(write):
+    # a dual-stack server (listening on [::]) logs IPv4 clients as ::ffff:a.b.c.d: that is
+    # the IPv4 client, one visitor with its plain form, truncated to its /24 (not to the
+    # /48 "::" that every IPv4 client would share); other spellings of one IPv6 address too
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0"
+    plain = LINE
+    mapped = LINE.replace("203.0.113.9", "::ffff:203.0.113.9", 1)
+    six = LINE.replace("203.0.113.9", "2001:db8::7", 1)
+    six_long = LINE.replace("203.0.113.9", "2001:DB8:0:0::7", 1)
+    path = write("dual.log", "\n".join([plain, mapped, six, six_long]) + "\n")
+    hits, _ = run_import([path])
+    expected_v4 = hashlib.blake2b(f"203.0.113.9\x1f{ua}".encode(), digest_size=16).hexdigest()
+    expected_v6 = hashlib.blake2b(f"2001:db8::7\x1f{ua}".encode(), digest_size=16).hexdigest()
+    assert [(h.visitor_id, h.ip) for h in hits] == [
+        (expected_v4, "203.0.113.0"),
+        (expected_v4, "203.0.113.0"),
+        (expected_v6, "2001:db8::"),
+        (expected_v6, "2001:db8::"),
+    ]
+    (untruncated,), _ = run_import([write("m.log", mapped + "\n")], ip_truncate=False)
+    assert untruncated.ip == "203.0.113.9"
