@@ -85,6 +85,7 @@ def iter_hits(
 ) -> Iterator[Hit]:
     """Every importable hit of the files, in order; every other line counted in ``stats``."""
     parse, check, convert = fmt.parse, conv.check, conv.convert
+    tried, matched = stats.files_tried, stats.files_matched
     for item in read_lines(paths):
         stats.lines += 1
         if progress is not None:
@@ -99,8 +100,10 @@ def iter_hits(
         if item.too_long:
             stats.skip("too_long", f"{item.source}:{item.number}", item.text)
             continue
+        tried[item.source] = None
         try:
             line = parse(item.text)
+            matched.add(item.source)
             check(line)
             hit = convert(item.text, line)
             if tracked is not None and tracked.matches(hit):
@@ -329,6 +332,13 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         )
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
+    for path in stats.files_unmatched():
+        shown = fmt.name if fmt.name != "custom" else "given"
+        print(
+            f"clickstream import-log: warning: no line of {path} matched the format {shown} "
+            f"({fmt.source[:200]!r}): give the server's own with --format (importer/README.md)",
+            file=sys.stderr,
+        )
     if stats.skipped.get("read_error"):
         print(
             "clickstream import-log: some input could not be read to its end (see read_error above)",

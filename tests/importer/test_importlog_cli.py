@@ -178,3 +178,28 @@ def test_unreachable_broker_is_one_line():
     err = proc.stderr
     assert err.startswith(f"clickstream import-log: error: Kafka at {bootstrap}: BrokerError: ")
     assert err.count("\n") == 1, err
+
+
+def test_a_file_no_line_of_which_matches_the_format_is_named_on_stderr(capsys, write):
+    # a common log read as combined (the default): every line is malformed; the summary
+    # alone (exit 0, "imported: 0") let a wrong --format pass unnoticed in a cron job
+    common = write("common.log", "".join(LINE.rsplit(' "', 2)[0] + "\n" for _ in range(3)))
+    good = write("good.log", LINE + "\n")
+    assert main(common, good, "--site", "s", "--dry-run", "--no-progress") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1:4] == [
+        "imported:   1",
+        "skipped:    3",
+        "  malformed: 3  (does not match the log format)",
+    ]
+    assert err == (
+        f"clickstream import-log: warning: no line of {common} matched the format combined "
+        """('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'): """
+        "give the server's own with --format (importer/README.md)\n"
+    )
+    assert main(common, "--site", "s", "--format", "common", "--dry-run", "--no-progress") == 0
+    assert capsys.readouterr().err == ""
+    # an empty file, or one whose lines are all too long, says nothing about the format
+    empty = write("empty.log", "")
+    assert main(empty, "--site", "s", "--dry-run", "--no-progress") == 0
+    assert capsys.readouterr().err == ""
