@@ -213,7 +213,8 @@ def add_parser(
     p.add_argument(
         "--hostname",
         default="",
-        help="host name for page URLs (default: the log's %%v/$host, else none)",
+        help="host name for page URLs (default: the log's %%v/$host, else none); referrers "
+        "from it are internal, not a referral",
     )
     p.add_argument(
         "--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)"
