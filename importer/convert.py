@@ -231,11 +231,13 @@ class Converter:
         )
         self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
         self._max_ts = 0
+        self._in_second: dict[tuple[str, int], int] = {}  # (visitor, logged ts) -> lines
 
     def new_file(self) -> None:
         """Occurrence numbers count identical lines within one file."""
         self._seen.clear()
         self._max_ts = 0
+        self._in_second.clear()
 
     def check(self, line: LogLine) -> None:
         """Raise LineError(reason) when the filters skip this line."""
@@ -261,8 +263,19 @@ class Converter:
         if len(self._seen) > 200_000:
             horizon = self._max_ts - _DUP_WINDOW_MS
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
+            self._in_second = {k: n for k, n in self._in_second.items() if k[1] >= horizon}
         data = f"{self.site}\x1f{text}" if not count else f"{self.site}\x1f{text}\x1f{count}"
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+    def in_second(self, visitor: str, ts: int) -> int:
+        """``ts`` plus k ms for the visitor's k-th line (from 0) of this file at this logged
+        time: a log's clock has 1 s steps, and the sessionizer orders equal times by
+        hit_id (a hash), so a page and the next one in the same second would come out in
+        a random order; with k ms they keep the file's (the request was within that second)."""
+        key = (visitor, ts)
+        k = self._in_second.get(key, 0)
+        self._in_second[key] = k + 1
+        return ts + min(k, 999)
 
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
@@ -277,11 +290,12 @@ class Converter:
         utm = _utm(target) if "utm_" in target else _NO_UTM
         ip = canonical_ip(line.ip)
         download = _extension(target.split("?", 1)[0]) in DOWNLOAD_EXTENSIONS
+        vid = visitor_id(ip, line.user_agent)
         return Hit(
             site=self.site,
-            visitor_id=visitor_id(ip, line.user_agent),
+            visitor_id=vid,
             hit_id=self.hit_id(text, line.ts),
-            ts=line.ts,
+            ts=self.in_second(vid, line.ts),
             received=self.received,
             url=url,
             referrer=_clean(line.referrer)[:MAX_URL],

@@ -194,3 +194,31 @@ def test_an_ipv4_mapped_ipv6_address_is_the_ipv4_address(write):
     ]
     (untruncated,), _ = run_import([write("m.log", mapped + "\n")], ip_truncate=False)
     assert untruncated.ip == "203.0.113.9"
+
+
+def test_a_visitors_lines_within_one_second_keep_their_file_order(write):
+    # a log's clock has 1 s steps: a page and the next one (or an HTML fragment it loads)
+    # often share the second; the sessionizer orders hits by (ts, hit_id), and hit_id is a
+    # hash, so the entry page, the exit page and the path came out in a random order
+    from sessionizer.enrich import enrich
+    from tests.sessionizer.factory import CTX, by_start, run
+
+    lines = []
+    for n in range(8):
+        for page in ("/first", "/second", "/third"):
+            lines.append(
+                LINE.replace("203.0.113.9", f"192.0.2.{n}", 1).replace(
+                    "/shop/item?id=7&utm_source=news", page
+                )
+            )
+    lines.append(LINE.replace("/shop/item?id=7&utm_source=news", "/other-visitor"))
+    hits, _ = run_import([write("same-second.log", "\n".join(lines) + "\n")])
+    t = 1696971336000
+    # the k-th line of a visitor within one second gets k ms (the log cannot say more)
+    assert [h.ts - t for h in hits] == [0, 1, 2] * 8 + [0]
+    enriched = [enrich(h, CTX, partition=0, offset=i) for i, h in enumerate(hits)]
+    wh, _ = run([e for e in enriched if not isinstance(e, str)])
+    paths = [s["paths"] for s in by_start(wh)]
+    assert sorted(paths) == sorted([["/first", "/second", "/third"]] * 8 + [["/other-visitor"]])
+    again, _ = run_import([write("again.log", "\n".join(lines) + "\n")])
+    assert [(h.hit_id, h.ts) for h in again] == [(h.hit_id, h.ts) for h in hits]
