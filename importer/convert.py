@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,6 +148,32 @@ def parse_methods(spec: str) -> frozenset[str] | None:
     if not methods or not all(m.isalpha() and len(m) <= 16 for m in methods):
         raise ValueError(f"--methods: {spec!r} is not a comma list of HTTP methods (or 'all')")
     return methods
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,62}[a-z0-9_])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9a-f:.]+\]")
+
+
+def parse_hostname(spec: str) -> tuple[str, str]:
+    """``--hostname``: 'shop.example' or the site's URL 'https://shop.example/' ->
+    (scheme, host[:port]); the scheme is http unless the URL says https."""
+    value = spec.strip().lower()
+    scheme = "http"
+    if "://" in value:
+        scheme, _, value = value.partition("://")
+        if scheme not in ("http", "https"):
+            raise ValueError(f"--hostname: {spec[:80]!r} is not a host name or an http(s) URL")
+    value = value.rstrip("/")
+    host, port = value, ""
+    if value.rfind(":") > value.rfind("]"):  # a port (not a colon of [IPv6])
+        host, _, port = value.rpartition(":")
+        port = port or "-"
+    if not _HOST.fullmatch(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(
+            f"--hostname: {spec[:80]!r} is not a host name (shop.example, shop.example:8080) "
+            "or a site URL (https://shop.example)"
+        )
+    return scheme, value
 
 
 def visitor_id(ip: str, user_agent: str) -> str:

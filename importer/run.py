@@ -22,6 +22,7 @@ from importer.convert import (
     DEFAULT_STATUS_SPEC,
     Converter,
     Filters,
+    parse_hostname,
     parse_methods,
     parse_statuses,
 )
@@ -213,8 +214,8 @@ def add_parser(
     p.add_argument(
         "--hostname",
         default="",
-        help="host name for page URLs (default: the log's %%v/$host, else none); referrers "
-        "from it are internal, not a referral",
+        help="the site's host name or URL (shop.example, https://shop.example) for page URLs "
+        "(default: the log's %%v/$host, else none); referrers from it are internal, not a referral",
     )
     p.add_argument(
         "--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)"
@@ -284,11 +285,14 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             statuses=parse_statuses(args.status),
             skip_static=not args.include_static,
         )
+        scheme, hostname = parse_hostname(args.hostname) if args.hostname else ("http", "")
         check_sources(args.files)
     except (FormatError, ValueError, SourceError) as exc:
         return _fail(str(exc))
     site_settings = settings.for_site(site)
-    conv = Converter(site, filters, host=args.hostname, ip_truncate=site_settings.ip_truncate)
+    conv = Converter(
+        site, filters, host=hostname, ip_truncate=site_settings.ip_truncate, scheme=scheme
+    )
     tracked = None
     if args.skip_tracked:
         if not args.url and not settings.clickhouse:

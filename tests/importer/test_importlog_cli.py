@@ -10,7 +10,7 @@ import pytest
 
 from clickstream import settings as cs_settings
 from importer import run
-from tests.importer.importlog_helpers import LINE, SAMPLE
+from tests.importer.importlog_helpers import LINE, SAMPLE, run_import
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -203,3 +203,40 @@ def test_a_file_no_line_of_which_matches_the_format_is_named_on_stderr(capsys, w
     empty = write("empty.log", "")
     assert main(empty, "--site", "s", "--dry-run", "--no-progress") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_hostname_may_be_given_as_the_sites_url(capsys, write, monkeypatch):
+    # `--hostname https://shop.example` made the page URL http://https://shop.example/…
+    # (host "https": every referrer from the site counted as a referral)
+    from importer.convert import Converter
+
+    made: list[tuple[str, str]] = []
+    real_init = Converter.__init__
+
+    def spy(self, *a, **kw):
+        real_init(self, *a, **kw)
+        made.append((self.scheme, self.host))
+
+    monkeypatch.setattr(Converter, "__init__", spy)
+    path = write("h.log", LINE + "\n")
+    for given, expected in [
+        ("shop.example", ("http", "shop.example")),
+        ("https://Shop.Example/", ("https", "shop.example")),
+        ("http://shop.example:8080", ("http", "shop.example:8080")),
+        ("[2001:db8::1]:8443", ("http", "[2001:db8::1]:8443")),
+    ]:
+        made.clear()
+        assert main(path, "--site", "s", "--hostname", given, "--dry-run", "--no-progress") == 0
+        assert made == [expected], given
+    capsys.readouterr()
+    for bad in ["ftp://shop.example", "shop.example/blog", "a b", "https://"]:
+        assert main(path, "--site", "s", "--hostname", bad, "--dry-run") == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith("clickstream import-log: error: --hostname: ") and err.count("\n") == 1
+        )
+
+
+def test_hostname_url_gives_the_page_urls_scheme(write):
+    (hit,), _ = run_import([write("one.log", LINE + "\n")], host="shop.example", scheme="https")
+    assert hit.url == "https://shop.example/shop/item?id=7&utm_source=news"
