@@ -243,8 +243,10 @@ class Converter:
         ip_truncate: bool = True,
         scheme: str = "http",
         received: int | None = None,
+        trust_proxy: bool = False,
     ):
         self.site = site
+        self.trust_proxy = trust_proxy
         self.received = int(time.time() * 1000) if received is None else received
         self.filters = filters or Filters()
         self.host = host
@@ -315,7 +317,12 @@ class Converter:
             raise LineError("url_too_long")
         ua = _clean(line.user_agent)
         utm = _utm(target) if "utm_" in target else _NO_UTM
-        ip = canonical_ip(line.ip)
+        ip = line.ip
+        if line.forwarded and (self.trust_proxy or not ip):
+            first = line.forwarded.split(",", 1)[0].strip()
+            if truncate_ip(first):  # an IP address, not "unknown" or "-"
+                ip = first
+        ip = canonical_ip(ip)
         download = _extension(target.split("?", 1)[0]) in DOWNLOAD_EXTENSIONS
         vid = visitor_id(ip, line.user_agent)
         return Hit(

@@ -291,7 +291,12 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         return _fail(str(exc))
     site_settings = settings.for_site(site)
     conv = Converter(
-        site, filters, host=hostname, ip_truncate=site_settings.ip_truncate, scheme=scheme
+        site,
+        filters,
+        host=hostname,
+        ip_truncate=site_settings.ip_truncate,
+        scheme=scheme,
+        trust_proxy=settings.trust_proxy,
     )
     tracked = None
     if args.skip_tracked:

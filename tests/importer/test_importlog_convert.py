@@ -222,3 +222,72 @@ def test_a_visitors_lines_within_one_second_keep_their_file_order(write):
     assert sorted(paths) == sorted([["/first", "/second", "/third"]] * 8 + [["/other-visitor"]])
     again, _ = run_import([write("again.log", "\n".join(lines) + "\n")])
     assert [(h.hit_id, h.ts) for h in again] == [(h.hit_id, h.ts) for h in hits]
+
+
+NGINX_MAIN = (  # nginx.conf's stock `main` log_format
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" "$http_x_forwarded_for"'
+)
+
+
+def test_trust_proxy_takes_the_client_ip_from_x_forwarded_for(write):
+    # behind a load balancer every line's $remote_addr is the balancer: with the setting
+    # trust_proxy (the collector's, `--trust-proxy`) the client is X-Forwarded-For's first address
+    lines = [
+        LINE + ' "198.51.100.7, 10.0.0.2"',
+        LINE.replace("203.0.113.9", "203.0.113.9", 1) + ' "2001:db8::9"',
+        LINE + ' "-"',  # no header: the remote address
+        LINE + ' "unknown"',  # not an IP: the remote address
+        LINE + ' "::ffff:198.51.100.8"',
+    ]
+    path = write("lb.log", "\n".join(lines) + "\n")
+    behind, _ = run_import([path], fmt=NGINX_MAIN, trust_proxy=True)
+    assert [h.ip for h in behind] == [
+        "198.51.100.0",
+        "2001:db8::",
+        "203.0.113.0",
+        "203.0.113.0",
+        "198.51.100.0",
+    ]
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0"
+    assert (
+        behind[0].visitor_id
+        == hashlib.blake2b(f"198.51.100.7\x1f{ua}".encode(), digest_size=16).hexdigest()
+    )
+    # off (the default): X-Forwarded-For is a header anyone can send, as for the collector
+    direct, _ = run_import([path], fmt=NGINX_MAIN)
+    assert {h.ip for h in direct} == {"203.0.113.0"}
+    # the Apache spelling of the header
+    apache = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"'
+    (hit, *_), _ = run_import([path], fmt=apache, trust_proxy=True)
+    assert hit.ip == "198.51.100.0"
+
+
+def test_import_log_passes_the_trust_proxy_setting(write, monkeypatch):
+    from clickstream import settings as cs_settings
+    from importer import run as importer_run
+    from tests.importer.test_importlog_cli import parse
+
+    path = write("lb.log", LINE + ' "198.51.100.7"\n')
+    args = parse(path, "--site", "s", "--format", NGINX_MAIN, "--dry-run", "--no-progress")
+    seen: list[str] = []
+    real = importer_run.iter_hits
+
+    def spy(*a, **kw):
+        for h in real(*a, **kw):
+            seen.append(h.ip)
+            yield h
+
+    monkeypatch.setattr(importer_run, "iter_hits", spy)
+    assert importer_run.main(args, cs_settings.load(flags={"trust_proxy": "on"}, env={})) == 0
+    assert importer_run.main(args, cs_settings.load(flags={}, env={})) == 0
+    assert seen == ["198.51.100.0", "203.0.113.0"]
+
+
+def test_a_format_whose_only_client_address_is_x_forwarded_for_uses_it(write):
+    # Apache's LogFormat "%{X-Forwarded-For}i %l %u %t ..." (a proxy's log): without it
+    # every visitor would be its user agent alone
+    fmt = '%{X-Forwarded-For}i %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+    line = LINE.replace("203.0.113.9", "198.51.100.7", 1)
+    (hit,), _ = run_import([write("xff.log", line + "\n")], fmt=fmt)
+    assert hit.ip == "198.51.100.0"
