@@ -260,7 +260,7 @@ class Converter:
         )
         self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
         self._max_ts = 0
-        self._in_second: dict[tuple[str, int], int] = {}  # (visitor, logged ts) -> lines
+        self._in_second: dict[tuple[str, str, int], int] = {}  # (ip, ua, ts) -> lines
 
     def new_file(self) -> None:
         """Occurrence numbers count identical lines within one file."""
@@ -269,7 +269,9 @@ class Converter:
         self._in_second.clear()
 
     def check(self, line: LogLine) -> None:
-        """Raise LineError(reason) when the filters skip this line."""
+        """Raise LineError(reason) when the filters skip this line (every parsed line
+        comes here first: its place within its second is counted whatever the filters)."""
+        line.nth = self.in_second(line)
         f = self.filters
         if f.methods is not None and line.method not in f.methods:
             raise LineError("method")
@@ -292,19 +294,21 @@ class Converter:
         if len(self._seen) > 200_000:
             horizon = self._max_ts - _DUP_WINDOW_MS
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
-            self._in_second = {k: n for k, n in self._in_second.items() if k[1] >= horizon}
+            self._in_second = {k: n for k, n in self._in_second.items() if k[2] >= horizon}
         data = f"{self.site}\x1f{text}" if not count else f"{self.site}\x1f{text}\x1f{count}"
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
-    def in_second(self, visitor: str, ts: int) -> int:
-        """``ts`` plus k ms for the visitor's k-th line (from 0) of this file at this logged
-        time: a log's clock has 1 s steps, and the sessionizer orders equal times by
-        hit_id (a hash), so a page and the next one in the same second would come out in
-        a random order; with k ms they keep the file's (the request was within that second)."""
-        key = (visitor, ts)
+    def in_second(self, line: LogLine) -> int:
+        """The line's place (from 0) among the lines of this file from the same client
+        (IP and User-Agent as logged) at the same logged time, whatever the filters say
+        of them: the hit's ts gets that many ms (at most 999).  A log's clock has 1 s
+        steps, and the sessionizer orders equal times by hit_id (a hash), so a page and
+        the next one in the same second would come out in a random order; with k ms they
+        keep the file's (the request was within that second)."""
+        key = (line.ip, line.user_agent, line.ts)
         k = self._in_second.get(key, 0)
         self._in_second[key] = k + 1
-        return ts + min(k, 999)
+        return min(k, 999)
 
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
@@ -329,7 +333,7 @@ class Converter:
             site=self.site,
             visitor_id=vid,
             hit_id=self.hit_id(text, line.ts),
-            ts=self.in_second(vid, line.ts),
+            ts=line.ts + line.nth,
             received=self.received,
             url=url,
             referrer=_clean(line.referrer)[:MAX_URL],

@@ -48,6 +48,7 @@ class LogLine:
     user_agent: str
     host: str
     forwarded: str = ""  # X-Forwarded-For as logged, when the format has it
+    nth: int = 0  # place among the client's lines at the same logged time (Converter.check)
 
 
 # --- time --------------------------------------------------------------------------

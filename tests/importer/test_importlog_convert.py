@@ -291,3 +291,23 @@ def test_a_format_whose_only_client_address_is_x_forwarded_for_uses_it(write):
     line = LINE.replace("203.0.113.9", "198.51.100.7", 1)
     (hit,), _ = run_import([write("xff.log", line + "\n")], fmt=fmt)
     assert hit.ip == "198.51.100.0"
+
+
+def test_the_millisecond_order_does_not_depend_on_the_filters(write):
+    # a re-import with wider filters must give a page the same ts: a skipped line of the
+    # same second (a stylesheet, a HEAD) still takes its place in the order
+    lines = [
+        LINE,
+        LINE.replace("/shop/item?id=7&utm_source=news", "/style.css"),
+        LINE.replace("GET ", "HEAD ", 1),
+        LINE.replace("/shop/item?id=7&utm_source=news", "/next"),
+    ]
+    path = write("mixed.log", "\n".join(lines) + "\n")
+    narrow, _ = run_import([path])
+    wide, _ = run_import([path], filters=Filters(methods=None, skip_static=False))
+    t = 1696971336000
+    assert [(h.url, h.ts - t) for h in narrow] == [
+        ("/shop/item?id=7&utm_source=news", 0),
+        ("/next", 3),
+    ]
+    assert [h.ts - t for h in wide] == [0, 1, 2, 3]
