@@ -185,6 +185,8 @@ def canonical_ip(ip: str) -> str:
     """An IP address in one spelling: IPv4-mapped IPv6 (``::ffff:a.b.c.d``, as a
     dual-stack server logs IPv4 clients) as the IPv4 address, IPv6 compressed and in
     lower case; anything else (``-``, a host name) unchanged."""
+    if ":" not in ip:  # IPv4 has one spelling (ipaddress refuses leading zeros), or not an IP
+        return ip
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
