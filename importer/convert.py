@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,17 +150,62 @@ def parse_methods(spec: str) -> frozenset[str] | None:
     return methods
 
 
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,62}[a-z0-9_])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9a-f:.]+\]")
+
+
+def parse_hostname(spec: str) -> tuple[str, str]:
+    """``--hostname``: 'shop.example' or the site's URL 'https://shop.example/' ->
+    (scheme, host[:port]); the scheme is http unless the URL says https."""
+    value = spec.strip().lower()
+    scheme = "http"
+    if "://" in value:
+        scheme, _, value = value.partition("://")
+        if scheme not in ("http", "https"):
+            raise ValueError(f"--hostname: {spec[:80]!r} is not a host name or an http(s) URL")
+    value = value.rstrip("/")
+    host, port = value, ""
+    if value.rfind(":") > value.rfind("]"):  # a port (not a colon of [IPv6])
+        host, _, port = value.rpartition(":")
+        port = port or "-"
+    if not _HOST.fullmatch(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(
+            f"--hostname: {spec[:80]!r} is not a host name (shop.example, shop.example:8080) "
+            "or a site URL (https://shop.example)"
+        )
+    return scheme, value
+
+
 def visitor_id(ip: str, user_agent: str) -> str:
     return hashlib.blake2b(f"{ip}\x1f{user_agent}".encode(), digest_size=16).hexdigest()
 
 
 @lru_cache(maxsize=65536)
+def canonical_ip(ip: str) -> str:
+    """An IP address in one spelling: IPv4-mapped IPv6 (``::ffff:a.b.c.d``, as a
+    dual-stack server logs IPv4 clients) as the IPv4 address, IPv6 compressed and in
+    lower case; anything else (``-``, a host name) unchanged."""
+    if ":" not in ip:  # IPv4 has one spelling (ipaddress refuses leading zeros), or not an IP
+        return ip
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+@lru_cache(maxsize=65536)
 def truncate_ip(ip: str) -> str:
-    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP."""
+    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP.
+    An IPv4-mapped IPv6 address is truncated as the IPv4 address it is."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return ""
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
@@ -199,8 +245,10 @@ class Converter:
         ip_truncate: bool = True,
         scheme: str = "http",
         received: int | None = None,
+        trust_proxy: bool = False,
     ):
         self.site = site
+        self.trust_proxy = trust_proxy
         self.received = int(time.time() * 1000) if received is None else received
         self.filters = filters or Filters()
         self.host = host
@@ -214,14 +262,18 @@ class Converter:
         )
         self._seen: dict[int, tuple[int, int]] = {}  # hash(line) -> (occurrences, ts)
         self._max_ts = 0
+        self._in_second: dict[tuple[str, str, int], int] = {}  # (ip, ua, ts) -> lines
 
     def new_file(self) -> None:
         """Occurrence numbers count identical lines within one file."""
         self._seen.clear()
         self._max_ts = 0
+        self._in_second.clear()
 
     def check(self, line: LogLine) -> None:
-        """Raise LineError(reason) when the filters skip this line."""
+        """Raise LineError(reason) when the filters skip this line (every parsed line
+        comes here first: its place within its second is counted whatever the filters)."""
+        line.nth = self.in_second(line)
         f = self.filters
         if f.methods is not None and line.method not in f.methods:
             raise LineError("method")
@@ -244,8 +296,21 @@ class Converter:
         if len(self._seen) > 200_000:
             horizon = self._max_ts - _DUP_WINDOW_MS
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
+            self._in_second = {k: n for k, n in self._in_second.items() if k[2] >= horizon}
         data = f"{self.site}\x1f{text}" if not count else f"{self.site}\x1f{text}\x1f{count}"
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+    def in_second(self, line: LogLine) -> int:
+        """The line's place (from 0) among the lines of this file from the same client
+        (IP and User-Agent as logged) at the same logged time, whatever the filters say
+        of them: the hit's ts gets that many ms (at most 999).  A log's clock has 1 s
+        steps, and the sessionizer orders equal times by hit_id (a hash), so a page and
+        the next one in the same second would come out in a random order; with k ms they
+        keep the file's (the request was within that second)."""
+        key = (line.ip, line.user_agent, line.ts)
+        k = self._in_second.get(key, 0)
+        self._in_second[key] = k + 1
+        return min(k, 999)
 
     def convert(self, text: str, line: LogLine) -> Hit:
         """The hit of a line that passed :meth:`check`; raises LineError('url_too_long')."""
@@ -259,12 +324,18 @@ class Converter:
         ua = _clean(line.user_agent)
         utm = _utm(target) if "utm_" in target else _NO_UTM
         ip = line.ip
+        if line.forwarded and (self.trust_proxy or not ip):
+            first = line.forwarded.split(",", 1)[0].strip()
+            if truncate_ip(first):  # an IP address, not "unknown" or "-"
+                ip = first
+        ip = canonical_ip(ip)
         download = _extension(target.split("?", 1)[0]) in DOWNLOAD_EXTENSIONS
+        vid = visitor_id(ip, line.user_agent)
         return Hit(
             site=self.site,
-            visitor_id=visitor_id(ip, line.user_agent),
+            visitor_id=vid,
             hit_id=self.hit_id(text, line.ts),
-            ts=line.ts,
+            ts=line.ts + line.nth,
             received=self.received,
             url=url,
             referrer=_clean(line.referrer)[:MAX_URL],

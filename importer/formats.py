@@ -47,6 +47,8 @@ class LogLine:
     referrer: str
     user_agent: str
     host: str
+    forwarded: str = ""  # X-Forwarded-For as logged, when the format has it
+    nth: int = 0  # place among the client's lines at the same logged time (Converter.check)
 
 
 # --- time --------------------------------------------------------------------------
@@ -129,7 +131,12 @@ _APACHE: dict[str, str] = {
     "v": "host",
     "V": "host",
 }
-_APACHE_HEADERS = {"referer": "referrer", "user-agent": "user_agent", "host": "host"}
+_APACHE_HEADERS = {
+    "referer": "referrer",
+    "user-agent": "user_agent",
+    "host": "host",
+    "x-forwarded-for": "forwarded",
+}
 
 # nginx variable -> field kind
 _NGINX: dict[str, str] = {
@@ -141,6 +148,7 @@ _NGINX: dict[str, str] = {
     "status": "status",
     "http_referer": "referrer",
     "http_user_agent": "user_agent",
+    "http_x_forwarded_for": "forwarded",
     "host": "host",
     "http_host": "host",
     "server_name": "host",
@@ -212,6 +220,7 @@ def _builder(kinds: tuple[str, ...]) -> Callable[[tuple[str, ...]], LogLine]:
         at.get("path"),
     )
     i_qa, i_qn = at.get("query_apache"), at.get("query_nginx")
+    i_fwd = at.get("forwarded")
 
     def split_request(g: tuple[str, ...]) -> tuple[str, str, str]:
         if i_req is not None:
@@ -244,6 +253,7 @@ def _builder(kinds: tuple[str, ...]) -> Callable[[tuple[str, ...]], LogLine]:
             referrer=_unquote(g[i_ref]) if i_ref is not None else "",
             user_agent=_unquote(g[i_ua]) if i_ua is not None else "",
             host="" if host == "-" else host,
+            forwarded=_unquote(g[i_fwd]) if i_fwd is not None else "",
         )
 
     return build

@@ -22,6 +22,7 @@ from importer.convert import (
     DEFAULT_STATUS_SPEC,
     Converter,
     Filters,
+    parse_hostname,
     parse_methods,
     parse_statuses,
 )
@@ -85,6 +86,7 @@ def iter_hits(
 ) -> Iterator[Hit]:
     """Every importable hit of the files, in order; every other line counted in ``stats``."""
     parse, check, convert = fmt.parse, conv.check, conv.convert
+    tried, matched = stats.files_tried, stats.files_matched
     for item in read_lines(paths):
         stats.lines += 1
         if progress is not None:
@@ -99,8 +101,10 @@ def iter_hits(
         if item.too_long:
             stats.skip("too_long", f"{item.source}:{item.number}", item.text)
             continue
+        tried[item.source] = None
         try:
             line = parse(item.text)
+            matched.add(item.source)
             check(line)
             hit = convert(item.text, line)
             if tracked is not None and tracked.matches(hit):
@@ -210,7 +214,8 @@ def add_parser(
     p.add_argument(
         "--hostname",
         default="",
-        help="host name for page URLs (default: the log's %%v/$host, else none)",
+        help="the site's host name or URL (shop.example, https://shop.example) for page URLs "
+        "(default: the log's %%v/$host, else none); referrers from it are internal, not a referral",
     )
     p.add_argument(
         "--methods", default="GET", help="methods to import, comma list or 'all' (default: GET)"
@@ -280,11 +285,19 @@ def main(args: argparse.Namespace, settings: Any) -> int:
             statuses=parse_statuses(args.status),
             skip_static=not args.include_static,
         )
+        scheme, hostname = parse_hostname(args.hostname) if args.hostname else ("http", "")
         check_sources(args.files)
     except (FormatError, ValueError, SourceError) as exc:
         return _fail(str(exc))
     site_settings = settings.for_site(site)
-    conv = Converter(site, filters, host=args.hostname, ip_truncate=site_settings.ip_truncate)
+    conv = Converter(
+        site,
+        filters,
+        host=hostname,
+        ip_truncate=site_settings.ip_truncate,
+        scheme=scheme,
+        trust_proxy=settings.trust_proxy,
+    )
     tracked = None
     if args.skip_tracked:
         if not args.url and not settings.clickhouse:
@@ -329,6 +342,13 @@ def main(args: argparse.Namespace, settings: Any) -> int:
         )
     seconds = progress.done()
     print(stats.summary(seconds), file=sys.stdout)
+    for path in stats.files_unmatched():
+        shown = fmt.name if fmt.name != "custom" else "given"
+        print(
+            f"clickstream import-log: warning: no line of {path} matched the format {shown} "
+            f"({fmt.source[:200]!r}): give the server's own with --format (importer/README.md)",
+            file=sys.stderr,
+        )
     if stats.skipped.get("read_error"):
         print(
             "clickstream import-log: some input could not be read to its end (see read_error above)",

@@ -41,6 +41,13 @@ class ImportStats:
     non_utf8: int = 0  # lines with bytes that are not UTF-8 (decoded with U+FFFD, still imported)
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    # files (in reading order) with a line the format was tried on / with one it matched
+    files_tried: dict[str, None] = field(default_factory=dict)
+    files_matched: set[str] = field(default_factory=set)
+
+    def files_unmatched(self) -> list[str]:
+        """Files with lines of which none matched the format: a wrong ``--format``."""
+        return [f for f in self.files_tried if f not in self.files_matched]
 
     def note_non_utf8(self, where: str, text: str) -> None:
         self.non_utf8 += 1

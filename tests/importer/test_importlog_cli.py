@@ -10,7 +10,7 @@ import pytest
 
 from clickstream import settings as cs_settings
 from importer import run
-from tests.importer.importlog_helpers import LINE, SAMPLE
+from tests.importer.importlog_helpers import LINE, SAMPLE, run_import
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -178,3 +178,65 @@ def test_unreachable_broker_is_one_line():
     err = proc.stderr
     assert err.startswith(f"clickstream import-log: error: Kafka at {bootstrap}: BrokerError: ")
     assert err.count("\n") == 1, err
+
+
+def test_a_file_no_line_of_which_matches_the_format_is_named_on_stderr(capsys, write):
+    # a common log read as combined (the default): every line is malformed; the summary
+    # alone (exit 0, "imported: 0") let a wrong --format pass unnoticed in a cron job
+    common = write("common.log", "".join(LINE.rsplit(' "', 2)[0] + "\n" for _ in range(3)))
+    good = write("good.log", LINE + "\n")
+    assert main(common, good, "--site", "s", "--dry-run", "--no-progress") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1:4] == [
+        "imported:   1",
+        "skipped:    3",
+        "  malformed: 3  (does not match the log format)",
+    ]
+    assert err == (
+        f"clickstream import-log: warning: no line of {common} matched the format combined "
+        """('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'): """
+        "give the server's own with --format (importer/README.md)\n"
+    )
+    assert main(common, "--site", "s", "--format", "common", "--dry-run", "--no-progress") == 0
+    assert capsys.readouterr().err == ""
+    # an empty file, or one whose lines are all too long, says nothing about the format
+    empty = write("empty.log", "")
+    assert main(empty, "--site", "s", "--dry-run", "--no-progress") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_hostname_may_be_given_as_the_sites_url(capsys, write, monkeypatch):
+    # `--hostname https://shop.example` made the page URL http://https://shop.example/…
+    # (host "https": every referrer from the site counted as a referral)
+    from importer.convert import Converter
+
+    made: list[tuple[str, str]] = []
+    real_init = Converter.__init__
+
+    def spy(self, *a, **kw):
+        real_init(self, *a, **kw)
+        made.append((self.scheme, self.host))
+
+    monkeypatch.setattr(Converter, "__init__", spy)
+    path = write("h.log", LINE + "\n")
+    for given, expected in [
+        ("shop.example", ("http", "shop.example")),
+        ("https://Shop.Example/", ("https", "shop.example")),
+        ("http://shop.example:8080", ("http", "shop.example:8080")),
+        ("[2001:db8::1]:8443", ("http", "[2001:db8::1]:8443")),
+    ]:
+        made.clear()
+        assert main(path, "--site", "s", "--hostname", given, "--dry-run", "--no-progress") == 0
+        assert made == [expected], given
+    capsys.readouterr()
+    for bad in ["ftp://shop.example", "shop.example/blog", "a b", "https://"]:
+        assert main(path, "--site", "s", "--hostname", bad, "--dry-run") == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith("clickstream import-log: error: --hostname: ") and err.count("\n") == 1
+        )
+
+
+def test_hostname_url_gives_the_page_urls_scheme(write):
+    (hit,), _ = run_import([write("one.log", LINE + "\n")], host="shop.example", scheme="https")
+    assert hit.url == "https://shop.example/shop/item?id=7&utm_source=news"

@@ -145,3 +145,29 @@ def test_bad_lines_raise_their_reason(line: str, reason: str):
 def test_bad_formats_say_what_is_wrong(spec: str, message: str):
     with pytest.raises(FormatError, match=message):
         compile_format(spec)
+
+
+def test_nginx_json_log_format_given_as_its_own_string():
+    # log_format json escape=json '{…}': the format string is the log_format's own text;
+    # JSON's \" and \\ escapes are undone as in a quoted field
+    fmt = (
+        '{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request",'
+        '"status":$status,"bytes":$body_bytes_sent,"referer":"$http_referer",'
+        '"ua":"$http_user_agent","rt":$request_time}'
+    )
+    line = (
+        '{"time":"2023-10-10T13:55:36-07:00","remote_addr":"2001:db8::5",'
+        '"request":"GET /a?b=1 HTTP/2.0","status":200,"bytes":512,"referer":"",'
+        '"ua":"Mozilla/5.0 \\"x\\" \\\\y","rt":0.004}'
+    )
+    assert compile_format(fmt).parse(line) == LogLine(
+        ip="2001:db8::5",
+        ts=TS,
+        method="GET",
+        target="/a?b=1",
+        protocol="HTTP/2.0",
+        status=200,
+        referrer="",
+        user_agent='Mozilla/5.0 "x" \\y',
+        host="",
+    )
