@@ -228,6 +228,8 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
     if not any(utm.values()) and "utm_" in url:
         utm = url_utm(url)
     ip = req.ip
+    if ip[:7].lower() == "::ffff:":  # a dual-stack server's IPv4 client: stored as IPv4
+        ip = unmapped_ip(ip)
     if site_settings.ip_truncate:
         ip = truncate_ip(ip)
     referrer = _url(_text(params, "r", limit + 1), limit, "r") if "r" in params else ""
@@ -326,6 +328,16 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 
 @lru_cache(maxsize=65536)
+def unmapped_ip(ip: str) -> str:
+    """An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as the IPv4 address it is, so a
+    client has one spelling (and one /24) whichever socket family answered it."""
+    try:
+        mapped = ipaddress.IPv6Address(ip).ipv4_mapped
+    except ValueError:
+        return ip
+    return str(mapped) if mapped is not None else ip
+
+
 def truncate_ip(ip: str) -> str:
     """IPv4 to /24, IPv6 to /48."""
     try:

@@ -15,7 +15,9 @@ from collector.hot import GIF, Collector
 from collector.validate import derived_ts
 
 
-def make_client(**overrides: Any) -> tuple[httpx.AsyncClient, list[Hit]]:
+def make_client(
+    client_ip: str = "203.0.113.77", **overrides: Any
+) -> tuple[httpx.AsyncClient, list[Hit]]:
     sink: list[Hit] = []
 
     async def put(hits: list[Hit]) -> None:
@@ -29,7 +31,7 @@ def make_client(**overrides: Any) -> tuple[httpx.AsyncClient, list[Hit]]:
         else:
             await collector.beacon(scope, receive, send)
 
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.77", 5555))
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 5555))
     return httpx.AsyncClient(transport=transport, base_url="http://c.test"), sink
 
 
@@ -62,6 +64,24 @@ async def test_pixel_answers_gif_sets_cookie_and_accepts_hit() -> None:
     assert hit.ip == "203.0.113.0"  # truncated to /24 by default
     assert cookie.split(";")[0] == f"_cs_vid={hit.visitor_id}"
     hit.check()
+
+
+@pytest.mark.parametrize(
+    ("client_ip", "truncate", "stored"),
+    [
+        ("::ffff:203.0.113.77", True, "203.0.113.0"),  # a dual-stack socket's IPv4 client
+        ("::FFFF:203.0.113.77", False, "203.0.113.77"),
+        ("203.0.113.77", False, "203.0.113.77"),
+        ("2001:db8:1:2::7", True, "2001:db8:1::"),
+    ],
+)
+async def test_ipv4_mapped_client_is_stored_as_ipv4(
+    client_ip: str, truncate: bool, stored: str
+) -> None:
+    client, sink = make_client(client_ip, ip_truncate=truncate)
+    await client.get("/p.gif?s=demo&u=https://a.example/", headers={"user-agent": "Mozilla/5.0"})
+    [hit] = sink
+    assert hit.ip == stored
 
 
 async def test_cookie_is_reused_and_refreshed() -> None:
