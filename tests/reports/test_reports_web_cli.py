@@ -148,7 +148,14 @@ async def test_index_lists_reports_and_sites(http: httpx.AsyncClient) -> None:
 async def test_dashboard_and_assets_are_local(http: httpx.AsyncClient) -> None:
     page = await http.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assets = [a for a in re.findall(r'(?:src|href)="([^"]+)"', page.text) if a != "data:,"]
+    links = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    # the report tabs are in-page links (#report=…); every other reference is one of ours
+    assert [a for a in links if a.startswith("#")] == [
+        f"#report={r}"
+        for r in ("overview", "funnel", "returning", "paths", "searches", "backloops")
+        + ("customers", "install")
+    ]
+    assets = [a for a in links if a != "data:," and not a.startswith("#")]
     assert assets == [
         "/reports/static/dashboard.css",
         "/reports/static/charts.js",
