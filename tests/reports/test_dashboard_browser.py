@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,15 +86,21 @@ def _wait_loaded(page: object, report: str) -> str:
     return page.inner_text("#status")  # type: ignore[attr-defined,no-any-return]
 
 
+def watched_page(browser: Any, **options: object) -> tuple[Any, list[str]]:
+    """A new page and the list its script errors and console errors are collected in."""
+    page = browser.new_page(**options)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return page, errors
+
+
 def test_dashboard_switches_reports_and_range(served: Served, shots: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page, errors = watched_page(browser, viewport={"width": 1280, "height": 900})
         page.goto(served.url + "/")
         # the site picker fills in the busiest site and the last 30 days
         _wait_loaded(page, "overview")

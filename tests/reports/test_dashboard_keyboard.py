@@ -65,10 +65,7 @@ def test_dashboard_by_keyboard_alone(served: Served, shots: Path) -> None:
 
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page, errors = browser_tests.watched_page(browser, viewport={"width": 1280, "height": 900})
         page.goto(served.url + "/#report=overview&site=demo")
         _wait_loaded(page, "overview")
         page.evaluate("window.notReloaded = true")  # gone if a link loaded the page again
