@@ -7,16 +7,15 @@ parameters (cache busters) are ignored.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from clickstream import hit as H
 from clickstream.hit import Hit
+from clickstream.ip import canonical_ip, truncate_ip
 from clickstream.settings import Settings
 
 SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -229,7 +228,7 @@ def build_hit(params: dict[str, Any], req: Request, settings: Settings) -> Hit:
         utm = url_utm(url)
     ip = req.ip
     if ip[:7].lower() == "::ffff:":  # a dual-stack server's IPv4 client: stored as IPv4
-        ip = unmapped_ip(ip)
+        ip = canonical_ip(ip)
     if site_settings.ip_truncate:
         ip = truncate_ip(ip)
     referrer = _url(_text(params, "r", limit + 1), limit, "r") if "r" in params else ""
@@ -325,24 +324,3 @@ def _forget_pool() -> None:  # a forked child must not hand out its parent's ids
 
 
 os.register_at_fork(after_in_child=_forget_pool)
-
-
-@lru_cache(maxsize=65536)
-def unmapped_ip(ip: str) -> str:
-    """An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as the IPv4 address it is, so a
-    client has one spelling (and one /24) whichever socket family answered it."""
-    try:
-        mapped = ipaddress.IPv6Address(ip).ipv4_mapped
-    except ValueError:
-        return ip
-    return str(mapped) if mapped is not None else ip
-
-
-def truncate_ip(ip: str) -> str:
-    """IPv4 to /24, IPv6 to /48."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ""
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)

@@ -22,14 +22,13 @@ Definitions (documented in importer/README.md):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from clickstream.hit import MAX_TEXT, MAX_UA, MAX_URL, Hit
+from clickstream.ip import canonical_ip, truncate_ip
 from importer.formats import LineError, LogLine
 
 STATIC_EXTENSIONS = frozenset(
@@ -178,36 +177,6 @@ def parse_hostname(spec: str) -> tuple[str, str]:
 
 def visitor_id(ip: str, user_agent: str) -> str:
     return hashlib.blake2b(f"{ip}\x1f{user_agent}".encode(), digest_size=16).hexdigest()
-
-
-@lru_cache(maxsize=65536)
-def canonical_ip(ip: str) -> str:
-    """An IP address in one spelling: IPv4-mapped IPv6 (``::ffff:a.b.c.d``, as a
-    dual-stack server logs IPv4 clients) as the IPv4 address, IPv6 compressed and in
-    lower case; anything else (``-``, a host name) unchanged."""
-    if ":" not in ip:  # IPv4 has one spelling (ipaddress refuses leading zeros), or not an IP
-        return ip
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if addr.version == 6 and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
-
-
-@lru_cache(maxsize=65536)
-def truncate_ip(ip: str) -> str:
-    """IPv4 to /24, IPv6 to /48, as the collector stores them; '' for a non-IP.
-    An IPv4-mapped IPv6 address is truncated as the IPv4 address it is."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ""
-    if addr.version == 6 and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
 
 def _clean(value: str) -> str:

@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickstream import warehouse
 from clickstream.hit import Hit
-from importer.convert import truncate_ip
+from clickstream.ip import truncate_ip
 
 DAY_MS = 86_400_000
 Loader = Callable[[int, int], Iterable[tuple[str, str, int]]]  # (from_ms, to_ms) -> (ip, path, ts)
